@@ -1,0 +1,86 @@
+// Thread-count control and the static split of hidden units across threads used by the recurrent kernels.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace rnnfast {
+
+// One process-wide setting: omp_set_num_threads alone would only reach the calling thread, and kernels may be
+// called from any Python thread.
+inline std::atomic<int>& thread_setting() {
+  static std::atomic<int> threads{0};
+  return threads;
+}
+
+inline int max_threads() {
+#ifdef _OPENMP
+  const int n = thread_setting().load();
+  return n > 0 ? n : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline void set_num_threads(int n) {
+  n = std::max(1, n);
+  thread_setting().store(n);
+  Eigen::setNbThreads(n);
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+inline bool openmp_enabled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+// Contiguous unit ranges, multiples of 16 so each thread's slice starts on a full vector of floats.
+struct UnitRange {
+  int64_t begin, end;
+  int64_t size() const { return end - begin; }
+};
+
+inline UnitRange unit_range(int64_t units, int threads, int tid) {
+  const int64_t align = 16;
+  int64_t per = (units + threads - 1) / threads;
+  per = (per + align - 1) / align * align;
+  const int64_t begin = std::min<int64_t>(units, per * tid);
+  return {begin, std::min<int64_t>(units, begin + per)};
+}
+
+// A thread must own enough work per step to pay for one barrier (about a microsecond).
+inline int threads_for_step(int64_t batch, int64_t gate_units, int64_t depth, int64_t units) {
+  const int64_t flops_per_step = 2 * batch * gate_units * depth;
+  const int64_t min_flops_per_thread = 1 << 17;
+  int64_t by_work = std::max<int64_t>(1, flops_per_step / min_flops_per_thread);
+  int64_t by_units = std::max<int64_t>(1, (units + 15) / 16);
+  return static_cast<int>(std::min<int64_t>({by_work, by_units, static_cast<int64_t>(max_threads())}));
+}
+
+}  // namespace rnnfast

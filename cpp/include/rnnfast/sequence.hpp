@@ -1,0 +1,281 @@
+// One recurrent layer, one direction, over a whole sequence: forward (training or inference) and BPTT backward.
+//
+// Threads split the hidden units once per call; each keeps a packed copy of the rows of W_ih and W_hh that feed
+// its units (all gates), projects its own columns of the input for all steps, and then per step runs only its
+// recurrent GEMM and the fused pointwise pass for its units. Steps are separated by a single barrier, because
+// every thread needs the whole h_prev. Backward mirrors this: pointwise for own units, a barrier, then own
+// columns of dh_prev; the parameter and input gradients are a few large GEMMs over all steps afterwards.
+//
+// Variable lengths follow PyTorch's packed sequences: at a position t >= lengths[b] the output is 0, the state
+// passes through unchanged and no gradient is produced, so the final state is the one after each sequence's
+// own last step (forward) or after t = 0 (reverse).
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "rnnfast/cells.hpp"
+#include "rnnfast/parallel.hpp"
+
+namespace rnnfast {
+
+template <class S>
+using MatR = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class S>
+using MapR = Eigen::Map<MatR<S>>;
+template <class S>
+using ConstMapR = Eigen::Map<const MatR<S>>;
+template <class S>
+using StridedMapR = Eigen::Map<MatR<S>, 0, Eigen::OuterStride<>>;
+template <class S>
+using ConstStridedMapR = Eigen::Map<const MatR<S>, 0, Eigen::OuterStride<>>;
+
+template <class S>
+struct LayerParams {
+  Cell cell;
+  int64_t I, H;
+  const S* W_ih;  // (G*H, I)
+  const S* W_hh;  // (G*H, H)
+  const S* b_ih;  // (G*H) or nullptr
+  const S* b_hh;  // (G*H) or nullptr
+};
+
+template <class S>
+struct LayerGrads {
+  S* dW_ih;  // (G*H, I)
+  S* dW_hh;  // (G*H, H)
+  S* db_ih;  // (G*H) or nullptr
+  S* db_hh;  // (G*H) or nullptr
+};
+
+struct SeqShape {
+  int64_t T, B;
+  const int64_t* lengths;  // (B) each in 1..T, or nullptr for full length
+  bool reverse;
+  bool valid(int64_t t, int64_t b) const { return lengths == nullptr || t < lengths[b]; }
+  int64_t time_at(int64_t step) const { return reverse ? T - 1 - step : step; }
+};
+
+inline int64_t workspace_size(Cell cell, int64_t T, int64_t B, int64_t H) {
+  return T * B * H * workspace_units(cell);
+}
+
+// Views into the training workspace: act (T*B, G*H), h_prev (T*B, H), then LSTM c_prev, tanh(c_new) / GRU hn.
+template <class S>
+struct WorkspaceView {
+  S *act, *h_prev, *c_prev, *aux0;
+  WorkspaceView(Cell cell, S* base, int64_t T, int64_t B, int64_t H) {
+    const int64_t TBH = T * B * H;
+    act = base;
+    h_prev = act + TBH * num_gates(cell);
+    c_prev = cell == Cell::LSTM ? h_prev + TBH : nullptr;
+    aux0 = cell == Cell::LSTM ? h_prev + 2 * TBH : (cell == Cell::GRU ? h_prev + TBH : nullptr);
+  }
+};
+
+// b_ih plus every part of b_hh that is simply added to the pre-activation (all but GRU's n gate).
+template <class S>
+std::vector<S> folded_bias(const LayerParams<S>& p) {
+  const int G = num_gates(p.cell);
+  std::vector<S> bias(G * p.H, S(0));
+  for (int64_t k = 0; k < G * p.H; ++k) {
+    if (p.b_ih) bias[k] += p.b_ih[k];
+    const bool hidden_n_gate = p.cell == Cell::GRU && k >= 2 * p.H;
+    if (p.b_hh && !hidden_n_gate) bias[k] += p.b_hh[k];
+  }
+  return bias;
+}
+
+// Rows of a (G*H, cols) gate-major matrix that feed units [j0, j0+n), packed as (G*n, cols).
+template <class S>
+void pack_gate_rows(const S* W, int G, int64_t H, int64_t cols, int64_t j0, int64_t n, S* out) {
+  for (int g = 0; g < G; ++g)
+    std::memcpy(out + g * n * cols, W + (g * H + j0) * cols, sizeof(S) * n * cols);
+}
+
+template <class S>
+void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
+                      const S* x,             // (T, B, I)
+                      const S* h0,            // (B, H)
+                      const S* c0,            // (B, H) LSTM, else ignored
+                      S* y, int64_t ldy,      // (T, B, ldy): writes columns [0, H)
+                      S* hT, S* cT,           // (B, H)
+                      S* workspace) {         // training: workspace_size(); nullptr: inference
+  const Cell cell = p.cell;
+  const int G = num_gates(cell);
+  const int64_t T = s.T, B = s.B, I = p.I, H = p.H, GH = G * H;
+  const bool training = workspace != nullptr;
+  const bool lstm = cell == Cell::LSTM;
+  const std::vector<S> bias = folded_bias(p);
+
+  // Training projects every step into the workspace once; inference keeps a bounded chunk of steps.
+  const int64_t chunk_steps = training ? T : std::min<int64_t>(T, std::max<int64_t>(1, 256 / B));
+  std::vector<S> chunk;
+  if (!training) chunk.resize(chunk_steps * B * GH);
+  std::vector<S> h_buf(2 * B * H), c_buf(lstm ? 2 * B * H : 0);
+  std::copy(h0, h0 + B * H, h_buf.begin());
+  if (lstm) std::copy(c0, c0 + B * H, c_buf.begin());
+  WorkspaceView<S> ws(cell, workspace, T, B, H);
+
+  const int nthreads = threads_for_step(B, GH, H + I / 4, H);
+#pragma omp parallel num_threads(nthreads)
+  {
+    const UnitRange units = unit_range(H, team_size(), thread_id());
+    const int64_t j0 = units.begin, n = units.size();
+    std::vector<S> W_ih_own(G * n * I), W_hh_own(G * n * H), rec(B * G * n);
+    pack_gate_rows(p.W_ih, G, H, I, j0, n, W_ih_own.data());
+    pack_gate_rows(p.W_hh, G, H, H, j0, n, W_hh_own.data());
+    const S* b_hn = (cell == Cell::GRU && p.b_hh) ? p.b_hh + 2 * H + j0 : nullptr;
+    S* h_cur = h_buf.data();
+    S* h_next = h_buf.data() + B * H;
+    S* c_cur = lstm ? c_buf.data() : nullptr;
+    S* c_next = lstm ? c_buf.data() + B * H : nullptr;
+    S* proj = training ? ws.act : chunk.data();
+    int64_t chunk_end_step = 0, chunk_t_lo = 0;  // steps before chunk_end_step are projected
+
+    for (int64_t step = 0; step < T; ++step) {
+      const int64_t t = s.time_at(step);
+      if (n > 0 && step >= chunk_end_step) {
+        // Project the next steps in processing order for this thread's columns.
+        const int64_t steps = std::min(chunk_steps, T - step);
+        chunk_end_step = step + steps;
+        chunk_t_lo = s.reverse ? t - steps + 1 : t;
+        S* dst = training ? proj + chunk_t_lo * B * GH : proj;
+        ConstMapR<S> X(x + chunk_t_lo * B * I, steps * B, I);
+        for (int g = 0; g < G; ++g) {
+          StridedMapR<S> out(dst + g * H + j0, steps * B, n, Eigen::OuterStride<>(GH));
+          out.noalias() = X * ConstMapR<S>(W_ih_own.data() + g * n * I, n, I).transpose();
+          out.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias.data() + g * H + j0, n);
+        }
+      }
+      if (n > 0) {
+        MapR<S>(rec.data(), B, G * n).noalias() =
+            ConstMapR<S>(h_cur, B, H) * ConstMapR<S>(W_hh_own.data(), G * n, H).transpose();
+        const S* pre_t = proj + (training ? t : t - chunk_t_lo) * B * GH;
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t hb = b * H + j0;
+          S* y_row = y + (t * B + b) * ldy + j0;
+          if (!s.valid(t, b)) {
+            std::copy(h_cur + hb, h_cur + hb + n, h_next + hb);
+            if (lstm) std::copy(c_cur + hb, c_cur + hb + n, c_next + hb);
+            std::fill(y_row, y_row + n, S(0));
+            if (training) {
+              // Backward multiplies these rows by zero gradients; keep them finite.
+              std::fill(ws.h_prev + (t * B + b) * H + j0, ws.h_prev + (t * B + b) * H + j0 + n, S(0));
+            }
+            continue;
+          }
+          RowForward<S> r;
+          r.pre = pre_t + b * GH + j0;
+          r.rec = rec.data() + b * G * n;
+          r.b_hn = b_hn;
+          r.h_prev = h_cur + hb;
+          r.c_prev = lstm ? c_cur + hb : nullptr;
+          r.h_new = h_next + hb;
+          r.c_new = lstm ? c_next + hb : nullptr;
+          r.act = training ? ws.act + (t * B + b) * GH + j0 : nullptr;
+          r.aux0 = training && ws.aux0 ? ws.aux0 + (t * B + b) * H + j0 : nullptr;
+          cell_forward_row(cell, H, n, r);
+          std::copy(h_next + hb, h_next + hb + n, y_row);
+          if (training) {
+            std::copy(h_cur + hb, h_cur + hb + n, ws.h_prev + (t * B + b) * H + j0);
+            if (lstm) std::copy(c_cur + hb, c_cur + hb + n, ws.c_prev + (t * B + b) * H + j0);
+          }
+        }
+      }
+#pragma omp barrier
+      std::swap(h_cur, h_next);
+      std::swap(c_cur, c_next);
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy(h_cur + b * H + j0, h_cur + b * H + j0 + n, hT + b * H + j0);
+      if (lstm) std::copy(c_cur + b * H + j0, c_cur + b * H + j0 + n, cT + b * H + j0);
+    }
+  }
+}
+
+template <class S>
+void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
+                       const S* x,                 // (T, B, I)
+                       const S* workspace,         // from sequence_forward in training mode
+                       const S* dy, int64_t ldy,   // (T, B, ldy): reads columns [0, H); nullptr = zeros
+                       const S* dhT,               // (B, H) or nullptr
+                       const S* dcT,               // (B, H) LSTM, or nullptr
+                       S* dx, bool accumulate_dx,  // (T, B, I)
+                       S* dh0,                     // (B, H)
+                       S* dc0,                     // (B, H) LSTM
+                       const LayerGrads<S>& grads) {
+  const Cell cell = p.cell;
+  const int G = num_gates(cell);
+  const int64_t T = s.T, B = s.B, I = p.I, H = p.H, GH = G * H, TB = T * B;
+  const bool lstm = cell == Cell::LSTM;
+  WorkspaceView<S> ws(cell, const_cast<S*>(workspace), T, B, H);
+
+  std::vector<S> dG(TB * GH), dGh_buf(cell == Cell::GRU ? TB * GH : 0);
+  S* dGh = cell == Cell::GRU ? dGh_buf.data() : dG.data();
+  std::vector<S> dh_carry(B * H, S(0)), dc_carry(lstm ? B * H : 0, S(0));
+  if (dhT) std::copy(dhT, dhT + B * H, dh_carry.begin());
+  if (lstm && dcT) std::copy(dcT, dcT + B * H, dc_carry.begin());
+
+  const int nthreads = threads_for_step(B, GH, H, H);
+#pragma omp parallel num_threads(nthreads)
+  {
+    const UnitRange units = unit_range(H, team_size(), thread_id());
+    const int64_t j0 = units.begin, n = units.size();
+    // Columns [j0, j0+n) of W_hh, packed (G*H, n): this thread's share of dh_prev = dGh W_hh.
+    MatR<S> W_hh_cols = ConstMapR<S>(p.W_hh, GH, H).middleCols(j0, n);
+    std::vector<S> dh(n);
+
+    for (int64_t step = T - 1; step >= 0; --step) {
+      const int64_t t = s.time_at(step);
+      for (int64_t b = 0; b < B && n > 0; ++b) {
+        const int64_t row = t * B + b, hb = b * H + j0;
+        S* dG_row = dG.data() + row * GH + j0;
+        S* dGh_row = dGh + row * GH + j0;
+        if (!s.valid(t, b)) {
+          for (int g = 0; g < G; ++g) {
+            std::fill(dG_row + g * H, dG_row + g * H + n, S(0));
+            std::fill(dGh_row + g * H, dGh_row + g * H + n, S(0));
+          }
+          continue;
+        }
+        for (int64_t k = 0; k < n; ++k) dh[k] = dh_carry[hb + k] + (dy ? dy[row * ldy + j0 + k] : S(0));
+        RowBackward<S> r;
+        r.dh = dh.data();
+        r.act = ws.act + row * GH + j0;
+        r.h_prev = ws.h_prev + row * H + j0;
+        r.c_prev = lstm ? ws.c_prev + row * H + j0 : nullptr;
+        r.aux0 = ws.aux0 ? ws.aux0 + row * H + j0 : nullptr;
+        r.dc = lstm ? dc_carry.data() + hb : nullptr;
+        r.dG = dG_row;
+        r.dGh = dGh_row;
+        r.dh_direct = dh_carry.data() + hb;
+        cell_backward_row(cell, H, n, r);
+      }
+#pragma omp barrier
+      if (n > 0) {
+        StridedMapR<S>(dh_carry.data() + j0, B, n, Eigen::OuterStride<>(H)).noalias() +=
+            ConstMapR<S>(dGh + t * B * GH, B, GH) * W_hh_cols;
+      }
+    }
+  }
+
+  std::copy(dh_carry.begin(), dh_carry.end(), dh0);
+  if (lstm) std::copy(dc_carry.begin(), dc_carry.end(), dc0);
+
+  ConstMapR<S> dG_all(dG.data(), TB, GH), dGh_all(dGh, TB, GH);
+  MapR<S> dX(dx, TB, I);
+  if (accumulate_dx)
+    dX.noalias() += dG_all * ConstMapR<S>(p.W_ih, GH, I);
+  else
+    dX.noalias() = dG_all * ConstMapR<S>(p.W_ih, GH, I);
+  MapR<S>(grads.dW_ih, GH, I).noalias() += dG_all.transpose() * ConstMapR<S>(x, TB, I);
+  MapR<S>(grads.dW_hh, GH, H).noalias() += dGh_all.transpose() * ConstMapR<S>(ws.h_prev, TB, H);
+  if (grads.db_ih) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(grads.db_ih, GH) += dG_all.colwise().sum();
+  if (grads.db_hh) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(grads.db_hh, GH) += dGh_all.colwise().sum();
+}
+
+}  // namespace rnnfast

@@ -1,0 +1,69 @@
+// The extension module: one per instruction set, same sources, named by the build (_core_baseline, ...).
+#include <Eigen/Core>
+
+#include "registry.hpp"
+#include "rnnfast/parallel.hpp"
+
+#define RNNFAST_STR2(x) #x
+#define RNNFAST_STR(x) RNNFAST_STR2(x)
+
+namespace {
+
+pybind11::dict cpu_features() {
+  pybind11::dict f;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  f["avx2"] = static_cast<bool>(__builtin_cpu_supports("avx2"));
+  f["fma"] = static_cast<bool>(__builtin_cpu_supports("fma"));
+  f["avx512f"] = static_cast<bool>(__builtin_cpu_supports("avx512f"));
+  f["avx512bw"] = static_cast<bool>(__builtin_cpu_supports("avx512bw"));
+  f["avx512dq"] = static_cast<bool>(__builtin_cpu_supports("avx512dq"));
+  f["avx512vl"] = static_cast<bool>(__builtin_cpu_supports("avx512vl"));
+  f["avx512cd"] = static_cast<bool>(__builtin_cpu_supports("avx512cd"));
+#endif
+  return f;
+}
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+std::string openmp_runtime() {
+#ifdef _OPENMP
+#if defined(__clang__)
+  return "libomp (OpenMP " + std::to_string(_OPENMP) + ")";
+#else
+  return "libgomp (OpenMP " + std::to_string(_OPENMP) + ")";
+#endif
+#else
+  return "none";
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
+  namespace py = pybind11;
+  m.doc() = "rnnfast native core (" RNNFAST_ISA ")";
+  m.attr("ISA") = RNNFAST_ISA;
+  m.def("cpu_features", &cpu_features, "Instruction-set extensions of the running CPU");
+  m.def("build_info", [] {
+    py::dict d;
+    d["isa"] = RNNFAST_ISA;
+    d["openmp"] = openmp_runtime();
+    d["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                 std::to_string(EIGEN_MINOR_VERSION);
+    d["eigen_simd"] = std::string(Eigen::SimdInstructionSetsInUse());
+    d["compiler"] = compiler();
+    return d;
+  });
+  m.def("set_num_threads", &rnnfast::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &rnnfast::max_threads);
+  for (auto& registration : rnnfast::bind::registrations()) registration(m);
+}

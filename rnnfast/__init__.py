@@ -1,0 +1,32 @@
+"""rnnfast: fast recurrent neural networks (RNN, LSTM, GRU) on CPUs, with PyTorch-compatible layers."""
+
+from __future__ import annotations
+
+from ._native import available_isas, core
+from .module import Module, Parameters
+from .recurrent import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by every kernel in this process (default: OMP_NUM_THREADS, else the usable cores)."""
+    from ._checks import positive_int
+
+    core.set_num_threads(positive_int(n, "n"))
+
+
+def get_num_threads() -> int:
+    return int(core.get_num_threads())
+
+
+def build_info() -> dict:
+    """The native core in use: instruction set, OpenMP runtime, thread count, Eigen version and compiler."""
+    info = dict(core.build_info())
+    info["threads"] = get_num_threads()
+    info["available_isas"] = available_isas()
+    info["version"] = __version__
+    return info
+
+
+__all__ = ["RNN", "LSTM", "GRU", "Module", "Parameters", "set_num_threads", "get_num_threads", "build_info"]
