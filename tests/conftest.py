@@ -1,0 +1,36 @@
+"""Shared fixtures: optional PyTorch and the shared datasets, both of which CI requires explicitly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("RNNFAST_DATA_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def _required(var: str) -> bool:
+    return os.environ.get(var, "") == "1"
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, or a skip; with RNNFAST_REQUIRE_TORCH=1 a missing torch fails instead."""
+    try:
+        import torch as torch_module
+    except ImportError:
+        if _required("RNNFAST_REQUIRE_TORCH"):
+            pytest.fail("RNNFAST_REQUIRE_TORCH=1 but torch is not installed (pip install torch==2.13.0)")
+        pytest.skip("torch is not installed")
+    return torch_module
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or a skip; with RNNFAST_REQUIRE_DATA=1 a missing folder fails instead."""
+    if not SHARED_DATA.is_dir():
+        if _required("RNNFAST_REQUIRE_DATA"):
+            pytest.fail(f"RNNFAST_REQUIRE_DATA=1 but {SHARED_DATA} does not exist")
+        pytest.skip(f"shared datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
