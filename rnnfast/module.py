@@ -35,7 +35,24 @@ class Parameters:
         return out
 
 
+MODULE_TYPES: dict[str, type] = {}
+
+
 class Module:
+    """Base class: named parameters, gradients, children, train/eval mode.
+
+    Subclasses that can be rebuilt from ``config()`` (a JSON-able dict of constructor arguments) are saved and
+    loaded by name through ``MODULE_TYPES``; every subclass registers itself there.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            MODULE_TYPES[cls.__name__] = cls
+
+    def config(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved: it defines no config()")
+
     def __init__(self) -> None:
         self._params: dict[str, np.ndarray] = {}
         self._grads: dict[str, np.ndarray] = {}

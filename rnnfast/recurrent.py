@@ -48,6 +48,11 @@ class _Recurrent(Module):
                     self._add_param(name, self._rng.uniform(-bound, bound, size=shape).astype(dtype))
         self._cache = None
 
+    def config(self) -> dict:
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+                "bias": self.bias, "batch_first": self.batch_first, "dropout": self.dropout,
+                "bidirectional": self.bidirectional, "dtype": self.dtype.name}
+
     def _suffixes(self):
         return ("", "_reverse") if self.bidirectional else ("",)
 
@@ -210,6 +215,9 @@ class RNN(_Recurrent):
         self.nonlinearity = _checks.choice(nonlinearity, "nonlinearity", ("tanh", "relu"))
         self._cell = "rnn_" + nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed)
+
+    def config(self) -> dict:
+        return {**super().config(), "nonlinearity": self.nonlinearity}
 
 
 class LSTM(_Recurrent):
