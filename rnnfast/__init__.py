@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from ._native import available_isas, core
+from . import optim
+from .layers import Dropout, Embedding, Linear
+from .models import LanguageModel, cross_entropy
 from .module import Module, Parameters
+from .optim import clip_grad_norm, clip_grad_value
 from .recurrent import GRU, LSTM, RNN
 
 __version__ = "0.1.0"
@@ -29,4 +33,6 @@ def build_info() -> dict:
     return info
 
 
-__all__ = ["RNN", "LSTM", "GRU", "Module", "Parameters", "set_num_threads", "get_num_threads", "build_info"]
+__all__ = ["RNN", "LSTM", "GRU", "Embedding", "Linear", "Dropout", "LanguageModel", "cross_entropy", "Module",
+           "Parameters", "optim", "clip_grad_norm", "clip_grad_value", "set_num_threads", "get_num_threads",
+           "build_info"]

@@ -1,0 +1,54 @@
+// Dense layers over flattened steps: the linear map (T*B, I) -> (T*B, O) and the embedding gradient.
+#pragma once
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <vector>
+
+#include "rnnfast/sequence.hpp"
+
+namespace rnnfast {
+
+template <class S>
+void linear_forward(const S* x, int64_t N, int64_t I,  // (N, I)
+                    const S* W, int64_t O,             // (O, I)
+                    const S* b,                        // (O) or nullptr
+                    S* y) {                            // (N, O)
+  MapR<S> Y(y, N, O);
+  Y.noalias() = ConstMapR<S>(x, N, I) * ConstMapR<S>(W, O, I).transpose();
+  if (b) Y.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(b, O);
+}
+
+template <class S>
+void linear_backward(const S* dy, int64_t N, int64_t O,  // (N, O)
+                     const S* x, int64_t I,              // (N, I)
+                     const S* W,                         // (O, I)
+                     S* dx,                              // (N, I) or nullptr; overwritten
+                     S* dW,                              // (O, I) accumulated
+                     S* db) {                            // (O) or nullptr; accumulated
+  ConstMapR<S> dY(dy, N, O);
+  if (dx) MapR<S>(dx, N, I).noalias() = dY * ConstMapR<S>(W, O, I);
+  MapR<S>(dW, O, I).noalias() += dY.transpose() * ConstMapR<S>(x, N, I);
+  if (db) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db, O) += dY.colwise().sum();
+}
+
+// Rows of dW receive the gradients of every position that looked them up. Threads own disjoint row ranges of dW
+// so the scatter needs no atomics and its summation order does not depend on the thread count.
+template <class S>
+void embedding_backward(const int64_t* ids, int64_t N,  // (N)
+                        const S* dy, int64_t E,         // (N, E)
+                        S* dW, int64_t V) {             // (V, E) accumulated
+#pragma omp parallel num_threads(std::max<int64_t>(1, std::min<int64_t>(max_threads(), N * E / 16384)))
+  {
+    const int64_t per = (V + team_size() - 1) / team_size();
+    const int64_t lo = per * thread_id(), hi = std::min(V, lo + per);
+    for (int64_t n = 0; n < N; ++n) {
+      const int64_t row = ids[n];
+      if (row < lo || row >= hi) continue;
+      Eigen::Map<Eigen::Array<S, 1, Eigen::Dynamic>>(dW + row * E, E) +=
+          Eigen::Map<const Eigen::Array<S, 1, Eigen::Dynamic>>(dy + n * E, E);
+    }
+  }
+}
+
+}  // namespace rnnfast

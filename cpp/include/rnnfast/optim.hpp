@@ -1,0 +1,83 @@
+// Optimizer updates over a flat parameter arena, with PyTorch's exact update formulas (torch.optim SGD, Adam,
+// AdamW), so the same gradients give the same parameters.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "rnnfast/parallel.hpp"
+
+namespace rnnfast {
+
+inline int threads_for_elements(int64_t n) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), n / 65536)));
+}
+
+// Hyper-parameters arrive as double and derived constants are rounded to S once, as PyTorch's Python-side scalars
+// are, which keeps float32 updates bit-compatible with torch.optim.
+
+// momentum_buf may be nullptr when momentum == 0; first_step seeds the buffer with the gradient as PyTorch does.
+template <class S>
+void sgd_step(S* p, const S* g, S* momentum_buf, int64_t n, double lr_d, double momentum_d, double weight_decay_d,
+              double dampening_d, bool nesterov, bool first_step) {
+  const S lr = static_cast<S>(lr_d), momentum = static_cast<S>(momentum_d);
+  const S weight_decay = static_cast<S>(weight_decay_d), keep = static_cast<S>(1.0 - dampening_d);
+#pragma omp parallel for simd num_threads(threads_for_elements(n)) schedule(static)
+  for (int64_t k = 0; k < n; ++k) {
+    S d = g[k];
+    if (weight_decay != S(0)) d += weight_decay * p[k];
+    if (momentum != S(0)) {
+      S buf = first_step ? d : momentum_buf[k] * momentum + keep * d;
+      momentum_buf[k] = buf;
+      d = nesterov ? d + momentum * buf : buf;
+    }
+    p[k] += -lr * d;
+  }
+}
+
+// decoupled == true is AdamW. step counts from 1.
+template <class S>
+void adam_step(S* p, const S* g, S* m, S* v, int64_t n, double lr, double beta1, double beta2, double eps_d,
+               double weight_decay_d, bool decoupled, int64_t step) {
+  const S bias2_sqrt = static_cast<S>(std::sqrt(1.0 - std::pow(beta2, static_cast<double>(step))));
+  const S step_size = static_cast<S>(lr / (1.0 - std::pow(beta1, static_cast<double>(step))));
+  const S w1 = static_cast<S>(1.0 - beta1), b2 = static_cast<S>(beta2), w2 = static_cast<S>(1.0 - beta2);
+  const S eps = static_cast<S>(eps_d), weight_decay = static_cast<S>(weight_decay_d);
+  const S decay_factor = static_cast<S>(1.0 - lr * weight_decay_d);
+#pragma omp parallel for simd num_threads(threads_for_elements(n)) schedule(static)
+  for (int64_t k = 0; k < n; ++k) {
+    S grad = g[k];
+    if (weight_decay != S(0)) {
+      if (decoupled)
+        p[k] *= decay_factor;
+      else
+        grad += weight_decay * p[k];
+    }
+    m[k] = m[k] + w1 * (grad - m[k]);  // torch's lerp_ for weights below 0.5
+    v[k] = v[k] * b2 + w2 * grad * grad;
+    const S denom = std::sqrt(v[k]) / bias2_sqrt + eps;
+    p[k] += -step_size * (m[k] / denom);
+  }
+}
+
+template <class S>
+double sum_of_squares(const S* x, int64_t n) {
+  double total = 0;
+#pragma omp parallel for simd num_threads(threads_for_elements(n)) reduction(+ : total) schedule(static)
+  for (int64_t k = 0; k < n; ++k) total += static_cast<double>(x[k]) * static_cast<double>(x[k]);
+  return total;
+}
+
+template <class S>
+void scale_in_place(S* x, int64_t n, S factor) {
+#pragma omp parallel for simd num_threads(threads_for_elements(n)) schedule(static)
+  for (int64_t k = 0; k < n; ++k) x[k] *= factor;
+}
+
+template <class S>
+void clamp_in_place(S* x, int64_t n, S limit) {
+#pragma omp parallel for simd num_threads(threads_for_elements(n)) schedule(static)
+  for (int64_t k = 0; k < n; ++k) x[k] = std::min(limit, std::max(-limit, x[k]));
+}
+
+}  // namespace rnnfast

@@ -1,0 +1,162 @@
+"""Models built from the layers, and the fused softmax cross-entropy they train with."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from ._native import core
+from .layers import Dropout, Embedding, Linear
+from .module import Module
+from .recurrent import GRU, LSTM, RNN
+
+CELLS = ("lstm", "gru", "rnn", "rnn_relu")
+
+
+def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
+                   bidirectional: bool, dtype, seed) -> Module:
+    _checks.choice(cell, "cell", CELLS)
+    kwargs = dict(num_layers=num_layers, dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=seed)
+    if cell == "lstm":
+        return LSTM(input_size, hidden_size, **kwargs)
+    if cell == "gru":
+        return GRU(input_size, hidden_size, **kwargs)
+    return RNN(input_size, hidden_size, nonlinearity="relu" if cell == "rnn_relu" else "tanh", **kwargs)
+
+
+def cross_entropy(logits, targets, ignore_index: int = -100, with_grad: bool = False):
+    """Mean softmax cross-entropy (nats) over the rows whose target is not ``ignore_index``.
+
+    logits (..., V), targets (...) integer ids. Returns ``(loss, count, correct)``, and with ``with_grad`` also
+    the gradient of the mean loss with respect to the logits (same shape as logits).
+    """
+    logits = _checks.as_float_array(logits, "logits", np.result_type(np.asarray(logits).dtype, np.float32))
+    if logits.ndim < 1 or logits.size == 0:
+        raise ValueError(f"logits: got shape {logits.shape}, expected (..., V) and non-empty")
+    targets = _checks.as_int_array(targets, "targets")
+    if targets.shape != logits.shape[:-1]:
+        raise ValueError(f"targets: got shape {targets.shape}, expected {logits.shape[:-1]} (logits without V)")
+    V = logits.shape[-1]
+    flat_logits, flat_targets = logits.reshape(-1, V), targets.reshape(-1)
+    count = int(np.count_nonzero(flat_targets != ignore_index))
+    grad = np.empty_like(flat_logits) if with_grad else None
+    total, count, correct = core.softmax_cross_entropy(flat_logits, flat_targets, ignore_index, grad,
+                                                       1.0 / max(count, 1))
+    loss = total / count if count else float("nan")
+    if with_grad:
+        return loss, count, correct, grad.reshape(logits.shape)
+    return loss, count, correct
+
+
+class LanguageModel(Module):
+    """Embedding -> recurrent stack -> linear head over the vocabulary.
+
+    Dropout, when set, follows PyTorch's word_language_model and Zaremba et al. (2014): on the embeddings, between
+    recurrent layers and on the last layer's output. ``tie_weights`` shares the embedding matrix with the output
+    layer (requires ``embed_dim == hidden_size``). ``init_scale`` re-initialises every parameter U(-s, s).
+    """
+
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_layers=1, cell="lstm", dropout=0.0,
+                 tie_weights=False, seed=None, init_scale=None, dtype="float32"):
+        super().__init__()
+        self.vocab_size = _checks.positive_int(vocab_size, "vocab_size")
+        self.embed_dim = _checks.positive_int(embed_dim, "embed_dim")
+        self.hidden_size = _checks.positive_int(hidden_size, "hidden_size")
+        self.num_layers = _checks.positive_int(num_layers, "num_layers")
+        self.cell = _checks.choice(cell, "cell", CELLS)
+        self.dropout_p = _checks.real(dropout, "dropout", 0.0, 1.0, high_open=True)
+        self.tie_weights = bool(tie_weights)
+        if self.tie_weights and self.embed_dim != self.hidden_size:
+            raise ValueError(f"tie_weights: requires embed_dim == hidden_size, got {self.embed_dim} and "
+                             f"{self.hidden_size}")
+        self.init_scale = None if init_scale is None else _checks.real(init_scale, "init_scale", 0.0, low_open=True)
+        rng = _checks.rng(seed)
+        child_seed = lambda: int(rng.integers(2**63))  # noqa: E731 - independent streams per layer
+        self.embedding = self._add_child("embedding", Embedding(vocab_size, embed_dim, dtype, child_seed()))
+        self.rnn = self._add_child("rnn", make_recurrent(cell, embed_dim, hidden_size, num_layers, dropout, False,
+                                                         dtype, child_seed()))
+        self.drop_in = self._add_child("drop_in", Dropout(dropout, child_seed()))
+        self.drop_out = self._add_child("drop_out", Dropout(dropout, child_seed()))
+        tied = (self.embedding, "weight") if self.tie_weights else None
+        self.head = self._add_child("head", Linear(hidden_size, vocab_size, True, dtype, child_seed(), tied_to=tied))
+        if self.init_scale is not None:
+            for name, value in self.named_parameters().items():
+                value[...] = rng.uniform(-self.init_scale, self.init_scale, value.shape)
+        self._seed_source = rng
+        self._dlogits = None
+        self.train()
+
+    def config(self) -> dict:
+        return {"vocab_size": self.vocab_size, "embed_dim": self.embed_dim, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "cell": self.cell, "dropout": self.dropout_p,
+                "tie_weights": self.tie_weights, "init_scale": self.init_scale, "dtype": self.dtype.name}
+
+    def _tokens(self, ids, name: str) -> np.ndarray:
+        ids = self.embedding.check_ids(ids, name)
+        if ids.ndim != 2:
+            raise ValueError(f"{name}: got shape {ids.shape}, expected (T, B) token ids")
+        return ids
+
+    def forward(self, inputs, state=None):
+        """Logits (T, B, V) for token ids (T, B), and the final recurrent state."""
+        inputs = self._tokens(inputs, "inputs")
+        x = self.drop_in(self.embedding(inputs))
+        y, state = self.rnn.forward(x, state)
+        return self.head(self.drop_out(y)), state
+
+    __call__ = forward
+
+    def loss(self, inputs, targets, state=None):
+        """Mean cross-entropy (nats/token) of predicting ``targets`` (T, B) from ``inputs`` (T, B); returns
+        ``(loss, final_state)``. In training mode the gradient is kept for ``backward()``."""
+        inputs = self._tokens(inputs, "inputs")
+        targets = self._tokens(targets, "targets")
+        if targets.shape != inputs.shape:
+            raise ValueError(f"targets: got shape {targets.shape}, expected {inputs.shape} like inputs")
+        logits, state = self.forward(inputs, state)
+        if self.training:
+            loss, _, self.last_correct, self._dlogits = cross_entropy(logits, targets, with_grad=True)
+        else:
+            loss, _, self.last_correct = cross_entropy(logits, targets)
+            self._dlogits = None
+        return loss, state
+
+    def backward(self) -> None:
+        """Accumulate the gradients of the last training-mode ``loss`` into ``grads``."""
+        if self._dlogits is None:
+            raise RuntimeError("backward: call loss() in training mode first (each loss supports one backward)")
+        dlogits, self._dlogits = self._dlogits, None
+        dy = self.drop_out.backward(self.head.backward(dlogits))
+        dx, _ = self.rnn.backward(dy)
+        self.embedding.backward(self.drop_in.backward(dx))
+
+    def initial_state(self, batch_size: int = 1):
+        shape = (self.num_layers, _checks.positive_int(batch_size, "batch_size"), self.hidden_size)
+        zeros = lambda: np.zeros(shape, self.dtype)  # noqa: E731
+        return (zeros(), zeros()) if self.cell == "lstm" else zeros()
+
+    def generate(self, prompt, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, state=None):
+        """Feed ``prompt`` (at least one id), then sample ``max_new_tokens`` ids; returns them as an int64 array.
+
+        temperature 0 is greedy; top_k keeps the k most likely tokens; top_p keeps the smallest set whose
+        probability reaches p. The whole loop runs in C++; the same seed gives the same tokens.
+        """
+        prompt = _checks.as_int_array(prompt, "prompt").reshape(-1)
+        if prompt.size == 0:
+            raise ValueError("prompt: got 0 tokens, expected at least 1")
+        _checks.check_range(prompt, "prompt", 0, self.vocab_size - 1)
+        max_new_tokens = _checks.positive_int(max_new_tokens, "max_new_tokens", minimum=0)
+        temperature = _checks.real(temperature, "temperature", 0.0)
+        top_k = 0 if top_k is None else _checks.positive_int(top_k, "top_k")
+        top_p = 1.0 if top_p is None else _checks.real(top_p, "top_p", 0.0, 1.0, low_open=True)
+        seed = int(self._seed_source.integers(2**63)) if seed is None else _checks.positive_int(seed, "seed", 0)
+        parts = self.rnn._state_parts(state, 1, "state")
+        h = np.ascontiguousarray(parts[0][:, 0, :])
+        c = np.ascontiguousarray(parts[1][:, 0, :]) if len(parts) == 2 else None
+        params = self.rnn.named_parameters()
+        layers = [self.rnn._weights(params, layer, "") for layer in range(self.num_layers)]
+        head_W, _ = self.head._weight_and_grad()
+        rnn_cell = self.rnn._cell
+        return core.generate(rnn_cell, self.embedding._params["weight"], layers, head_W,
+                             self.head._params.get("bias"), prompt, max_new_tokens, temperature, top_k, top_p, seed,
+                             h, c)
