@@ -1,0 +1,777 @@
+// Native benchmark of rnnfast's sequence kernels (rnnfast/sequence.hpp): forward in training and inference mode,
+// BPTT backward and batch-1 per-token stepping, for RNN / LSTM / GRU over a grid of shapes.
+//
+// Every kernel is first checked against a plain-loop double-precision reference on a slice of its shape (same I
+// and H, small T and B), and the reference's own backward is checked against central differences, so a wrong
+// kernel stops the run instead of being timed. The machine's float GEMM rate (Eigen, same thread count) is
+// measured in the same run and used as the yardstick for the "% peak" column.
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "rnnfast/cells.hpp"
+#include "rnnfast/parallel.hpp"
+#include "rnnfast/sequence.hpp"
+
+#ifndef RNNFAST_ISA
+#define RNNFAST_ISA "unknown"
+#endif
+
+namespace {
+
+using rnnfast::Cell;
+using Clock = std::chrono::steady_clock;
+using Vec = std::vector<double>;
+
+// float32 kernel against the double reference, as max |error| over max |reference| of each tensor: sums of up to
+// a few thousand float products stay near 1e-6, while any indexing or gate mistake is far above 1e-4.
+constexpr double kCheckTolerance = 1e-4;
+// The double reference's analytic backward against central differences of its own forward.
+constexpr double kSelfTestTolerance = 1e-6;
+// The check slice: T and B small enough for plain loops, I and H (and so the thread split of units) as timed.
+constexpr int64_t kCheckSteps = 5, kCheckBatch = 4, kCheckGenerationSteps = 8;
+
+struct Shape {
+  int64_t T, B, I, H;
+};
+
+struct Options {
+  int threads = 0;  // 0: rnnfast's default (OMP_NUM_THREADS or the usable cores)
+  int reps = 0;     // 0: 10, or 3 with --quick
+  bool quick = false;
+  std::vector<Cell> cells{Cell::LSTM, Cell::GRU, Cell::RNN_TANH};
+  std::vector<Shape> shapes;
+  std::string json;
+};
+
+const char* cell_name(Cell cell) {
+  switch (cell) {
+    case Cell::RNN_TANH: return "rnn_tanh";
+    case Cell::RNN_RELU: return "rnn_relu";
+    case Cell::LSTM: return "lstm";
+    case Cell::GRU: return "gru";
+  }
+  return "?";
+}
+
+std::string shape_str(const Shape& s) {
+  std::ostringstream o;
+  o << "(T=" << s.T << ", B=" << s.B << ", I=" << s.I << ", H=" << s.H << ")";
+  return o.str();
+}
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::fprintf(stderr, "rnnfast_bench: %s (see --help)\n", message.c_str());
+  std::exit(2);
+}
+
+void print_help() {
+  std::printf(
+      "usage: rnnfast_bench [--threads N] [--reps N] [--quick] [--cells lstm,gru,rnn_tanh]\n"
+      "                     [--shape T,B,I,H]... [--json FILE]\n"
+      "  --threads N   threads for the kernels and for the GEMM peak (default: OMP_NUM_THREADS or all cores)\n"
+      "  --reps N      timed repetitions per kernel; the median is reported (default 10, --quick 3)\n"
+      "  --quick       small grid, fewer repetitions: a smoke run that still checks every kernel\n"
+      "  --cells LIST  comma-separated cells among lstm, gru, rnn_tanh (alias rnn), rnn_relu\n"
+      "  --shape S     T,B,I,H; repeat to replace the default grid\n"
+      "  --json FILE   also write the results as JSON\n");
+}
+
+int64_t parse_int(const std::string& text, const std::string& flag, int64_t minimum) {
+  char* end = nullptr;
+  const long long v = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < minimum)
+    usage_error(flag + ": got '" + text + "', expected an integer >= " + std::to_string(minimum));
+  return v;
+}
+
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, sep)) parts.push_back(part);
+  return parts;
+}
+
+Options parse_args(int argc, char** argv) {
+  Options opt;
+  bool cells_given = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(arg + ": missing value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      print_help();
+      std::exit(0);
+    } else if (arg == "--threads") {
+      opt.threads = static_cast<int>(parse_int(value(), arg, 1));
+    } else if (arg == "--reps") {
+      opt.reps = static_cast<int>(parse_int(value(), arg, 1));
+    } else if (arg == "--quick") {
+      opt.quick = true;
+    } else if (arg == "--json") {
+      opt.json = value();
+    } else if (arg == "--cells") {
+      const std::string list = value();
+      if (!cells_given) opt.cells.clear();
+      cells_given = true;
+      for (const std::string& name : split(list, ',')) {
+        try {
+          opt.cells.push_back(rnnfast::cell_from_name(name == "rnn" ? "rnn_tanh" : name));
+        } catch (const std::invalid_argument& e) {
+          usage_error(std::string("--cells: ") + e.what());
+        }
+      }
+    } else if (arg == "--shape") {
+      const std::string text = value();
+      const std::vector<std::string> parts = split(text, ',');
+      if (parts.size() != 4) usage_error("--shape: got '" + text + "', expected T,B,I,H");
+      opt.shapes.push_back({parse_int(parts[0], "--shape T", 1), parse_int(parts[1], "--shape B", 1),
+                            parse_int(parts[2], "--shape I", 1), parse_int(parts[3], "--shape H", 1)});
+    } else {
+      usage_error("unknown argument '" + arg + "'");
+    }
+  }
+  if (opt.cells.empty()) usage_error("--cells: got an empty list");
+  if (opt.reps == 0) opt.reps = opt.quick ? 3 : 10;
+  if (opt.shapes.empty()) {
+    if (opt.quick)
+      opt.shapes = {{35, 20, 200, 200}, {100, 1, 256, 256}};
+    else
+      opt.shapes = {{35, 20, 200, 200}, {35, 20, 650, 650}, {100, 64, 512, 512}, {35, 64, 1024, 1024},
+                    {100, 1, 256, 256}};
+  }
+  return opt;
+}
+
+// ----- problems ----------------------------------------------------------------------------------------------
+
+// One layer's parameters and inputs, initialised like PyTorch (weights uniform in +-1/sqrt(H)).
+struct Problem {
+  Cell cell;
+  int64_t T, B, I, H, G;
+  std::vector<float> W_ih, W_hh, b_ih, b_hh;  // (G*H, I), (G*H, H), (G*H), (G*H)
+  std::vector<float> x;                       // (T, B, I)
+  std::vector<float> h0, c0;                  // (B, H)
+  std::vector<float> dy;                      // (T, B, H) gradient reaching y
+  std::vector<float> dhT, dcT;                // (B, H) gradients reaching the final state
+
+  rnnfast::LayerParams<float> params() const {
+    return {cell, I, H, W_ih.data(), W_hh.data(), b_ih.data(), b_hh.data()};
+  }
+  rnnfast::SeqShape seq() const { return {T, B, nullptr, false}; }
+};
+
+std::vector<float> uniform(std::mt19937& rng, int64_t n, float bound) {
+  std::uniform_real_distribution<float> dist(-bound, bound);
+  std::vector<float> v(n);
+  for (float& e : v) e = dist(rng);
+  return v;
+}
+
+Problem make_problem(Cell cell, const Shape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Problem p{};
+  p.cell = cell;
+  p.T = s.T, p.B = s.B, p.I = s.I, p.H = s.H, p.G = rnnfast::num_gates(cell);
+  const int64_t GH = p.G * s.H;
+  const float w = 1.0f / std::sqrt(static_cast<float>(s.H));
+  p.W_ih = uniform(rng, GH * s.I, w);
+  p.W_hh = uniform(rng, GH * s.H, w);
+  p.b_ih = uniform(rng, GH, w);
+  p.b_hh = uniform(rng, GH, w);
+  p.x = uniform(rng, s.T * s.B * s.I, 1.0f);
+  p.h0 = uniform(rng, s.B * s.H, 0.5f);
+  p.c0 = uniform(rng, s.B * s.H, 0.5f);
+  p.dy = uniform(rng, s.T * s.B * s.H, 1.0f);
+  p.dhT = uniform(rng, s.B * s.H, 1.0f);
+  p.dcT = uniform(rng, s.B * s.H, 1.0f);
+  return p;
+}
+
+// ----- the kernels under test ----------------------------------------------------------------------------------
+
+// Outputs and gradients of one layer, allocated once so that the timed calls measure only the kernels.
+struct Buffers {
+  std::vector<float> y, hT, cT, workspace;          // (T, B, H), (B, H), (B, H), workspace_size
+  std::vector<float> dx, dh0, dc0;                  // (T, B, I), (B, H), (B, H)
+  std::vector<float> dW_ih, dW_hh, db_ih, db_hh;    // like the parameters
+  explicit Buffers(const Problem& p)
+      : y(p.T * p.B * p.H), hT(p.B * p.H), cT(p.B * p.H),
+        workspace(rnnfast::workspace_size(p.cell, p.T, p.B, p.H)), dx(p.T * p.B * p.I), dh0(p.B * p.H),
+        dc0(p.B * p.H), dW_ih(p.W_ih.size()), dW_hh(p.W_hh.size()), db_ih(p.b_ih.size()), db_hh(p.b_hh.size()) {}
+
+  void zero_grads() {
+    for (auto* g : {&dW_ih, &dW_hh, &db_ih, &db_hh}) std::fill(g->begin(), g->end(), 0.0f);
+  }
+};
+
+void kernel_forward(const Problem& p, Buffers& b, bool training) {
+  rnnfast::sequence_forward<float>(p.params(), p.seq(), p.x.data(), p.h0.data(), p.c0.data(), b.y.data(), p.H,
+                                   b.hT.data(), b.cT.data(), training ? b.workspace.data() : nullptr);
+}
+
+// Needs b.workspace from a training-mode kernel_forward of the same problem.
+void kernel_backward(const Problem& p, Buffers& b) {
+  const rnnfast::LayerGrads<float> grads{b.dW_ih.data(), b.dW_hh.data(), b.db_ih.data(), b.db_hh.data()};
+  rnnfast::sequence_backward<float>(p.params(), p.seq(), p.x.data(), b.workspace.data(), p.dy.data(), p.H,
+                                    p.dhT.data(), p.dcT.data(), b.dx.data(), false, b.dh0.data(), b.dc0.data(),
+                                    grads);
+}
+
+// Batch-1 generation from the sequence kernel: one T=1 inference call per token, the state carried over.
+struct StepState {
+  std::vector<float> h, c, h_next, c_next;  // (H) each
+  explicit StepState(int64_t H) : h(H), c(H), h_next(H), c_next(H) {}
+};
+
+void kernel_steps(const Problem& p, StepState& s, float* y) {  // p.B == 1; y: (T, H)
+  const rnnfast::SeqShape one_step{1, 1, nullptr, false};
+  std::copy(p.h0.begin(), p.h0.end(), s.h.begin());
+  std::copy(p.c0.begin(), p.c0.end(), s.c.begin());
+  for (int64_t t = 0; t < p.T; ++t) {
+    rnnfast::sequence_forward<float>(p.params(), one_step, p.x.data() + t * p.I, s.h.data(), s.c.data(),
+                                     y + t * p.H, p.H, s.h_next.data(), s.c_next.data(), nullptr);
+    std::swap(s.h, s.h_next);
+    std::swap(s.c, s.c_next);
+  }
+}
+
+// ----- the double-precision reference ------------------------------------------------------------------------
+
+// PyTorch's equations written out per element, with nothing shared with the kernels but the gate order.
+struct RefLayer {
+  Cell cell;
+  int64_t T, B, I, H, G;
+  Vec W_ih, W_hh, b_ih, b_hh, x, h0, c0;
+};
+
+struct RefOut {
+  Vec y, hT, cT;
+};
+
+// What backward needs per (t, b): activated gates (T, B, G*H); h_prev, c_prev, c_new, GRU's W_hn h + b_hn (T, B, H).
+struct RefTape {
+  Vec gates, h_prev, c_prev, c_new, hn;
+};
+
+struct RefGrads {
+  Vec x, h0, c0, W_ih, W_hh, b_ih, b_hh;  // same names as the RefLayer fields they differentiate
+};
+
+Vec to_double(const std::vector<float>& v) { return Vec(v.begin(), v.end()); }
+
+RefLayer to_reference(const Problem& p) {
+  return {p.cell, p.T, p.B, p.I, p.H, p.G, to_double(p.W_ih), to_double(p.W_hh), to_double(p.b_ih),
+          to_double(p.b_hh), to_double(p.x), to_double(p.h0), to_double(p.c0)};
+}
+
+double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
+
+double dot(const double* a, const double* b, int64_t n) {
+  double s = 0.0;
+  for (int64_t k = 0; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+
+RefOut ref_forward(const RefLayer& L, RefTape* tape) {
+  const int64_t T = L.T, B = L.B, I = L.I, H = L.H, GH = L.G * H;
+  RefOut out{Vec(T * B * H), L.h0, L.c0};
+  Vec& h = out.hT;
+  Vec& c = out.cT;
+  if (tape) *tape = {Vec(T * B * GH), Vec(T * B * H), Vec(T * B * H), Vec(T * B * H), Vec(T * B * H)};
+  Vec gi(GH), gh(GH), gates(GH), h_new(H);
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = t * B + b;
+      double* hb = &h[b * H];
+      double* cb = &c[b * H];
+      for (int64_t r = 0; r < GH; ++r) {
+        gi[r] = L.b_ih[r] + dot(&L.W_ih[r * I], &L.x[row * I], I);
+        gh[r] = L.b_hh[r] + dot(&L.W_hh[r * H], hb, H);
+      }
+      if (tape) {
+        std::copy(hb, hb + H, &tape->h_prev[row * H]);
+        std::copy(cb, cb + H, &tape->c_prev[row * H]);
+        std::copy(&gh[2 * H], &gh[2 * H] + (L.cell == Cell::GRU ? H : 0), &tape->hn[row * H]);
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        switch (L.cell) {
+          case Cell::RNN_TANH:
+            gates[j] = h_new[j] = std::tanh(gi[j] + gh[j]);
+            break;
+          case Cell::RNN_RELU:
+            gates[j] = h_new[j] = std::max(0.0, gi[j] + gh[j]);
+            break;
+          case Cell::LSTM: {
+            const double i = sigmoid(gi[j] + gh[j]), f = sigmoid(gi[H + j] + gh[H + j]);
+            const double g = std::tanh(gi[2 * H + j] + gh[2 * H + j]), o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
+            gates[j] = i, gates[H + j] = f, gates[2 * H + j] = g, gates[3 * H + j] = o;
+            cb[j] = f * cb[j] + i * g;
+            h_new[j] = o * std::tanh(cb[j]);
+            if (tape) tape->c_new[row * H + j] = cb[j];
+            break;
+          }
+          case Cell::GRU: {
+            const double r = sigmoid(gi[j] + gh[j]), z = sigmoid(gi[H + j] + gh[H + j]);
+            const double n = std::tanh(gi[2 * H + j] + r * gh[2 * H + j]);
+            gates[j] = r, gates[H + j] = z, gates[2 * H + j] = n;
+            h_new[j] = (1.0 - z) * n + z * hb[j];
+            break;
+          }
+        }
+      }
+      std::copy(h_new.begin(), h_new.end(), hb);
+      std::copy(h_new.begin(), h_new.end(), &out.y[row * H]);
+      if (tape) std::copy(gates.begin(), gates.end(), &tape->gates[row * GH]);
+    }
+  }
+  return out;
+}
+
+// Gradients of loss = sum(dy * y) + sum(dhT * hT) + sum(dcT * cT), by back-propagation through the tape.
+RefGrads ref_backward(const RefLayer& L, const RefTape& tape, const Vec& dy, const Vec& dhT, const Vec& dcT) {
+  const int64_t T = L.T, B = L.B, I = L.I, H = L.H, GH = L.G * H;
+  RefGrads d{Vec(T * B * I), dhT, L.cell == Cell::LSTM ? dcT : Vec(B * H, 0.0), Vec(GH * I), Vec(GH * H),
+             Vec(GH), Vec(GH)};
+  Vec& dh_next = d.h0;  // gradient reaching the state after step t-1, filled in going backwards
+  Vec& dc_next = d.c0;
+  Vec dh(H), dgi(GH), dgh(GH), dh_prev(H);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t row = t * B + b;
+      const double* a = &tape.gates[row * GH];
+      const double* hp = &tape.h_prev[row * H];
+      for (int64_t j = 0; j < H; ++j) dh[j] = dy[row * H + j] + dh_next[b * H + j];
+      std::fill(dh_prev.begin(), dh_prev.end(), 0.0);
+      for (int64_t j = 0; j < H; ++j) {
+        switch (L.cell) {
+          case Cell::RNN_TANH:
+            dgi[j] = dgh[j] = dh[j] * (1.0 - a[j] * a[j]);
+            break;
+          case Cell::RNN_RELU:
+            dgi[j] = dgh[j] = a[j] > 0.0 ? dh[j] : 0.0;
+            break;
+          case Cell::LSTM: {
+            const double i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+            const double tc = std::tanh(tape.c_new[row * H + j]);
+            const double dc = dc_next[b * H + j] + dh[j] * o * (1.0 - tc * tc);
+            dgi[j] = dc * g * i * (1.0 - i);
+            dgi[H + j] = dc * tape.c_prev[row * H + j] * f * (1.0 - f);
+            dgi[2 * H + j] = dc * i * (1.0 - g * g);
+            dgi[3 * H + j] = dh[j] * tc * o * (1.0 - o);
+            for (int k = 0; k < 4; ++k) dgh[k * H + j] = dgi[k * H + j];
+            dc_next[b * H + j] = dc * f;
+            break;
+          }
+          case Cell::GRU: {
+            const double r = a[j], z = a[H + j], n = a[2 * H + j];
+            const double dn = dh[j] * (1.0 - z) * (1.0 - n * n);
+            dgi[2 * H + j] = dn;
+            dgh[2 * H + j] = dn * r;
+            dgi[j] = dgh[j] = dn * tape.hn[row * H + j] * r * (1.0 - r);
+            dgi[H + j] = dgh[H + j] = dh[j] * (hp[j] - n) * z * (1.0 - z);
+            dh_prev[j] = dh[j] * z;
+            break;
+          }
+        }
+      }
+      for (int64_t r = 0; r < GH; ++r) {
+        d.b_ih[r] += dgi[r];
+        d.b_hh[r] += dgh[r];
+        for (int64_t k = 0; k < I; ++k) {
+          d.W_ih[r * I + k] += dgi[r] * L.x[row * I + k];
+          d.x[row * I + k] += dgi[r] * L.W_ih[r * I + k];
+        }
+        for (int64_t k = 0; k < H; ++k) {
+          d.W_hh[r * H + k] += dgh[r] * hp[k];
+          dh_prev[k] += dgh[r] * L.W_hh[r * H + k];
+        }
+      }
+      std::copy(dh_prev.begin(), dh_prev.end(), &dh_next[b * H]);
+    }
+  }
+  return d;
+}
+
+double ref_loss(const RefLayer& L, const Vec& dy, const Vec& dhT, const Vec& dcT) {
+  const RefOut out = ref_forward(L, nullptr);
+  double loss = 0.0;
+  for (size_t k = 0; k < dy.size(); ++k) loss += dy[k] * out.y[k];
+  for (size_t k = 0; k < dhT.size(); ++k) loss += dhT[k] * out.hT[k];
+  if (L.cell == Cell::LSTM)
+    for (size_t k = 0; k < dcT.size(); ++k) loss += dcT[k] * out.cT[k];
+  return loss;
+}
+
+double max_abs(const Vec& v) {
+  double m = 0.0;
+  for (double e : v) m = std::max(m, std::abs(e));
+  return m;
+}
+
+// The reference's backward is itself code that can be wrong: check it against central differences on a tiny
+// layer of each cell before it is used to judge any kernel.
+void self_test_reference() {
+  Vec RefLayer::*inputs[] = {&RefLayer::x, &RefLayer::h0, &RefLayer::c0, &RefLayer::W_ih,
+                             &RefLayer::W_hh, &RefLayer::b_ih, &RefLayer::b_hh};
+  const Vec RefGrads::*grads[] = {&RefGrads::x, &RefGrads::h0, &RefGrads::c0, &RefGrads::W_ih,
+                                  &RefGrads::W_hh, &RefGrads::b_ih, &RefGrads::b_hh};
+  const char* names[] = {"x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh"};
+  const double eps = 1e-6;
+  for (Cell cell : {Cell::RNN_TANH, Cell::RNN_RELU, Cell::LSTM, Cell::GRU}) {
+    const Problem p = make_problem(cell, {3, 2, 3, 4}, 7);
+    RefLayer L = to_reference(p);
+    const Vec dy = to_double(p.dy), dhT = to_double(p.dhT), dcT = to_double(p.dcT);
+    RefTape tape;
+    ref_forward(L, &tape);
+    const RefGrads analytic = ref_backward(L, tape, dy, dhT, dcT);
+    for (size_t f = 0; f < std::size(inputs); ++f) {
+      if (inputs[f] == &RefLayer::c0 && cell != Cell::LSTM) continue;
+      Vec& v = L.*inputs[f];
+      const Vec& g = analytic.*grads[f];
+      double worst = 0.0;
+      for (size_t k = 0; k < v.size(); ++k) {
+        const double saved = v[k];
+        v[k] = saved + eps;
+        const double up = ref_loss(L, dy, dhT, dcT);
+        v[k] = saved - eps;
+        const double down = ref_loss(L, dy, dhT, dcT);
+        v[k] = saved;
+        worst = std::max(worst, std::abs((up - down) / (2 * eps) - g[k]));
+      }
+      const double rel = worst / std::max(max_abs(g), 1e-12);
+      if (!(rel <= kSelfTestTolerance)) {
+        std::fprintf(stderr,
+                     "REFERENCE SELF-TEST FAILED: %s d%s differs from central differences by %.3g (relative), "
+                     "tolerance %.1g; the reference backward is wrong, no kernel can be judged\n",
+                     cell_name(cell), names[f], rel, kSelfTestTolerance);
+        std::exit(1);
+      }
+    }
+  }
+}
+
+// ----- checks --------------------------------------------------------------------------------------------------
+
+// The worst tensor of one check, as max |kernel - reference| / max |reference|.
+struct Check {
+  double worst = 0.0;
+  std::string worst_tensor;
+
+  void compare(const char* tensor, const float* got, const Vec& want) {
+    double err = 0.0;
+    for (size_t k = 0; k < want.size(); ++k) {
+      const double e = std::abs(static_cast<double>(got[k]) - want[k]);
+      err = std::max(err, std::isnan(e) ? INFINITY : e);
+    }
+    const double rel = err / std::max(max_abs(want), 1e-12);
+    if (worst_tensor.empty() || rel > worst) {
+      worst = rel;
+      worst_tensor = tensor;
+    }
+  }
+
+  void require(Cell cell, const Shape& timed, const char* mode, const Shape& checked, double tolerance) const {
+    if (worst <= tolerance) return;
+    std::fprintf(stderr,
+                 "CHECK FAILED: %s %s on %s: %s differs from the reference by %.3g (max abs error / max abs "
+                 "value; tolerance %.1g), checked on %s; not timing a wrong kernel\n",
+                 cell_name(cell), mode, shape_str(timed).c_str(), worst_tensor.c_str(), worst, tolerance,
+                 shape_str(checked).c_str());
+    std::exit(1);
+  }
+};
+
+struct CheckResults {
+  double fwd_train, fwd_infer, bwd, gen;
+};
+
+CheckResults check_kernels(Cell cell, const Shape& timed, uint32_t seed) {
+  const Shape slice{std::min(timed.T, kCheckSteps), std::min(timed.B, kCheckBatch), timed.I, timed.H};
+  const Problem p = make_problem(cell, slice, seed);
+  const RefLayer L = to_reference(p);
+  RefTape tape;
+  const RefOut ref = ref_forward(L, &tape);
+  const bool lstm = cell == Cell::LSTM;
+  CheckResults out{};
+
+  for (const bool training : {true, false}) {
+    Buffers b(p);
+    kernel_forward(p, b, training);
+    Check c;
+    c.compare("y", b.y.data(), ref.y);
+    c.compare("h_T", b.hT.data(), ref.hT);
+    if (lstm) c.compare("c_T", b.cT.data(), ref.cT);
+    c.require(cell, timed, training ? "fwd_train" : "fwd_infer", slice, kCheckTolerance);
+    (training ? out.fwd_train : out.fwd_infer) = c.worst;
+  }
+
+  {
+    Buffers b(p);
+    kernel_forward(p, b, true);
+    b.zero_grads();
+    kernel_backward(p, b);
+    const RefGrads d = ref_backward(L, tape, to_double(p.dy), to_double(p.dhT), to_double(p.dcT));
+    Check c;
+    c.compare("dx", b.dx.data(), d.x);
+    c.compare("dh0", b.dh0.data(), d.h0);
+    if (lstm) c.compare("dc0", b.dc0.data(), d.c0);
+    c.compare("dW_ih", b.dW_ih.data(), d.W_ih);
+    c.compare("dW_hh", b.dW_hh.data(), d.W_hh);
+    c.compare("db_ih", b.db_ih.data(), d.b_ih);
+    c.compare("db_hh", b.db_hh.data(), d.b_hh);
+    c.require(cell, timed, "bwd", slice, kCheckTolerance);
+    out.bwd = c.worst;
+  }
+
+  {
+    const Shape gen_slice{std::min(timed.T, kCheckGenerationSteps), 1, timed.I, timed.H};
+    const Problem g = make_problem(cell, gen_slice, seed + 1);
+    const RefOut gref = ref_forward(to_reference(g), nullptr);
+    StepState s(g.H);
+    std::vector<float> y(g.T * g.H);
+    kernel_steps(g, s, y.data());
+    Check c;
+    c.compare("y", y.data(), gref.y);
+    c.compare("h_T", s.h.data(), gref.hT);
+    if (lstm) c.compare("c_T", s.c.data(), gref.cT);
+    c.require(cell, timed, "gen_step", gen_slice, kCheckTolerance);
+    out.gen = c.worst;
+  }
+  return out;
+}
+
+// ----- timing --------------------------------------------------------------------------------------------------
+
+struct Timing {
+  double median_ms, min_ms;
+};
+
+// `prepare` runs before each repetition outside the timed region (e.g. zeroing accumulated gradients).
+template <class Run, class Prepare>
+Timing time_reps(int warmup, int reps, Run&& run, Prepare&& prepare) {
+  for (int i = 0; i < warmup; ++i) {
+    prepare();
+    run();
+  }
+  std::vector<double> ms(reps);
+  for (int i = 0; i < reps; ++i) {
+    prepare();
+    const auto start = Clock::now();
+    run();
+    ms[i] = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  }
+  std::sort(ms.begin(), ms.end());
+  const double median = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+  return {median, ms.front()};
+}
+
+template <class Run>
+Timing time_reps(int warmup, int reps, Run&& run) {
+  return time_reps(warmup, reps, run, [] {});
+}
+
+struct GemmShape {
+  int64_t M, N, K;
+};
+
+struct GemmRate {
+  GemmShape shape;
+  double gflops;  // best of the repetitions
+};
+
+GemmRate measure_gemm(const GemmShape& g, int reps) {
+  const int64_t M = g.M, N = g.N, K = g.K;
+  const Eigen::MatrixXf A = Eigen::MatrixXf::Random(M, K), B = Eigen::MatrixXf::Random(K, N);
+  Eigen::MatrixXf C(M, N);
+  const Timing t = time_reps(1, reps, [&] { C.noalias() = A * B; });
+  return {g, 2.0 * M * N * K / (t.min_ms * 1e6)};
+}
+
+// ----- results -------------------------------------------------------------------------------------------------
+
+struct Row {
+  Cell cell;
+  Shape shape;  // B is 1 and T the number of tokens for gen_step
+  std::string mode;
+  double gflop;  // per timed unit: one call, or one token for gen_step
+  Timing time;   // per timed unit
+  double check_error;
+};
+
+// GEMM work only (2*M*N*K per GEMM); the pointwise gate math is not counted.
+double forward_gflop(int G, const Shape& s) { return 2.0 * s.T * s.B * G * s.H * double(s.I + s.H) * 1e-9; }
+
+const char* kFlopFormula =
+    "GEMM flops only, 2*M*N*K each, G = gates (lstm 4, gru 3, rnn 1); pointwise gate math not counted.\n"
+    "  fwd_train, fwd_infer: input projection 2*T*B*I*G*H + recurrent 2*T*B*H*G*H = 2*T*B*G*H*(I+H)\n"
+    "  bwd: dX 2*T*B*G*H*I + dW_ih 2*T*B*G*H*I + dW_hh 2*T*B*G*H*H + dh_prev 2*T*B*G*H*H = 4*T*B*G*H*(I+H)\n"
+    "  gen_step: B=1, T calls with T=1; ms and flops are per token: 2*G*H*(I+H)";
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (ch == '\n') {
+      out += "\\n";
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+std::string simd_in_use() { return Eigen::SimdInstructionSetsInUse(); }
+
+std::string compiler() {
+#if defined(__clang__)
+  return "clang " __clang_version__;
+#elif defined(__GNUC__)
+  return "gcc " __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+void write_json(const std::string& path, const Options& opt, const std::vector<GemmRate>& gemms, double peak,
+                const std::vector<Row>& rows) {
+  std::ofstream f(path);
+  if (!f) {
+    std::fprintf(stderr, "rnnfast_bench: --json: cannot write '%s'\n", path.c_str());
+    std::exit(2);
+  }
+  f << "{\n  \"threads\": " << rnnfast::max_threads() << ",\n  \"reps\": " << opt.reps
+    << ",\n  \"quick\": " << (opt.quick ? "true" : "false") << ",\n  \"isa\": \"" << RNNFAST_ISA
+    << "\",\n  \"eigen_simd\": \"" << json_escape(simd_in_use()) << "\",\n  \"compiler\": \""
+    << json_escape(compiler()) << "\",\n  \"openmp\": " << (rnnfast::openmp_enabled() ? "true" : "false")
+    << ",\n  \"flop_formula\": \"" << json_escape(kFlopFormula) << "\",\n  \"check_tolerance\": " << kCheckTolerance
+    << ",\n  \"gemm\": [";
+  for (size_t i = 0; i < gemms.size(); ++i)
+    f << (i ? ", " : "") << "{\"M\": " << gemms[i].shape.M << ", \"N\": " << gemms[i].shape.N
+      << ", \"K\": " << gemms[i].shape.K
+      << ", \"gflops\": " << gemms[i].gflops << "}";
+  f << "],\n  \"peak_gflops\": " << peak << ",\n  \"results\": [\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& r = rows[i];
+    const double gflops = r.gflop / (r.time.median_ms * 1e-3);
+    f << "    {\"cell\": \"" << cell_name(r.cell) << "\", \"T\": " << r.shape.T << ", \"B\": " << r.shape.B
+      << ", \"I\": " << r.shape.I << ", \"H\": " << r.shape.H << ", \"mode\": \"" << r.mode
+      << "\", \"ms_median\": " << r.time.median_ms << ", \"ms_min\": " << r.time.min_ms
+      << ", \"gflop\": " << r.gflop << ", \"gflops\": " << gflops << ", \"pct_peak\": " << 100.0 * gflops / peak
+      << ", \"check_max_rel_error\": " << r.check_error << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+  }
+  f << "  ]\n}\n";
+}
+
+void print_row(const Row& r, double peak) {
+  const double gflops = r.gflop / (r.time.median_ms * 1e-3);
+  std::printf("%-8s %5lld %4lld %5lld %5lld  %-9s %11.4f %9.1f %6.1f%%  %8.1e\n", cell_name(r.cell),
+              static_cast<long long>(r.shape.T), static_cast<long long>(r.shape.B),
+              static_cast<long long>(r.shape.I), static_cast<long long>(r.shape.H), r.mode.c_str(),
+              r.time.median_ms, gflops, 100.0 * gflops / peak, r.check_error);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options opt = parse_args(argc, argv);
+  if (opt.threads > 0) rnnfast::set_num_threads(opt.threads);
+  const int warmup = opt.quick ? 1 : 2;
+
+  std::printf("# rnnfast_bench: isa %s, Eigen SIMD %s, %s, OpenMP %s, %d thread(s), median of %d reps after %d "
+              "warm-up\n",
+              RNNFAST_ISA, simd_in_use().c_str(), compiler().c_str(), rnnfast::openmp_enabled() ? "on" : "off",
+              rnnfast::max_threads(), opt.reps, warmup);
+
+  self_test_reference();
+  std::printf("# reference self-test: analytic backward matches central differences for every cell\n");
+
+  // Square GEMM, then shapes like the layers' own: an input projection and one recurrent step.
+  const std::vector<GemmShape> gemm_shapes =
+      opt.quick ? std::vector<GemmShape>{{1024, 1024, 1024}, {700, 800, 200}, {20, 800, 200}}
+                : std::vector<GemmShape>{{2048, 2048, 2048}, {6400, 2048, 512}, {64, 4096, 1024}};
+  const int gemm_reps = opt.quick ? 3 : 5;
+  std::vector<GemmRate> gemms;
+  double peak = 0.0;
+  for (const GemmShape& g : gemm_shapes) {
+    gemms.push_back(measure_gemm(g, gemm_reps));
+    peak = std::max(peak, gemms.back().gflops);
+    std::printf("# SGEMM (Eigen) M=%lld N=%lld K=%lld: %.1f GFLOP/s (best of %d)\n", static_cast<long long>(g.M),
+                static_cast<long long>(g.N), static_cast<long long>(g.K), gemms.back().gflops, gemm_reps);
+  }
+  std::string flop_lines = kFlopFormula;
+  for (size_t at = flop_lines.find('\n'); at != std::string::npos; at = flop_lines.find('\n', at + 1))
+    flop_lines.insert(at + 1, "#");
+  std::printf("# peak = best SGEMM above = %.1f GFLOP/s\n# FLOPs: %s\n", peak, flop_lines.c_str());
+  std::printf("# check: max |kernel - double reference| / max |reference| over every output and gradient, on "
+              "T<=%lld, B<=%lld (gen_step: T<=%lld), tolerance %.0e\n",
+              static_cast<long long>(kCheckSteps), static_cast<long long>(kCheckBatch),
+              static_cast<long long>(kCheckGenerationSteps), kCheckTolerance);
+  std::printf("\n%-8s %5s %4s %5s %5s  %-9s %11s %9s %7s  %8s\n", "cell", "T", "B", "I", "H", "mode", "ms(median)",
+              "GFLOP/s", "%peak", "check");
+
+  std::vector<Row> rows;
+  uint32_t seed = 1;  // check_kernels uses seed and seed + 1
+  for (const Shape& s : opt.shapes) {
+    for (Cell cell : opt.cells) {
+      const CheckResults checks = check_kernels(cell, s, seed);
+      const Problem p = make_problem(cell, s, seed + 2);
+      const int G = p.G;
+      Buffers b(p);
+
+      // The timed shape itself, beyond the reference slice: inference (chunked input projection) must agree
+      // with training (one projection for all steps).
+      kernel_forward(p, b, true);
+      const Vec y_train = to_double(b.y);
+      kernel_forward(p, b, false);
+      Check consistency;
+      consistency.compare("y (inference vs training)", b.y.data(), y_train);
+      consistency.require(cell, s, "fwd_infer", s, kCheckTolerance);
+
+      const double fwd = forward_gflop(G, s);
+      rows.push_back({cell, s, "fwd_train", fwd, time_reps(warmup, opt.reps, [&] { kernel_forward(p, b, true); }),
+                      checks.fwd_train});
+      print_row(rows.back(), peak);
+      rows.push_back({cell, s, "fwd_infer", fwd, time_reps(warmup, opt.reps, [&] { kernel_forward(p, b, false); }),
+                      std::max(checks.fwd_infer, consistency.worst)});
+      print_row(rows.back(), peak);
+      kernel_forward(p, b, true);  // backward reads this forward's workspace
+      rows.push_back({cell, s, "bwd", 2.0 * fwd,
+                      time_reps(warmup, opt.reps, [&] { kernel_backward(p, b); }, [&] { b.zero_grads(); }),
+                      checks.bwd});
+      print_row(rows.back(), peak);
+
+      const Shape gen_shape{s.T, 1, s.I, s.H};
+      const Problem g = make_problem(cell, gen_shape, seed + 3);
+      seed += 4;
+      StepState state(g.H);
+      std::vector<float> y(g.T * g.H);
+      const Timing per_sequence = time_reps(warmup, opt.reps, [&] { kernel_steps(g, state, y.data()); });
+      const Timing per_token{per_sequence.median_ms / g.T, per_sequence.min_ms / g.T};
+      rows.push_back({cell, gen_shape, "gen_step", forward_gflop(G, {1, 1, s.I, s.H}), per_token, checks.gen});
+      print_row(rows.back(), peak);
+    }
+  }
+  if (!opt.json.empty()) {
+    write_json(opt.json, opt, gemms, peak, rows);
+    std::printf("\n# wrote %s\n", opt.json.c_str());
+  }
+  return 0;
+}

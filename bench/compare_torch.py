@@ -1,0 +1,379 @@
+"""rnnfast against PyTorch, side by side in one process: training steps, inference forwards, batch-1 generation.
+
+Both libraries get the same thread count and the same weights (copied from the PyTorch layer), their outputs and
+gradients are checked for agreement before anything is timed, and repetitions alternate between the two so that
+a change in machine load hits both alike. Reports medians as a markdown table with speedup = torch / rnnfast and
+a geometric mean per group; ``--json`` also writes every repetition.
+
+    python bench/compare_torch.py --threads 2 --json results.json
+    python bench/compare_torch.py --quick          # smoke run: small configs, 3 repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+import rnnfast as rf
+
+# Worst |rnnfast - torch| over max |torch| of any output or gradient: float32 results of the same math summed in a
+# different order agree to ~1e-6; a wrong kernel is off by far more.
+TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    cell: str  # lstm, gru, rnn (tanh)
+    T: int
+    B: int
+    I: int
+    H: int
+    layers: int
+    bidirectional: bool = False
+
+    def label(self) -> str:
+        bi = " bi" if self.bidirectional else ""
+        return f"{self.cell} T={self.T} B={self.B} I={self.I} H={self.H} L={self.layers}{bi}"
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    vocab: int
+    embed: int
+    hidden: int
+    layers: int
+    prompt: int
+    tokens: int
+
+    def label(self) -> str:
+        return (f"lstm {self.layers}x{self.hidden} embed={self.embed} vocab={self.vocab} "
+                f"prompt={self.prompt} new={self.tokens}")
+
+
+TRAIN = [
+    LayerConfig("lstm", 35, 20, 200, 200, 2),
+    LayerConfig("lstm", 35, 20, 650, 650, 2),
+    LayerConfig("lstm", 100, 64, 512, 512, 1),
+    LayerConfig("lstm", 35, 64, 1024, 1024, 1),
+    LayerConfig("lstm", 100, 1, 256, 256, 1),
+    LayerConfig("gru", 100, 64, 512, 512, 1),
+    LayerConfig("rnn", 100, 64, 512, 512, 1),
+    LayerConfig("gru", 35, 20, 200, 200, 2),
+    LayerConfig("lstm", 50, 32, 256, 256, 2, bidirectional=True),
+]
+INFER = [
+    LayerConfig("lstm", 35, 20, 650, 650, 2),
+    LayerConfig("lstm", 100, 64, 512, 512, 1),
+    LayerConfig("lstm", 100, 1, 256, 256, 1),
+]
+GENERATE = [
+    GenerationConfig(vocab=65, embed=128, hidden=512, layers=2, prompt=16, tokens=500),
+    GenerationConfig(vocab=10000, embed=512, hidden=512, layers=2, prompt=16, tokens=500),
+]
+
+QUICK_TRAIN = [
+    LayerConfig("lstm", 35, 20, 200, 200, 2),
+    LayerConfig("gru", 35, 20, 200, 200, 2),
+    LayerConfig("rnn", 35, 20, 200, 200, 1),
+    LayerConfig("lstm", 100, 1, 256, 256, 1),
+    LayerConfig("lstm", 20, 8, 128, 128, 2, bidirectional=True),
+]
+QUICK_INFER = [LayerConfig("lstm", 35, 20, 200, 200, 2), LayerConfig("lstm", 100, 1, 256, 256, 1)]
+QUICK_GENERATE = [GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20) for g in GENERATE]
+
+SECTIONS = ("train", "infer", "generate")
+
+
+# ----- timing ---------------------------------------------------------------------------------------------------
+
+def interleaved(torch_fn: Callable[[], object], rf_fn: Callable[[], object], warmup: int, reps: int):
+    """Milliseconds per repetition for each side, alternating which side goes first."""
+    for _ in range(warmup):
+        torch_fn()
+        rf_fn()
+    torch_ms, rf_ms = [], []
+    for rep in range(reps):
+        pair = [(torch_fn, torch_ms), (rf_fn, rf_ms)]
+        for fn, out in (pair if rep % 2 == 0 else pair[::-1]):
+            start = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - start) * 1e3)
+    return torch_ms, rf_ms
+
+
+def result(group: str, label: str, config, torch_ms, rf_ms, max_rel_diff, **extra) -> dict:
+    t, r = statistics.median(torch_ms), statistics.median(rf_ms)
+    return {"group": group, "label": label, "config": asdict(config), "torch_ms": t, "rnnfast_ms": r,
+            "speedup": t / r, "max_rel_diff": max_rel_diff, "torch_ms_all": torch_ms, "rnnfast_ms_all": rf_ms,
+            **extra}
+
+
+# ----- agreement ------------------------------------------------------------------------------------------------
+
+def rel_diff(ours, theirs) -> float:
+    ours = np.asarray(ours, dtype=np.float64)
+    theirs = theirs.detach().double().numpy() if hasattr(theirs, "detach") else np.asarray(theirs, np.float64)
+    if ours.shape != theirs.shape:
+        return math.inf
+    return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-12))
+
+
+def require_agreement(diffs: dict, what: str) -> float:
+    worst_name = max(diffs, key=diffs.get)
+    worst = diffs[worst_name]
+    if not worst <= TOLERANCE:
+        sys.exit(f"MISMATCH in {what}: {worst_name} differs from PyTorch by {worst:.3g} (max abs difference / "
+                 f"max abs value; tolerance {TOLERANCE:g}); not timing it")
+    return worst
+
+
+# ----- recurrent layers -----------------------------------------------------------------------------------------
+
+def layer_pair(torch, cfg: LayerConfig):
+    """A PyTorch layer and an rnnfast layer holding the same weights."""
+    torch_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cfg.cell]
+    rf_cls = {"lstm": rf.LSTM, "gru": rf.GRU, "rnn": rf.RNN}[cfg.cell]
+    torch.manual_seed(0)
+    theirs = torch_cls(cfg.I, cfg.H, num_layers=cfg.layers, bidirectional=cfg.bidirectional)
+    ours = rf_cls(cfg.I, cfg.H, num_layers=cfg.layers, bidirectional=cfg.bidirectional)
+    ours.load_state_dict(theirs.state_dict())
+    return theirs, ours
+
+
+def layer_data(cfg: LayerConfig):
+    rng = np.random.default_rng(0)
+    D = 2 if cfg.bidirectional else 1
+    x = rng.standard_normal((cfg.T, cfg.B, cfg.I)).astype(np.float32)
+    dy = rng.standard_normal((cfg.T, cfg.B, D * cfg.H)).astype(np.float32)
+    return x, dy
+
+
+def state_diffs(ours_state, theirs_state, cell: str) -> dict:
+    if cell == "lstm":
+        return {"h_n": rel_diff(ours_state[0], theirs_state[0]), "c_n": rel_diff(ours_state[1], theirs_state[1])}
+    return {"h_n": rel_diff(ours_state, theirs_state)}
+
+
+def bench_train(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
+    """One training step over the whole sequence: zero gradients, forward, backward (including dx)."""
+    theirs, ours = layer_pair(torch, cfg)
+    x, dy = layer_data(cfg)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    dy_t = torch.from_numpy(dy)
+
+    def torch_step():
+        theirs.zero_grad()
+        x_t.grad = None
+        y, state = theirs(x_t)
+        y.backward(dy_t)
+        return y, state
+
+    def rf_step():
+        ours.zero_grad()
+        y, state = ours(x)
+        dx, _ = ours.backward(dy)
+        return y, state, dx
+
+    y_t, state_t = torch_step()
+    y, state, dx = rf_step()
+    diffs = {"y": rel_diff(y, y_t), "dx": rel_diff(dx, x_t.grad), **state_diffs(state, state_t, cfg.cell)}
+    grads = ours.grads
+    for name, param in theirs.named_parameters():
+        diffs[f"d{name}"] = rel_diff(grads[name], param.grad)
+    worst = require_agreement(diffs, f"train {cfg.label()}")
+
+    torch_ms, rf_ms = interleaved(torch_step, rf_step, warmup, reps)
+    return result("train", cfg.label(), cfg, torch_ms, rf_ms, worst)
+
+
+def bench_infer(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
+    """Forward only: PyTorch under no_grad, rnnfast in eval() (no training workspace)."""
+    theirs, ours = layer_pair(torch, cfg)
+    theirs.eval()
+    ours.eval()
+    x, _ = layer_data(cfg)
+    x_t = torch.from_numpy(x)
+
+    def torch_forward():
+        with torch.no_grad():
+            return theirs(x_t)
+
+    def rf_forward():
+        return ours(x)
+
+    y_t, state_t = torch_forward()
+    y, state = rf_forward()
+    worst = require_agreement({"y": rel_diff(y, y_t), **state_diffs(state, state_t, cfg.cell)},
+                              f"infer {cfg.label()}")
+    torch_ms, rf_ms = interleaved(torch_forward, rf_forward, warmup, reps)
+    return result("infer", cfg.label(), cfg, torch_ms, rf_ms, worst)
+
+
+# ----- generation -----------------------------------------------------------------------------------------------
+
+class TorchGenerator:
+    """The usual PyTorch sampling loop: embedding -> LSTM step with carried state -> linear -> softmax -> sample."""
+
+    def __init__(self, torch, cfg: GenerationConfig):
+        self.torch = torch
+        torch.manual_seed(0)
+        self.embedding = torch.nn.Embedding(cfg.vocab, cfg.embed)
+        self.lstm = torch.nn.LSTM(cfg.embed, cfg.hidden, num_layers=cfg.layers)
+        self.head = torch.nn.Linear(cfg.hidden, cfg.vocab)
+
+    def state_dict(self) -> dict:
+        """The weights under rnnfast.LanguageModel's parameter names."""
+        return {"embedding.weight": self.embedding.weight, "head.weight": self.head.weight,
+                "head.bias": self.head.bias, **{f"rnn.{k}": v for k, v in self.lstm.state_dict().items()}}
+
+    def generate(self, prompt: np.ndarray, max_new_tokens: int, temperature: float, seed: int):
+        torch = self.torch
+        generator = torch.Generator().manual_seed(seed)
+        out = []
+        with torch.no_grad():
+            y, state = self.lstm(self.embedding(torch.from_numpy(prompt)).unsqueeze(1))  # (P, 1, E)
+            logits = self.head(y[-1])  # (1, V)
+            for i in range(max_new_tokens):
+                if temperature == 0:
+                    token = logits.argmax(dim=-1, keepdim=True)
+                else:
+                    probs = torch.softmax(logits / temperature, dim=-1)
+                    token = torch.multinomial(probs, 1, generator=generator)  # (1, 1)
+                out.append(token)
+                if i + 1 < max_new_tokens:
+                    y, state = self.lstm(self.embedding(token), state)  # (1, 1, E): T=1, B=1
+                    logits = self.head(y[0])
+        return torch.cat(out).view(-1).numpy()
+
+
+def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict:
+    theirs = TorchGenerator(torch, cfg)
+    ours = rf.LanguageModel(cfg.vocab, cfg.embed, cfg.hidden, num_layers=cfg.layers, cell="lstm")
+    ours.load_state_dict(theirs.state_dict())
+    ours.eval()
+    prompt = np.random.default_rng(0).integers(0, cfg.vocab, cfg.prompt)
+
+    # Same weights, greedy decoding: both must pick the same tokens.
+    greedy = np.asarray(ours.generate(prompt, cfg.tokens, temperature=0.0, seed=0))
+    greedy_t = theirs.generate(prompt, cfg.tokens, 0.0, 0)
+    if greedy.shape != (cfg.tokens,) or not np.array_equal(greedy, greedy_t):
+        first = next((i for i, (a, b) in enumerate(zip(greedy, greedy_t)) if a != b), min(len(greedy), cfg.tokens))
+        sys.exit(f"MISMATCH in generate {cfg.label()}: greedy tokens differ from PyTorch's (rnnfast returned "
+                 f"shape {greedy.shape}, first difference at token {first}); not timing it")
+    sampled = np.asarray(ours.generate(prompt, cfg.tokens, temperature=1.0, seed=0))
+    if sampled.shape != (cfg.tokens,) or sampled.min() < 0 or sampled.max() >= cfg.vocab:
+        sys.exit(f"MISMATCH in generate {cfg.label()}: sampling returned shape {sampled.shape} with ids in "
+                 f"[{sampled.min()}, {sampled.max()}], expected ({cfg.tokens},) ids in [0, {cfg.vocab})")
+
+    torch_ms, rf_ms = interleaved(lambda: theirs.generate(prompt, cfg.tokens, 1.0, 0),
+                                  lambda: ours.generate(prompt, cfg.tokens, temperature=1.0, seed=0), warmup, reps)
+    row = result("generate", cfg.label(), cfg, torch_ms, rf_ms, 0.0)
+    row["torch_tokens_per_s"] = cfg.tokens / (row["torch_ms"] * 1e-3)
+    row["rnnfast_tokens_per_s"] = cfg.tokens / (row["rnnfast_ms"] * 1e-3)
+    return row
+
+
+# ----- report ---------------------------------------------------------------------------------------------------
+
+def geomean(values) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def print_group(title: str, rows: list[dict]) -> None:
+    print(f"\n### {title}\n")
+    if rows[0]["group"] == "generate":
+        print("| config | torch tokens/s | rnnfast tokens/s | speedup |\n|---|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['label']} | {r['torch_tokens_per_s']:.0f} | {r['rnnfast_tokens_per_s']:.0f} | "
+                  f"{r['speedup']:.2f}x |")
+    else:
+        print("| config | torch ms | rnnfast ms | speedup |\n|---|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['label']} | {r['torch_ms']:.2f} | {r['rnnfast_ms']:.2f} | {r['speedup']:.2f}x |")
+    print(f"| **geometric mean** | | | **{geomean([r['speedup'] for r in rows]):.2f}x** |")
+    sys.stdout.flush()
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {value}, expected an integer >= 1")
+    return value
+
+
+def section_list(text: str) -> list[str]:
+    names = [s for s in text.split(",") if s]
+    bad = [s for s in names if s not in SECTIONS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a comma-separated subset of {','.join(SECTIONS)}")
+    return names
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads for both libraries (default 2)")
+    parser.add_argument("--reps", type=positive_int, help="timed repetitions per side (default 10, --quick 3)")
+    parser.add_argument("--warmup", type=positive_int, help="untimed repetitions per side (default 2, --quick 1)")
+    parser.add_argument("--quick", action="store_true", help="small configs and few repetitions: a smoke run")
+    parser.add_argument("--sections", type=section_list, default=list(SECTIONS),
+                        help="comma-separated subset of train,infer,generate (default: all)")
+    parser.add_argument("--no-mkldnn", action="store_true",
+                        help="turn off PyTorch's oneDNN (mkldnn) path and compare with its native kernels")
+    parser.add_argument("--json", metavar="FILE", help="also write every repetition and the summary as JSON")
+    args = parser.parse_args(argv)
+    reps = args.reps or (3 if args.quick else 10)
+    warmup = args.warmup or (1 if args.quick else 2)
+
+    try:
+        import torch
+    except ImportError:
+        sys.exit("compare_torch.py needs PyTorch in the same environment (pip install torch)")
+    torch.set_num_threads(args.threads)
+    rf.set_num_threads(args.threads)
+    if args.no_mkldnn:
+        torch.backends.mkldnn.enabled = False
+
+    meta = {"threads": args.threads, "reps": reps, "warmup": warmup, "quick": args.quick,
+            "torch": torch.__version__, "torch_mkldnn": torch.backends.mkldnn.enabled,
+            "rnnfast": rf.build_info(), "python": platform.python_version(), "machine": platform.machine()}
+    print(f"# rnnfast {meta['rnnfast']['version']} ({meta['rnnfast']['isa']}) vs torch {torch.__version__} "
+          f"(mkldnn {'on' if meta['torch_mkldnn'] else 'off'}), {args.threads} thread(s) each, "
+          f"median of {reps} interleaved reps after {warmup} warm-up; speedup = torch / rnnfast")
+
+    train, infer, generate = (QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE) if args.quick else (TRAIN, INFER, GENERATE)
+    groups = {}
+
+    def run_group(title: str, bench, configs) -> None:
+        groups[title] = [bench(torch, cfg, warmup, reps) for cfg in configs]
+        print_group(title, groups[title])
+
+    if "train" in args.sections:
+        run_group("Training step (forward + backward, full sequence)", bench_train, train)
+    if "infer" in args.sections:
+        run_group("Inference forward", bench_infer, infer)
+    if "generate" in args.sections:
+        if hasattr(rf, "LanguageModel"):
+            run_group("Batch-1 generation (prompt + sampled tokens, temperature 1)", bench_generate, generate)
+        else:
+            print("\n# skipping generation: this rnnfast has no LanguageModel")
+
+    if args.json:
+        summary = {title: geomean([r["speedup"] for r in rows]) for title, rows in groups.items()}
+        with open(args.json, "w") as f:
+            json.dump({"meta": meta, "geomean_speedup": summary,
+                       "results": [r for rows in groups.values() for r in rows]}, f, indent=1)
+        print(f"\n# wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
