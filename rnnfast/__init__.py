@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ._native import available_isas, core
-from . import optim
+from . import data, metrics, optim, text
+from .io import Checkpoint, CheckpointError, load, save
 from .layers import Dropout, Embedding, Linear
 from .models import LanguageModel, cross_entropy
 from .module import Module, Parameters
@@ -35,4 +36,4 @@ def build_info() -> dict:
 
 __all__ = ["RNN", "LSTM", "GRU", "Embedding", "Linear", "Dropout", "LanguageModel", "cross_entropy", "Module",
            "Parameters", "optim", "clip_grad_norm", "clip_grad_value", "set_num_threads", "get_num_threads",
-           "build_info"]
+           "build_info", "text", "data", "metrics", "save", "load", "Checkpoint", "CheckpointError"]
