@@ -63,6 +63,9 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
     d["compiler"] = compiler();
     return d;
   });
+  // Fixes the default thread count at import, before other libraries in the process can change the runtime's.
+  rnnfast::set_num_threads(rnnfast::max_threads());
+  Eigen::initParallel();
   m.def("set_num_threads", &rnnfast::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &rnnfast::max_threads);
   for (auto& registration : rnnfast::bind::registrations()) registration(m);

@@ -11,29 +11,24 @@
 
 namespace rnnfast {
 
-// One process-wide setting: omp_set_num_threads alone would only reach the calling thread, and kernels may be
-// called from any Python thread.
+// rnnfast's own process-wide setting, passed explicitly to every parallel region (and to Eigen's GEMM): the
+// OpenMP runtime's setting is per calling thread and shared with other libraries (torch.set_num_threads would
+// change ours, and ours theirs). It starts from the runtime's default: OMP_NUM_THREADS, else the usable cores.
 inline std::atomic<int>& thread_setting() {
-  static std::atomic<int> threads{0};
+#ifdef _OPENMP
+  static std::atomic<int> threads{omp_get_max_threads()};
+#else
+  static std::atomic<int> threads{1};
+#endif
   return threads;
 }
 
-inline int max_threads() {
-#ifdef _OPENMP
-  const int n = thread_setting().load();
-  return n > 0 ? n : omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+inline int max_threads() { return thread_setting().load(); }
 
 inline void set_num_threads(int n) {
   n = std::max(1, n);
   thread_setting().store(n);
   Eigen::setNbThreads(n);
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
 }
 
 inline int thread_id() {
