@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "rnnfast/gemm.hpp"
 #include "rnnfast/sequence.hpp"
 
 namespace rnnfast {
@@ -14,9 +15,8 @@ void linear_forward(const S* x, int64_t N, int64_t I,  // (N, I)
                     const S* W, int64_t O,             // (O, I)
                     const S* b,                        // (O) or nullptr
                     S* y) {                            // (N, O)
-  MapR<S> Y(y, N, O);
-  Y.noalias() = ConstMapR<S>(x, N, I) * ConstMapR<S>(W, O, I).transpose();
-  if (b) Y.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(b, O);
+  matmul<S>(N, O, I, gemm::MatView<S>{x, I, false}, gemm::MatView<S>{W, I, true}, S(0), y, O);
+  if (b) MapR<S>(y, N, O).rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(b, O);
 }
 
 template <class S>
@@ -26,10 +26,10 @@ void linear_backward(const S* dy, int64_t N, int64_t O,  // (N, O)
                      S* dx,                              // (N, I) or nullptr; overwritten
                      S* dW,                              // (O, I) accumulated
                      S* db) {                            // (O) or nullptr; accumulated
-  ConstMapR<S> dY(dy, N, O);
-  if (dx) MapR<S>(dx, N, I).noalias() = dY * ConstMapR<S>(W, O, I);
-  MapR<S>(dW, O, I).noalias() += dY.transpose() * ConstMapR<S>(x, N, I);
-  if (db) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db, O) += dY.colwise().sum();
+  using V = gemm::MatView<S>;
+  if (dx) matmul<S>(N, I, O, V{dy, O, false}, V{W, I, false}, S(0), dx, I);
+  matmul<S>(O, I, N, V{dy, O, true}, V{x, I, false}, S(1), dW, I);
+  if (db) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db, O) += ConstMapR<S>(dy, N, O).colwise().sum();
 }
 
 // Rows of dW receive the gradients of every position that looked them up. Threads own disjoint row ranges of dW

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "rnnfast/cells.hpp"
+#include "rnnfast/gemm.hpp"
 #include "rnnfast/parallel.hpp"
 
 namespace rnnfast {
@@ -128,6 +129,11 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
     std::vector<S> W_ih_own(G * n * I), W_hh_own(G * n * H), rec(B * G * n);
     pack_gate_rows(p.W_ih, G, H, I, j0, n, W_ih_own.data());
     pack_gate_rows(p.W_hh, G, H, H, j0, n, W_hh_own.data());
+    // x W_ih^T per gate (its n columns land at g*H + j0 of a projection row); h W_hh^T for all own gate columns.
+    std::vector<FixedRhs<S>> projection;
+    for (int g = 0; g < G; ++g)
+      projection.emplace_back(gemm::MatView<S>{W_ih_own.data() + g * n * I, I, true}, I, n, chunk_steps * B);
+    const FixedRhs<S> recurrence(gemm::MatView<S>{W_hh_own.data(), H, true}, H, G * n, B);
     const S* b_hn = (cell == Cell::GRU && p.b_hh) ? p.b_hh + 2 * H + j0 : nullptr;
     S* h_cur = h_buf.data();
     S* h_next = h_buf.data() + B * H;
@@ -144,16 +150,14 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
         chunk_end_step = step + steps;
         chunk_t_lo = s.reverse ? t - steps + 1 : t;
         S* dst = training ? proj + chunk_t_lo * B * GH : proj;
-        ConstMapR<S> X(x + chunk_t_lo * B * I, steps * B, I);
         for (int g = 0; g < G; ++g) {
-          StridedMapR<S> out(dst + g * H + j0, steps * B, n, Eigen::OuterStride<>(GH));
-          out.noalias() = X * ConstMapR<S>(W_ih_own.data() + g * n * I, n, I).transpose();
-          out.rowwise() += Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias.data() + g * H + j0, n);
+          projection[g].apply(steps * B, x + chunk_t_lo * B * I, I, S(0), dst + g * H + j0, GH);
+          StridedMapR<S>(dst + g * H + j0, steps * B, n, Eigen::OuterStride<>(GH)).rowwise() +=
+              Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias.data() + g * H + j0, n);
         }
       }
       if (n > 0) {
-        MapR<S>(rec.data(), B, G * n).noalias() =
-            ConstMapR<S>(h_cur, B, H) * ConstMapR<S>(W_hh_own.data(), G * n, H).transpose();
+        recurrence.apply(B, h_cur, H, S(0), rec.data(), G * n);
         const S* pre_t = proj + (training ? t : t - chunk_t_lo) * B * GH;
         for (int64_t b = 0; b < B; ++b) {
           const int64_t hb = b * H + j0;
@@ -225,8 +229,8 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
   {
     const UnitRange units = unit_range(H, team_size(), thread_id());
     const int64_t j0 = units.begin, n = units.size();
-    // Columns [j0, j0+n) of W_hh, packed (G*H, n): this thread's share of dh_prev = dGh W_hh.
-    MatR<S> W_hh_cols = ConstMapR<S>(p.W_hh, GH, H).middleCols(j0, n);
+    // Columns [j0, j0+n) of W_hh (G*H x n): this thread's share of dh_prev = dGh W_hh.
+    const FixedRhs<S> recurrence(gemm::MatView<S>{p.W_hh + j0, H, false}, GH, n, B);
     std::vector<S> dh(n);
 
     for (int64_t step = T - 1; step >= 0; --step) {
@@ -256,24 +260,18 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
         cell_backward_row(cell, H, n, r);
       }
 #pragma omp barrier
-      if (n > 0) {
-        StridedMapR<S>(dh_carry.data() + j0, B, n, Eigen::OuterStride<>(H)).noalias() +=
-            ConstMapR<S>(dGh + t * B * GH, B, GH) * W_hh_cols;
-      }
+      recurrence.apply(B, dGh + t * B * GH, GH, S(1), dh_carry.data() + j0, H);
     }
   }
 
   std::copy(dh_carry.begin(), dh_carry.end(), dh0);
   if (lstm) std::copy(dc_carry.begin(), dc_carry.end(), dc0);
 
+  using V = gemm::MatView<S>;
+  matmul<S>(TB, I, GH, V{dG.data(), GH, false}, V{p.W_ih, I, false}, S(accumulate_dx ? 1 : 0), dx, I);
+  matmul<S>(GH, I, TB, V{dG.data(), GH, true}, V{x, I, false}, S(1), grads.dW_ih, I);
+  matmul<S>(GH, H, TB, V{dGh, GH, true}, V{ws.h_prev, H, false}, S(1), grads.dW_hh, H);
   ConstMapR<S> dG_all(dG.data(), TB, GH), dGh_all(dGh, TB, GH);
-  MapR<S> dX(dx, TB, I);
-  if (accumulate_dx)
-    dX.noalias() += dG_all * ConstMapR<S>(p.W_ih, GH, I);
-  else
-    dX.noalias() = dG_all * ConstMapR<S>(p.W_ih, GH, I);
-  MapR<S>(grads.dW_ih, GH, I).noalias() += dG_all.transpose() * ConstMapR<S>(x, TB, I);
-  MapR<S>(grads.dW_hh, GH, H).noalias() += dGh_all.transpose() * ConstMapR<S>(ws.h_prev, TB, H);
   if (grads.db_ih) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(grads.db_ih, GH) += dG_all.colwise().sum();
   if (grads.db_hh) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(grads.db_hh, GH) += dGh_all.colwise().sum();
 }

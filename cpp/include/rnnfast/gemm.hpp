@@ -1,0 +1,314 @@
+// Single-precision GEMM for the recurrent kernels: C = beta*C + A*B with operands packed into cache-sized panels
+// and a register-blocked micro-kernel written with GCC vector extensions, so the same source compiles to SSE,
+// AVX2+FMA or AVX-512 code in each per-ISA module.
+//
+// Why not Eigen's GEMM: a recurrent layer multiplies by the same weights at every step. Eigen repacks them on
+// every call and reaches about two thirds of the machine's peak here; packing them once per sequence and keeping
+// each thread's packed share in its own cache is what makes the per-step product fast. double keeps using Eigen
+// (it only serves gradient checks).
+//
+// Layouts: a packed B panel holds NR columns for all k (k-major, NR floats per k, zero-padded past N). Packed A
+// holds MR-row blocks for one KC slice of k (k-major, rows of the block contiguous for each k).
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
+
+#include "rnnfast/parallel.hpp"
+
+namespace rnnfast {
+namespace gemm {
+
+#if defined(__AVX512F__)
+constexpr int VL = 16, NV = 4, MR = 6;
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int VL = 8, NV = 2, MR = 6;
+#else
+constexpr int VL = 4, NV = 2, MR = 4;
+#endif
+constexpr int NR = VL * NV;   // columns per micro-tile
+constexpr int64_t KC = 128;   // k-slice: one B micro-panel (KC x NR floats) stays in L1 across the rows of A
+constexpr int64_t MC = 480;   // rows of A packed at once (MC x KC floats live in L2)
+
+typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof(vf));
+  return v;
+}
+
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
+
+// A read-only row-major matrix view: element (i, j) is p[i*ld + j], or p[j*ld + i] when transposed.
+template <class S>
+struct MatView {
+  const S* p;
+  int64_t ld;
+  bool trans;
+};
+using View = MatView<float>;
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using Buffer = std::unique_ptr<float[], AlignedFree>;
+
+inline Buffer allocate(int64_t count) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!p) throw std::bad_alloc();
+  return Buffer(p);
+}
+
+inline int64_t panels(int64_t n) { return (n + NR - 1) / NR; }
+
+// Columns [j0, j0+n) of B (K x N) for k in [k0, k0+kc), as panels of NR columns with panel stride kc*NR.
+inline void pack_b(const View& b, int64_t k0, int64_t kc, int64_t j0, int64_t n, float* out) {
+  for (int64_t p = 0; p < panels(n); ++p) {
+    const int64_t cols = std::min<int64_t>(NR, n - p * NR);
+    float* dst = out + p * kc * NR;
+    for (int64_t k = 0; k < kc; ++k) {
+      float* row = dst + k * NR;
+      if (!b.trans) {
+        std::memcpy(row, b.p + (k0 + k) * b.ld + j0 + p * NR, sizeof(float) * cols);
+      } else {
+        for (int64_t j = 0; j < cols; ++j) row[j] = b.p[(j0 + p * NR + j) * b.ld + k0 + k];
+      }
+      std::fill(row + cols, row + NR, 0.0f);
+    }
+  }
+}
+
+// Rows [i0, i0+m) of A (M x K) for k in [k0, k0+kc): blocks of MR rows (the last may be shorter), k-major.
+inline void pack_a(const View& a, int64_t i0, int64_t m, int64_t k0, int64_t kc, float* out) {
+  for (int64_t ib = 0; ib < m; ib += MR) {
+    const int64_t rows = std::min<int64_t>(MR, m - ib);
+    float* dst = out + ib * kc;
+    if (a.trans) {
+      for (int64_t k = 0; k < kc; ++k)
+        std::memcpy(dst + k * rows, a.p + (k0 + k) * a.ld + i0 + ib, sizeof(float) * rows);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* src = a.p + (i0 + ib + r) * a.ld + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * rows + r] = src[k];
+      }
+    }
+  }
+}
+
+// C tile (R x NR, only `cols` columns stored) = (accumulate ? C : 0) + A_block (R x kc) * B_panel (kc x NR).
+template <int R>
+inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
+                         bool accumulate, int64_t cols) {
+  vf acc[R][NV];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = vf{};
+  for (int64_t k = 0; k < kc; ++k) {
+    vf bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = load(b + k * NR + v * VL);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float ar = a[k * R + r];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * ar;
+    }
+  }
+  if (cols == NR) {
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v) {
+        float* p = c + r * ldc + v * VL;
+        store(p, accumulate ? load(p) + acc[r][v] : acc[r][v]);
+      }
+  } else {
+    alignas(64) float tile[NR];
+    for (int r = 0; r < R; ++r) {
+      for (int v = 0; v < NV; ++v) store(tile + v * VL, acc[r][v]);
+      float* p = c + r * ldc;
+      for (int64_t j = 0; j < cols; ++j) p[j] = accumulate ? p[j] + tile[j] : tile[j];
+    }
+  }
+}
+
+inline void micro_kernel_rows(int64_t rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                              bool accumulate, int64_t cols) {
+  switch (rows) {
+    case 1: return micro_kernel<1>(kc, a, b, c, ldc, accumulate, cols);
+    case 2: return micro_kernel<2>(kc, a, b, c, ldc, accumulate, cols);
+    case 3: return micro_kernel<3>(kc, a, b, c, ldc, accumulate, cols);
+    case 4: return micro_kernel<4>(kc, a, b, c, ldc, accumulate, cols);
+    case 5:
+      if constexpr (MR >= 5) return micro_kernel<5>(kc, a, b, c, ldc, accumulate, cols);
+      break;
+    case 6:
+      if constexpr (MR >= 6) return micro_kernel<6>(kc, a, b, c, ldc, accumulate, cols);
+      break;
+  }
+}
+
+// C (m x n) += or = packed A (m x kc) * packed B panels (kc x n, panel stride b_panel_stride).
+inline void block(int64_t m, int64_t n, int64_t kc, const float* ap, const float* bp, int64_t b_panel_stride,
+                  float* c, int64_t ldc, bool accumulate) {
+  for (int64_t p = 0; p < panels(n); ++p) {
+    const int64_t cols = std::min<int64_t>(NR, n - p * NR);
+    const float* b = bp + p * b_panel_stride;
+    for (int64_t ib = 0; ib < m; ib += MR) {
+      const int64_t rows = std::min<int64_t>(MR, m - ib);
+      micro_kernel_rows(rows, kc, ap + ib * kc, b, c + ib * ldc + p * NR, ldc, accumulate, cols);
+    }
+  }
+}
+
+inline void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+// B (K x N) packed once, all k, for products with many different A: the recurrent weights of a sequence.
+class PackedB {
+ public:
+  PackedB() = default;
+  PackedB(const View& b, int64_t K, int64_t N) : K_(K), N_(N), data_(allocate(panels(N) * K * NR)) {
+    pack_b(b, 0, K, 0, N, data_.get());
+  }
+  int64_t K() const { return K_; }
+  int64_t N() const { return N_; }
+  const float* data() const { return data_.get(); }
+
+ private:
+  int64_t K_ = 0, N_ = 0;
+  Buffer data_;
+};
+
+// Floats of A-packing scratch that multiply() needs for m rows.
+inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC; }
+
+// C (m x N) = beta*C + A (m x K) * B, single-threaded; scratch from scratch_size(m). Allocation-free, so it can
+// run inside a time loop.
+inline void multiply(int64_t m, const View& a, const PackedB& b, float beta, float* c, int64_t ldc, float* scratch) {
+  const int64_t K = b.K(), N = b.N();
+  if (beta != 0.0f && beta != 1.0f) scale_c(m, N, beta, c, ldc);
+  for (int64_t ic = 0; ic < m; ic += MC) {
+    const int64_t mc = std::min(MC, m - ic);
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kc = std::min(KC, K - k0);
+      pack_a(a, ic, mc, k0, kc, scratch);
+      block(mc, N, kc, scratch, b.data() + k0 * NR, K * NR, c + ic * ldc, ldc, k0 > 0 || beta != 0.0f);
+    }
+  }
+}
+
+// C (M x N) = beta*C + A (M x K) * B (K x N), threads splitting the columns (or the rows when N is narrow).
+// Called from inside a parallel region it runs on the calling thread alone.
+inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b, float beta, float* c,
+                  int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    scale_c(M, N, beta, c, ldc);
+    return;
+  }
+  const int64_t work = M * N * K;
+  int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / (1 << 20))));
+#ifdef _OPENMP
+  if (omp_in_parallel()) nthreads = 1;
+#endif
+  const bool split_columns = panels(N) >= 2 * nthreads || panels(N) >= (M + MR - 1) / MR;
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int tid = thread_id(), nth = team_size();
+    int64_t i_lo = 0, i_hi = M, j_lo = 0, j_hi = N;
+    if (split_columns) {
+      const int64_t per = (panels(N) + nth - 1) / nth;
+      j_lo = std::min(N, per * tid * NR);
+      j_hi = std::min(N, j_lo + per * NR);
+    } else {
+      const int64_t per = ((M + nth - 1) / nth + MR - 1) / MR * MR;
+      i_lo = std::min(M, per * tid);
+      i_hi = std::min(M, i_lo + per);
+    }
+    const int64_t n = j_hi - j_lo, m_all = i_hi - i_lo;
+    if (n > 0 && m_all > 0) {
+      const int64_t nc = std::min<int64_t>(n, 2048);
+      Buffer bp = allocate(panels(nc) * KC * NR);
+      Buffer ap = allocate((std::min(MC, m_all) + MR) * KC);
+      for (int64_t jc = j_lo; jc < j_hi; jc += nc) {
+        const int64_t ncols = std::min(nc, j_hi - jc);
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+          const int64_t kc = std::min(KC, K - k0);
+          pack_b(b, k0, kc, jc, ncols, bp.get());
+          for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
+            const int64_t m = std::min(MC, i_hi - ic);
+            pack_a(a, ic, m, k0, kc, ap.get());
+            float* c_block = c + ic * ldc + jc;
+            if (k0 == 0 && beta != 0.0f && beta != 1.0f) scale_c(m, ncols, beta, c_block, ldc);
+            block(m, ncols, kc, ap.get(), bp.get(), kc * NR, c_block, ldc, k0 > 0 || beta != 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gemm
+
+template <class S>
+using ConstStridedMap = Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                                   Eigen::OuterStride<>>;
+template <class S>
+using StridedMap =
+    Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
+
+// C (M x N, ldc) = beta*C + A (M x K) * B (K x N): the packed kernel for float, Eigen for double.
+template <class S>
+void matmul(int64_t M, int64_t N, int64_t K, const gemm::MatView<S>& a, const gemm::MatView<S>& b, S beta, S* c,
+            int64_t ldc) {
+  if constexpr (std::is_same_v<S, float>) {
+    gemm::sgemm(M, N, K, a, b, beta, c, ldc);
+  } else {
+    StridedMap<S> C(c, M, N, Eigen::OuterStride<>(ldc));
+    auto A = [&] { return ConstStridedMap<S>(a.p, a.trans ? K : M, a.trans ? M : K, Eigen::OuterStride<>(a.ld)); };
+    auto B = [&] { return ConstStridedMap<S>(b.p, b.trans ? N : K, b.trans ? K : N, Eigen::OuterStride<>(b.ld)); };
+    if (beta == S(0)) C.setZero(); else if (beta != S(1)) C *= beta;
+    if (a.trans && b.trans) C.noalias() += A().transpose() * B().transpose();
+    else if (a.trans) C.noalias() += A().transpose() * B();
+    else if (b.trans) C.noalias() += A() * B().transpose();
+    else C.noalias() += A() * B();
+  }
+}
+
+// A right-hand operand B (K x N) used for many products: packed once (float), so that each product is only the
+// micro-kernel over cached panels; allocation-free after construction.
+template <class S>
+class FixedRhs {
+ public:
+  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows) : b_(b), K_(K), N_(N) {
+    if constexpr (std::is_same_v<S, float>) {
+      packed_ = gemm::PackedB(b, K, N);
+      scratch_ = gemm::allocate(gemm::scratch_size(max_rows));
+    }
+  }
+  // C (m x N, ldc) = beta*C + A (m x K, row-major with lda) * B
+  void apply(int64_t m, const S* a, int64_t lda, S beta, S* c, int64_t ldc) const {
+    if (N_ == 0 || m == 0) return;
+    if constexpr (std::is_same_v<S, float>) {
+      gemm::multiply(m, gemm::View{a, lda, false}, packed_, beta, c, ldc, scratch_.get());
+    } else {
+      matmul<S>(m, N_, K_, gemm::MatView<S>{a, lda, false}, b_, beta, c, ldc);
+    }
+  }
+
+ private:
+  gemm::MatView<S> b_;
+  int64_t K_, N_;
+  gemm::PackedB packed_;
+  gemm::Buffer scratch_;
+};
+
+}  // namespace rnnfast
