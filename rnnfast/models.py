@@ -151,8 +151,9 @@ class LanguageModel(Module):
         top_p = 1.0 if top_p is None else _checks.real(top_p, "top_p", 0.0, 1.0, low_open=True)
         seed = int(self._seed_source.integers(2**63)) if seed is None else _checks.positive_int(seed, "seed", 0)
         parts = self.rnn._state_parts(state, 1, "state")
-        h = np.ascontiguousarray(parts[0][:, 0, :])
-        c = np.ascontiguousarray(parts[1][:, 0, :]) if len(parts) == 2 else None
+        # Copies: the kernel updates its state in place and the caller's arrays must stay as they were.
+        h = np.array(parts[0][:, 0, :], order="C")
+        c = np.array(parts[1][:, 0, :], order="C") if len(parts) == 2 else None
         params = self.rnn.named_parameters()
         layers = [self.rnn._weights(params, layer, "") for layer in range(self.num_layers)]
         head_W, _ = self.head._weight_and_grad()

@@ -46,6 +46,9 @@ class Optimizer:
         if not isinstance(state, dict) or state.get("type") != type(self).__name__:
             got = state.get("type") if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"state: got optimizer state of {got!r}, expected {type(self).__name__!r}")
+        for key in self._hyper():
+            setattr(self, key, state[key])
+        self._allocate_buffers()
         for name, buf in self._buffers().items():
             value = np.asarray(state.get(name))
             if value.shape != buf.shape:
@@ -53,8 +56,9 @@ class Optimizer:
             buf[...] = value
         self.lr = float(state["lr"])
         self.step_count = int(state["step"])
-        for key in self._hyper():
-            setattr(self, key, state[key])
+
+    def _allocate_buffers(self) -> None:
+        """(Re)create state buffers to match the hyper-parameters."""
 
     def _hyper(self) -> dict:
         return {}
@@ -71,8 +75,16 @@ class SGD(Optimizer):
         self.dampening = _checks.real(dampening, "dampening", 0.0, 1.0)
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum == 0 or self.dampening != 0):
-            raise ValueError("nesterov: requires momentum > 0 and dampening = 0")
-        self.momentum_buffer = np.zeros_like(self.params.data) if self.momentum else None
+            raise ValueError(f"nesterov: got True with momentum={self.momentum} and dampening={self.dampening}, "
+                             "expected momentum > 0 and dampening = 0")
+        self.momentum_buffer = None
+        self._allocate_buffers()
+
+    def _allocate_buffers(self) -> None:
+        if self.momentum and self.momentum_buffer is None:
+            self.momentum_buffer = np.zeros_like(self.params.data)
+        elif not self.momentum:
+            self.momentum_buffer = None
 
     def _hyper(self) -> dict:
         return {"momentum": self.momentum, "weight_decay": self.weight_decay, "dampening": self.dampening,
@@ -148,17 +160,18 @@ class _Schedule:
 
 
 class StepDecay(_Schedule):
-    """lr = base_lr * gamma ** max(0, epoch - start + 1) // step_size): after ``start`` epochs, multiply by
-    ``gamma`` every ``step_size`` epochs (Zaremba et al.: gamma 0.5 after epoch 4; PyTorch's StepLR when start=0)."""
+    """Keep base_lr for the first ``start`` epochs, then multiply by ``gamma`` at epoch ``start`` and every
+    ``step_size`` epochs after: Zaremba et al.'s "halve after epoch 4" is StepDecay(opt, 0.5, 1, start=4), and
+    PyTorch's StepLR(step_size=s) is the default start=step_size."""
 
-    def __init__(self, optimizer, gamma, step_size=1, start=0):
+    def __init__(self, optimizer, gamma, step_size=1, start=None):
         super().__init__(optimizer)
         self.gamma = _checks.real(gamma, "gamma", 0.0, 1.0, low_open=True)
         self.step_size = _checks.positive_int(step_size, "step_size")
-        self.start = _checks.positive_int(start, "start", minimum=0)
+        self.start = self.step_size if start is None else _checks.positive_int(start, "start", minimum=0)
 
     def lr_at(self, epoch: int) -> float:
-        decays = max(0, epoch - self.start) // self.step_size
+        decays = 0 if epoch < self.start else (epoch - self.start) // self.step_size + 1
         return self.base_lr * self.gamma ** decays
 
     def step(self, epoch: int) -> float:

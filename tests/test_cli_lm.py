@@ -374,10 +374,6 @@ def test_resume_after_time_limit_matches_uninterrupted_run(resumed_after_time_li
     assert_same_final_state(resumed_after_time_limit, uninterrupted, atol=RESUME_ATOL)
 
 
-@pytest.mark.xfail(strict=True, reason="results depend on memory alignment: the float32 kernels round differently "
-                   "when a buffer's address changes (e.g. rf.cross_entropy's gradient differs by ~1e-10 for the "
-                   "same logits copied to an address 4 bytes further), so a resumed run, whose buffers sit "
-                   "elsewhere, drifts from the uninterrupted one by ~1e-6 instead of matching it bit for bit")
 def test_resume_after_time_limit_is_bit_identical(resumed_after_time_limit, uninterrupted):
     assert_same_final_state(resumed_after_time_limit, uninterrupted, atol=0.0)
 

@@ -120,9 +120,6 @@ def test_initial_state_is_used_and_equals_feeding_the_prefix():
                                   model.generate(prefix + rest, 30, temperature=0.0))
 
 
-@pytest.mark.xfail(strict=True, reason="generate() writes the final state into the caller's state arrays (the "
-                   "C++ loop updates h/c in place and np.ascontiguousarray(state[0][:, 0, :]) is a view), so "
-                   "reusing a state with the same seed gives different tokens")
 def test_generate_leaves_the_callers_state_untouched():
     model = rf.LanguageModel(17, 12, 12, num_layers=2, cell="lstm", seed=5).eval()
     _, state = model.forward(np.array([[4], [8]]))

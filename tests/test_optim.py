@@ -216,9 +216,6 @@ def test_checkpoint_mid_run_continues_bit_identically(tmp_path, cls, kwargs):
     np.testing.assert_array_equal(resumed, uninterrupted)
 
 
-@pytest.mark.xfail(strict=True, reason="SGD.load_state_dict sets momentum from the state but keeps "
-                   "momentum_buffer=None when the SGD was built without momentum, so the next step() raises "
-                   "'momentum_buffer: required when momentum != 0'")
 def test_sgd_built_without_momentum_restores_a_momentum_state():
     params = flat_params(P0)
     optimizer = SGD(params, lr=0.1, momentum=0.9)
@@ -288,9 +285,6 @@ def test_non_finite_gradient_is_refused_and_leaves_everything_untouched(cls):
 
 
 # ----- schedules -------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="StepDecay(start=4) keeps the full lr through epoch 4 and halves from "
-                   "epoch 5: lr_at uses max(0, epoch - start) where its docstring (and Zaremba et al.'s "
-                   "schedule) has max(0, epoch - start + 1)")
 def test_step_decay_follows_zaremba_decay_after_epoch_4():
     schedule = StepDecay(SGD(flat_params(P0), lr=1.0), gamma=0.5, step_size=1, start=4)
     lrs = [schedule.step(epoch) for epoch in range(8)]

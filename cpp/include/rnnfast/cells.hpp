@@ -7,7 +7,9 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -33,10 +35,35 @@ inline Cell cell_from_name(const std::string& name) {
   throw std::invalid_argument("cell: got '" + name + "', expected one of rnn_tanh, rnn_relu, lstm, gru");
 }
 
+// Pointwise math runs on fixed-size blocks of kBlock values held in aligned locals (a short last block is
+// zero-padded), so every element takes the same vectorised code path wherever the data lives. Eigen would
+// otherwise peel unaligned heads into scalar exp/tanh, making results depend on array addresses: a resumed run
+// or a different thread split would then differ in the last bits.
+constexpr int kBlock = 16;
+
 template <class S>
-using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
+using Block = Eigen::Array<S, kBlock, 1>;
+
 template <class S>
-using ConstArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
+struct BlockIO {
+  int64_t k0, m;  // first element and count of this block
+  Block<S> in(const S* p) const {
+    Block<S> v;
+    if (m == kBlock) {
+      std::memcpy(v.data(), p + k0, sizeof(S) * kBlock);
+    } else {
+      v.setZero();
+      std::memcpy(v.data(), p + k0, sizeof(S) * m);
+    }
+    return v;
+  }
+  void out(S* p, const Block<S>& v) const { std::memcpy(p + k0, v.data(), sizeof(S) * m); }
+};
+
+template <class S, class F>
+inline void for_blocks(int64_t n, F&& f) {
+  for (int64_t k0 = 0; k0 < n; k0 += kBlock) f(BlockIO<S>{k0, std::min<int64_t>(kBlock, n - k0)});
+}
 
 // Per-(t, b) values that backward needs, as offsets into one training workspace row block.
 // act: activated gates (G*H) [RNN: the new h]; h_prev (H); LSTM: c_prev (H), tanh(c_new) (H); GRU: W_hn h + b_hn (H).
@@ -64,56 +91,47 @@ struct RowForward {
 
 template <class S>
 inline void cell_forward_row(Cell cell, int64_t H, int64_t n, const RowForward<S>& r) {
-  using Arr = Eigen::Array<S, Eigen::Dynamic, 1>;
-  auto pre = [&](int g) { return ConstArrMap<S>(r.pre + g * H, n); };
-  auto rec = [&](int g) { return ConstArrMap<S>(r.rec + g * n, n); };
-  ArrMap<S> h_new(r.h_new, n);
-  switch (cell) {
-    case Cell::RNN_TANH:
-      h_new = (pre(0) + rec(0)).tanh();
-      if (r.act) ArrMap<S>(r.act, n) = h_new;
-      break;
-    case Cell::RNN_RELU:
-      h_new = (pre(0) + rec(0)).cwiseMax(S(0));
-      if (r.act) ArrMap<S>(r.act, n) = h_new;
-      break;
-    case Cell::LSTM: {
-      ArrMap<S> c_new(r.c_new, n);
-      ConstArrMap<S> c_prev(r.c_prev, n);
-      if (r.act) {
-        ArrMap<S> i(r.act, n), f(r.act + H, n), g(r.act + 2 * H, n), o(r.act + 3 * H, n), tc(r.aux0, n);
-        i = (pre(0) + rec(0)).logistic();
-        f = (pre(1) + rec(1)).logistic();
-        g = (pre(2) + rec(2)).tanh();
-        o = (pre(3) + rec(3)).logistic();
-        c_new = f * c_prev + i * g;
-        tc = c_new.tanh();
-        h_new = o * tc;
-      } else {
-        c_new = (pre(1) + rec(1)).logistic() * c_prev + (pre(0) + rec(0)).logistic() * (pre(2) + rec(2)).tanh();
-        h_new = (pre(3) + rec(3)).logistic() * c_new.tanh();
+  for_blocks<S>(n, [&](const BlockIO<S>& io) {
+    auto pre = [&](int g) { return Block<S>(io.in(r.pre + g * H) + io.in(r.rec + g * n)); };
+    switch (cell) {
+      case Cell::RNN_TANH:
+      case Cell::RNN_RELU: {
+        const Block<S> h = cell == Cell::RNN_TANH ? Block<S>(pre(0).tanh()) : Block<S>(pre(0).cwiseMax(S(0)));
+        io.out(r.h_new, h);
+        if (r.act) io.out(r.act, h);
+        break;
       }
-      break;
-    }
-    case Cell::GRU: {
-      ConstArrMap<S> h_prev(r.h_prev, n);
-      Arr hn = rec(2);
-      if (r.b_hn) hn += ConstArrMap<S>(r.b_hn, n);
-      if (r.act) {
-        ArrMap<S> rg(r.act, n), z(r.act + H, n), ng(r.act + 2 * H, n);
-        rg = (pre(0) + rec(0)).logistic();
-        z = (pre(1) + rec(1)).logistic();
-        ng = (pre(2) + rg * hn).tanh();
-        ArrMap<S>(r.aux0, n) = hn;
-        h_new = (S(1) - z) * ng + z * h_prev;
-      } else {
-        Arr z = (pre(1) + rec(1)).logistic();
-        Arr ng = (pre(2) + (pre(0) + rec(0)).logistic() * hn).tanh();
-        h_new = (S(1) - z) * ng + z * h_prev;
+      case Cell::LSTM: {
+        const Block<S> i = pre(0).logistic(), f = pre(1).logistic(), g = pre(2).tanh(), o = pre(3).logistic();
+        const Block<S> c = f * io.in(r.c_prev) + i * g;
+        const Block<S> tc = c.tanh();
+        io.out(r.c_new, c);
+        io.out(r.h_new, o * tc);
+        if (r.act) {
+          io.out(r.act, i);
+          io.out(r.act + H, f);
+          io.out(r.act + 2 * H, g);
+          io.out(r.act + 3 * H, o);
+          io.out(r.aux0, tc);
+        }
+        break;
       }
-      break;
+      case Cell::GRU: {
+        Block<S> hn = io.in(r.rec + 2 * n);
+        if (r.b_hn) hn += io.in(r.b_hn);
+        const Block<S> rg = pre(0).logistic(), z = pre(1).logistic();
+        const Block<S> ng = (io.in(r.pre + 2 * H) + rg * hn).tanh();
+        io.out(r.h_new, (S(1) - z) * ng + z * io.in(r.h_prev));
+        if (r.act) {
+          io.out(r.act, rg);
+          io.out(r.act + H, z);
+          io.out(r.act + 2 * H, ng);
+          io.out(r.aux0, hn);
+        }
+        break;
+      }
     }
-  }
+  });
 }
 
 template <class S>
@@ -131,47 +149,44 @@ struct RowBackward {
 
 template <class S>
 inline void cell_backward_row(Cell cell, int64_t H, int64_t n, const RowBackward<S>& r) {
-  ConstArrMap<S> dh(r.dh, n);
-  ArrMap<S> dh_direct(r.dh_direct, n);
-  switch (cell) {
-    case Cell::RNN_TANH: {
-      ConstArrMap<S> h(r.act, n);
-      ArrMap<S>(r.dG, n) = dh * (S(1) - h * h);
-      dh_direct.setZero();
-      break;
+  for_blocks<S>(n, [&](const BlockIO<S>& io) {
+    const Block<S> dh = io.in(r.dh);
+    switch (cell) {
+      case Cell::RNN_TANH:
+      case Cell::RNN_RELU: {
+        const Block<S> h = io.in(r.act);
+        io.out(r.dG, cell == Cell::RNN_TANH ? Block<S>(dh * (S(1) - h * h)) : Block<S>((h > S(0)).select(dh, S(0))));
+        io.out(r.dh_direct, Block<S>::Zero());
+        break;
+      }
+      case Cell::LSTM: {
+        const Block<S> i = io.in(r.act), f = io.in(r.act + H), g = io.in(r.act + 2 * H), o = io.in(r.act + 3 * H);
+        const Block<S> tc = io.in(r.aux0);
+        const Block<S> dc = io.in(r.dc) + dh * o * (S(1) - tc * tc);
+        io.out(r.dG, dc * g * i * (S(1) - i));
+        io.out(r.dG + H, dc * io.in(r.c_prev) * f * (S(1) - f));
+        io.out(r.dG + 2 * H, dc * i * (S(1) - g * g));
+        io.out(r.dG + 3 * H, dh * tc * o * (S(1) - o));
+        io.out(r.dc, dc * f);
+        io.out(r.dh_direct, Block<S>::Zero());
+        break;
+      }
+      case Cell::GRU: {
+        const Block<S> rg = io.in(r.act), z = io.in(r.act + H), ng = io.in(r.act + 2 * H), hn = io.in(r.aux0);
+        const Block<S> dn = dh * (S(1) - z) * (S(1) - ng * ng);
+        const Block<S> dz = dh * (io.in(r.h_prev) - ng) * z * (S(1) - z);
+        const Block<S> dr = dn * hn * rg * (S(1) - rg);
+        io.out(r.dG, dr);
+        io.out(r.dG + H, dz);
+        io.out(r.dG + 2 * H, dn);
+        io.out(r.dGh, dr);
+        io.out(r.dGh + H, dz);
+        io.out(r.dGh + 2 * H, dn * rg);
+        io.out(r.dh_direct, dh * z);
+        break;
+      }
     }
-    case Cell::RNN_RELU: {
-      ConstArrMap<S> h(r.act, n);
-      ArrMap<S>(r.dG, n) = (h > S(0)).select(dh, S(0));
-      dh_direct.setZero();
-      break;
-    }
-    case Cell::LSTM: {
-      ConstArrMap<S> i(r.act, n), f(r.act + H, n), g(r.act + 2 * H, n), o(r.act + 3 * H, n);
-      ConstArrMap<S> tc(r.aux0, n), c_prev(r.c_prev, n);
-      ArrMap<S> dc(r.dc, n);
-      dc += dh * o * (S(1) - tc * tc);
-      ArrMap<S>(r.dG, n) = dc * g * i * (S(1) - i);
-      ArrMap<S>(r.dG + H, n) = dc * c_prev * f * (S(1) - f);
-      ArrMap<S>(r.dG + 2 * H, n) = dc * i * (S(1) - g * g);
-      ArrMap<S>(r.dG + 3 * H, n) = dh * tc * o * (S(1) - o);
-      dc *= f;
-      dh_direct.setZero();
-      break;
-    }
-    case Cell::GRU: {
-      ConstArrMap<S> rg(r.act, n), z(r.act + H, n), ng(r.act + 2 * H, n), hn(r.aux0, n), h_prev(r.h_prev, n);
-      ArrMap<S> dr(r.dG, n), dz(r.dG + H, n), dn(r.dG + 2 * H, n);
-      dn = dh * (S(1) - z) * (S(1) - ng * ng);
-      dz = dh * (h_prev - ng) * z * (S(1) - z);
-      dr = dn * hn * rg * (S(1) - rg);
-      ArrMap<S>(r.dGh, n) = dr;
-      ArrMap<S>(r.dGh + H, n) = dz;
-      ArrMap<S>(r.dGh + 2 * H, n) = dn * rg;
-      dh_direct = dh * z;
-      break;
-    }
-  }
+  });
 }
 
 }  // namespace rnnfast

@@ -29,7 +29,7 @@ void linear_backward(const S* dy, int64_t N, int64_t O,  // (N, O)
   using V = gemm::MatView<S>;
   if (dx) matmul<S>(N, I, O, V{dy, O, false}, V{W, I, false}, S(0), dx, I);
   matmul<S>(O, I, N, V{dy, O, true}, V{x, I, false}, S(1), dW, I);
-  if (db) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(db, O) += ConstMapR<S>(dy, N, O).colwise().sum();
+  if (db) add_column_sums(dy, N, O, db);
 }
 
 // Rows of dW receive the gradients of every position that looked them up. Threads own disjoint row ranges of dW

@@ -283,6 +283,14 @@ void matmul(int64_t M, int64_t N, int64_t K, const gemm::MatView<S>& a, const ge
   }
 }
 
+// out (cols) += the sum of the rows of a (rows x cols), added row by row: a fixed order whatever the alignment
+// (Eigen's colwise().sum() peels unaligned heads differently, which changes the last bits between runs).
+template <class S>
+void add_column_sums(const S* a, int64_t rows, int64_t cols, S* out) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c] += a[r * cols + c];
+}
+
 // A right-hand operand B (K x N) used for many products: packed once (float), so that each product is only the
 // micro-kernel over cached panels; allocation-free after construction.
 template <class S>

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdint>
 
+#include <vector>
+
+#include "rnnfast/cells.hpp"
 #include "rnnfast/parallel.hpp"
 
 namespace rnnfast {
@@ -17,35 +20,46 @@ struct LossResult {
 };
 
 // logits (N, V); targets (N) in [0, V) or == ignore_index. If dlogits is given (it may alias logits), it receives
-// grad_scale * (softmax - onehot) for counted rows and 0 for ignored ones.
+// grad_scale * (softmax - onehot) for counted rows and 0 for ignored ones. Each row is reduced in fixed-size
+// blocks and the row losses are added in row order, so the result depends neither on the thread count nor on
+// where the arrays live.
 template <class S>
 LossResult softmax_cross_entropy(const S* logits, int64_t N, int64_t V, const int64_t* targets, int64_t ignore_index,
                                  S* dlogits, double grad_scale) {
-  double loss_sum = 0;
+  std::vector<double> row_loss(N, 0.0);
   int64_t count = 0, correct = 0;
   const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), N * V / 32768)));
-#pragma omp parallel for num_threads(nthreads) reduction(+ : loss_sum, count, correct) schedule(static)
+#pragma omp parallel for num_threads(nthreads) reduction(+ : count, correct) schedule(static)
   for (int64_t n = 0; n < N; ++n) {
-    using Row = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
-    Row z(logits + n * V, V);
+    const S* z = logits + n * V;
     const int64_t target = targets[n];
     if (target == ignore_index) {
       if (dlogits) std::fill(dlogits + n * V, dlogits + (n + 1) * V, S(0));
       continue;
     }
-    Eigen::Index arg_max;
-    const S z_max = z.maxCoeff(&arg_max);
-    const S sum_exp = (z - z_max).exp().sum();
-    const S log_sum = std::log(sum_exp) + z_max;
-    loss_sum += static_cast<double>(log_sum - z[target]);
+    const int64_t arg_max = std::max_element(z, z + V) - z;
+    const S z_max = z[arg_max];
+    Block<S> acc = Block<S>::Zero();
+    for_blocks<S>(V, [&](const BlockIO<S>& io) {
+      Block<S> e = (io.in(z) - z_max).exp();
+      if (io.m < kBlock) e.tail(kBlock - io.m).setZero();
+      acc += e;
+    });
+    const S sum_exp = acc.sum();
+    // log-sum-exp minus the target logit, with z_max - z_target exact in double: no cancellation at huge logits.
+    row_loss[n] = std::log(static_cast<double>(sum_exp)) + (static_cast<double>(z_max) - static_cast<double>(z[target]));
     count += 1;
     correct += (arg_max == target) ? 1 : 0;
     if (dlogits) {
-      Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>> d(dlogits + n * V, V);
-      d = (z - log_sum).exp() * static_cast<S>(grad_scale);  // reads z before overwriting when aliased
+      S* d = dlogits + n * V;
+      const S scale = static_cast<S>(grad_scale / static_cast<double>(sum_exp));
+      // Block by block, each block read before it is written, so d may alias z.
+      for_blocks<S>(V, [&](const BlockIO<S>& io) { io.out(d, (io.in(z) - z_max).exp() * scale); });
       d[target] -= static_cast<S>(grad_scale);
     }
   }
+  double loss_sum = 0;
+  for (int64_t n = 0; n < N; ++n) loss_sum += row_loss[n];
   return {loss_sum, count, correct};
 }
 

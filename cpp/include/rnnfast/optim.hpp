@@ -3,7 +3,9 @@
 #pragma once
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "rnnfast/parallel.hpp"
 
@@ -60,11 +62,24 @@ void adam_step(S* p, const S* g, S* m, S* v, int64_t n, double lr, double beta1,
   }
 }
 
+// Blocks of fixed size summed in a fixed order: the same total for any thread count.
 template <class S>
 double sum_of_squares(const S* x, int64_t n) {
+  constexpr int64_t block = 1 << 14;
+  constexpr int lanes = 8;
+  const int64_t blocks = (n + block - 1) / block;
+  std::vector<double> partial(blocks);
+#pragma omp parallel for num_threads(threads_for_elements(n)) schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    double acc[lanes] = {};
+    const int64_t lo = b * block, hi = std::min(n, lo + block);
+    for (int64_t k = lo; k < hi; ++k) acc[k % lanes] += static_cast<double>(x[k]) * static_cast<double>(x[k]);
+    double total = 0;
+    for (double a : acc) total += a;
+    partial[b] = total;
+  }
   double total = 0;
-#pragma omp parallel for simd num_threads(threads_for_elements(n)) reduction(+ : total) schedule(static)
-  for (int64_t k = 0; k < n; ++k) total += static_cast<double>(x[k]) * static_cast<double>(x[k]);
+  for (double p : partial) total += p;
   return total;
 }
 

@@ -109,19 +109,24 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
     const UnitRange units = unit_range(H, nth, tid);
     const int64_t j0 = units.begin, n = units.size();
     const int64_t v_per = (V + nth - 1) / nth, v0 = std::min(V, v_per * tid), nv = std::min(V, v0 + v_per) - v0;
+    // Each thread's gate rows of every layer, packed once for all tokens (the same products as the sequence
+    // kernel, so generation and the training-mode forward agree to the last bit).
     std::vector<std::vector<S>> W_ih_own(L), W_hh_own(L), bias_own(L);
+    std::vector<FixedRhs<S>> input_rhs, recurrent_rhs;
     for (int64_t l = 0; l < L; ++l) {
       const LayerParams<S>& p = w.rnn[l];
       W_ih_own[l].resize(G * n * p.I);
       W_hh_own[l].resize(G * n * H);
       pack_gate_rows(p.W_ih, G, H, p.I, j0, n, W_ih_own[l].data());
       pack_gate_rows(p.W_hh, G, H, H, j0, n, W_hh_own[l].data());
+      input_rhs.emplace_back(gemm::MatView<S>{W_ih_own[l].data(), p.I, true}, p.I, G * n, 1);
+      recurrent_rhs.emplace_back(gemm::MatView<S>{W_hh_own[l].data(), H, true}, H, G * n, 1);
       const std::vector<S> folded = folded_bias(p);
       bias_own[l].resize(G * n);
       for (int g = 0; g < G; ++g)
         std::copy(folded.begin() + g * H + j0, folded.begin() + g * H + j0 + n, bias_own[l].begin() + g * n);
     }
-    MatR<S> head_own = ConstMapR<S>(w.head_W, V, H).middleRows(v0, nv);
+    const FixedRhs<S> head_rhs(gemm::MatView<S>{w.head_W + v0 * H, H, true}, H, nv, 1);
     std::vector<S> gi(G * n), rec(G * n);
 
     for (int64_t step = 0; step <= total_steps; ++step) {
@@ -130,15 +135,11 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
 #pragma omp barrier
       for (int64_t l = 0; l < L; ++l) {
         if (n > 0) {
-          const int64_t I = w.rnn[l].I;
           const S* x = l == 0 ? x0.data() + cur * E : h.data() + (nxt * L + l - 1) * H;
           const S* h_prev = h.data() + (cur * L + l) * H;
           S* h_new = h.data() + (nxt * L + l) * H;
-          Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, 1>>(gi.data(), G * n).noalias() =
-              ConstMapR<S>(W_ih_own[l].data(), G * n, I) * Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(x, I);
-          Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, 1>>(rec.data(), G * n).noalias() =
-              ConstMapR<S>(W_hh_own[l].data(), G * n, H) *
-              Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(h_prev, H);
+          input_rhs[l].apply(1, x, w.rnn[l].I, S(0), gi.data(), G * n);
+          recurrent_rhs[l].apply(1, h_prev, H, S(0), rec.data(), G * n);
           // `pre` is laid out (G*H) like a row of the sequence kernel's projection, so the same cell code applies.
           S* pre_l = pre.data() + l * GH;
           for (int g = 0; g < G; ++g)
@@ -159,10 +160,9 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
       }
       const bool sampling = step >= P - 1 && step < total_steps;
       if (sampling && nv > 0) {
-        Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, 1>> out(logits.data() + v0, nv);
-        out.noalias() = head_own * Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(
-                                       h.data() + (nxt * L + L - 1) * H, H);
-        if (w.head_b) out += Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>>(w.head_b + v0, nv);
+        head_rhs.apply(1, h.data() + (nxt * L + L - 1) * H, H, S(0), logits.data() + v0, nv);
+        if (w.head_b)
+          for (int64_t v = 0; v < nv; ++v) logits[v0 + v] += w.head_b[v0 + v];
       }
 #pragma omp barrier
       if (tid == 0 && step < total_steps) {

@@ -271,9 +271,8 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
   matmul<S>(TB, I, GH, V{dG.data(), GH, false}, V{p.W_ih, I, false}, S(accumulate_dx ? 1 : 0), dx, I);
   matmul<S>(GH, I, TB, V{dG.data(), GH, true}, V{x, I, false}, S(1), grads.dW_ih, I);
   matmul<S>(GH, H, TB, V{dGh, GH, true}, V{ws.h_prev, H, false}, S(1), grads.dW_hh, H);
-  ConstMapR<S> dG_all(dG.data(), TB, GH), dGh_all(dGh, TB, GH);
-  if (grads.db_ih) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(grads.db_ih, GH) += dG_all.colwise().sum();
-  if (grads.db_hh) Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>>(grads.db_hh, GH) += dGh_all.colwise().sum();
+  if (grads.db_ih) add_column_sums(dG.data(), TB, GH, grads.db_ih);
+  if (grads.db_hh) add_column_sums(dGh, TB, GH, grads.db_hh);
 }
 
 }  // namespace rnnfast
