@@ -10,6 +10,7 @@ from .models import LanguageModel, cross_entropy
 from .module import Module, Parameters
 from .optim import clip_grad_norm, clip_grad_value
 from .recurrent import GRU, LSTM, RNN
+from .seqmodels import CRF, Forecaster, SequenceClassifier, SequenceTagger
 
 __version__ = "0.1.0"
 
@@ -36,4 +37,5 @@ def build_info() -> dict:
 
 __all__ = ["RNN", "LSTM", "GRU", "Embedding", "Linear", "Dropout", "LanguageModel", "cross_entropy", "Module",
            "Parameters", "optim", "clip_grad_norm", "clip_grad_value", "set_num_threads", "get_num_threads",
-           "build_info", "text", "data", "metrics", "save", "load", "Checkpoint", "CheckpointError"]
+           "build_info", "text", "data", "metrics", "save", "load", "Checkpoint", "CheckpointError",
+           "SequenceClassifier", "SequenceTagger", "Forecaster", "CRF"]

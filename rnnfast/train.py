@@ -8,6 +8,8 @@ A task supplies the data side:
     task.evaluate(model, split)       -> dict of metrics with at least "loss" ("val"/"test" splits)
     task.carry_to_json(carry) / task.carry_from_json(obj)  state carried between batches (e.g. hidden state)
     task.metric_names                 -> metric keys reported as val_<key> in metrics.jsonl
+    task.selection (optional)         -> (metric key, "min" or "max") that picks the best checkpoint; default
+                                         ("loss", "min")
 """
 
 from __future__ import annotations
@@ -151,8 +153,9 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
     optimizer = OPTIMIZERS[config.optimizer](model, lr=config.lr)
     schedule = StepDecay(optimizer, config.lr_decay, 1, config.decay_after) if config.lr_decay else None
     per_epoch = task.num_train_batches()
+    select_key, select_mode = getattr(task, "selection", ("loss", "min"))
     step, epoch, start_batch, carry = 0, 0, 0, None
-    best_val, elapsed_before = math.inf, 0.0
+    best_val, elapsed_before = math.inf, 0.0  # best_val: the selection metric, negated when larger is better
     if config.resume:
         if not last_path.exists():
             raise FileNotFoundError(f"--resume: {last_path} does not exist")
@@ -193,11 +196,13 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
                   "lr": optimizer.lr}
         _json_line(metrics_path, record)
         records.append(record)
-        reporter.log("step {step} epoch {epoch} train {tl} val {vl:.4f} ({tps:,.0f} tok/s, {el:.0f}s)".format(
+        selected = "" if select_key == "loss" else f" {select_key} {metrics[select_key]:.4f}"
+        reporter.log("step {step} epoch {epoch} train {tl} val {vl:.4f}{sel} ({tps:,.0f} tok/s, {el:.0f}s)".format(
             step=step, epoch=epoch, tl="-" if record["train_loss"] is None else f"{record['train_loss']:.4f}",
-            vl=metrics["loss"], tps=tokens_per_s, el=elapsed))
-        if metrics["loss"] < best_val:
-            best_val = metrics["loss"]
+            vl=metrics["loss"], sel=selected, tps=tokens_per_s, el=elapsed))
+        score = metrics[select_key] if select_mode == "min" else -metrics[select_key]
+        if score < best_val:
+            best_val = score
             io.save(best_path, model, tokenizer, optimizer, checkpoint_extra(batch_index, elapsed))
         io.save(last_path, model, tokenizer, optimizer, checkpoint_extra(batch_index, elapsed))
         window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
