@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from . import io
 from .optim import OPTIMIZERS, StepDecay, clip_grad_norm
@@ -164,14 +161,17 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
         optimizer.load_state_dict(ckpt.optimizer_state)
         ex = ckpt.extra
         step, epoch, start_batch = ex["step"], ex["epoch"], ex["batch"]
-        best_val, elapsed_before = ex.get("best_val", math.inf), ex.get("elapsed_s", 0.0)
+        # JSON has no infinity: a run stopped before its first evaluation saved best_val as null.
+        best_val = math.inf if ex.get("best_val") is None else ex["best_val"]
+        elapsed_before = ex.get("elapsed_s", 0.0)
         carry = task.carry_from_json(ex.get("carry"))
         set_rng_states(model, ex["rng"])
     elif metrics_path.exists():
         metrics_path.unlink()
 
     def checkpoint_extra(batch_index: int, elapsed: float) -> dict:
-        return {"step": step, "epoch": epoch, "batch": batch_index, "best_val": best_val, "elapsed_s": elapsed,
+        return {"step": step, "epoch": epoch, "batch": batch_index,
+                "best_val": best_val if math.isfinite(best_val) else None, "elapsed_s": elapsed,
                 "carry": task.carry_to_json(carry), "rng": rng_states(model), "task": config.extra}
 
     total_steps = config.epochs * per_epoch

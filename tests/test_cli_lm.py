@@ -413,9 +413,6 @@ def test_ctrl_c_saves_last_and_resume_matches_uninterrupted_run(corpus_dir, unin
     assert_same_final_state(out, uninterrupted, atol=RESUME_ATOL)
 
 
-@pytest.mark.xfail(strict=True, reason="Ctrl-C before the first evaluation cannot save last.rnnfast: train() puts "
-                   "best_val=inf into the checkpoint's extra, which io.save refuses (JSON has no Inf), so the run "
-                   "ends with exit code 2 and 'extra['best_val']: got inf' instead of 130 and a checkpoint")
 def test_ctrl_c_before_the_first_evaluation_saves_last(corpus_dir, tmp_path):
     (tmp_path / "long.txt").write_text(char_corpus() * 16)  # one epoch takes about a second
     out = tmp_path / "early"
