@@ -51,3 +51,13 @@ def _load():
 
 
 core = _load()
+
+
+def _single_threaded_after_fork() -> None:
+    # GNU OpenMP's thread pool does not survive fork(): a forked child that opened a parallel region would hang.
+    # One thread needs no pool; a child may raise the count again only if it never forks with threads running.
+    core.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)

@@ -2,9 +2,9 @@
 kernels release the GIL and are safe from several Python threads; models work in child processes.
 
 What the thread count changes: see test_thread_count_changes_results_only_within_rounding.
-After os.fork, a child may use the kernels only single-threaded once the parent has run them with several
-threads (GNU OpenMP's thread pool does not survive fork): see the tests at the end. The 'spawn' and 'forkserver'
-start methods are safe.
+After os.fork, rnnfast switches the child to one thread, because GNU OpenMP's thread pool does not survive fork
+and a child that opened a parallel region would hang; see the tests at the end. The 'spawn' and 'forkserver'
+start methods are safe at any thread count.
 """
 
 from __future__ import annotations
@@ -362,8 +362,5 @@ def test_a_forked_child_that_goes_single_threaded_works():
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork on this platform")
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the child's first parallel kernel waits for the parent's OpenMP threads, which fork did "
-                          "not copy: it hangs (rnnfast could set one thread in the child with os.register_at_fork)")
 def test_a_forked_child_can_use_the_kernels_as_they_are():
     assert fork_after_parallel_use(single_threaded=False) == "same"

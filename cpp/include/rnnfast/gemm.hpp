@@ -19,6 +19,7 @@
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 #include "rnnfast/parallel.hpp"
 
@@ -86,19 +87,34 @@ inline void pack_b(const View& b, int64_t k0, int64_t kc, int64_t j0, int64_t n,
   }
 }
 
+// One block of R rows: k-major, the R values of each k contiguous. Fixed R lets the compiler keep R row
+// streams in registers instead of scattering element by element.
+template <int R>
+inline void pack_a_block(const View& a, int64_t i, int64_t k0, int64_t kc, float* dst) {
+  if (a.trans) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = a.p + (k0 + k) * a.ld + i;
+      for (int r = 0; r < R; ++r) dst[k * R + r] = src[r];
+    }
+  } else {
+    const float* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = a.p + (i + r) * a.ld + k0;
+    for (int64_t k = 0; k < kc; ++k)
+      for (int r = 0; r < R; ++r) dst[k * R + r] = rows[r][k];
+  }
+}
+
 // Rows [i0, i0+m) of A (M x K) for k in [k0, k0+kc): blocks of MR rows (the last may be shorter), k-major.
 inline void pack_a(const View& a, int64_t i0, int64_t m, int64_t k0, int64_t kc, float* out) {
   for (int64_t ib = 0; ib < m; ib += MR) {
-    const int64_t rows = std::min<int64_t>(MR, m - ib);
     float* dst = out + ib * kc;
-    if (a.trans) {
-      for (int64_t k = 0; k < kc; ++k)
-        std::memcpy(dst + k * rows, a.p + (k0 + k) * a.ld + i0 + ib, sizeof(float) * rows);
-    } else {
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* src = a.p + (i0 + ib + r) * a.ld + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * rows + r] = src[k];
-      }
+    switch (std::min<int64_t>(MR, m - ib)) {
+      case 1: pack_a_block<1>(a, i0 + ib, k0, kc, dst); break;
+      case 2: pack_a_block<2>(a, i0 + ib, k0, kc, dst); break;
+      case 3: pack_a_block<3>(a, i0 + ib, k0, kc, dst); break;
+      case 4: pack_a_block<4>(a, i0 + ib, k0, kc, dst); break;
+      case 5: pack_a_block<5>(a, i0 + ib, k0, kc, dst); break;
+      default: pack_a_block<MR>(a, i0 + ib, k0, kc, dst); break;
     }
   }
 }
@@ -153,17 +169,28 @@ inline void micro_kernel_rows(int64_t rows, int64_t kc, const float* a, const fl
   }
 }
 
-// C (m x n) += or = packed A (m x kc) * packed B panels (kc x n, panel stride b_panel_stride).
-inline void block(int64_t m, int64_t n, int64_t kc, const float* ap, const float* bp, int64_t b_panel_stride,
-                  float* c, int64_t ldc, bool accumulate) {
-  for (int64_t p = 0; p < panels(n); ++p) {
-    const int64_t cols = std::min<int64_t>(NR, n - p * NR);
-    const float* b = bp + p * b_panel_stride;
+// Where each packed panel of B lands in C: its first column and how many of its NR columns are real.
+struct PanelDest {
+  int64_t col, cols;
+};
+
+// C (m x ...) += or = packed A (m x kc) * each packed B panel p (kc x NR at bp + p*panel_stride) into its columns.
+inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const float* bp, int64_t panel_stride,
+                  const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+  for (int64_t p = 0; p < npanels; ++p) {
+    const float* b = bp + p * panel_stride;
     for (int64_t ib = 0; ib < m; ib += MR) {
       const int64_t rows = std::min<int64_t>(MR, m - ib);
-      micro_kernel_rows(rows, kc, ap + ib * kc, b, c + ib * ldc + p * NR, ldc, accumulate, cols);
+      micro_kernel_rows(rows, kc, ap + ib * kc, b, c + ib * ldc + dest[p].col, ldc, accumulate, dest[p].cols);
     }
   }
+}
+
+// Panels of n contiguous columns starting at column `first`.
+inline std::vector<PanelDest> contiguous_panels(int64_t first, int64_t n) {
+  std::vector<PanelDest> out;
+  for (int64_t j = 0; j < n; j += NR) out.push_back({first + j, std::min<int64_t>(NR, n - j)});
+  return out;
 }
 
 inline void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
@@ -171,19 +198,36 @@ inline void scale_c(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
     for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
 }
 
-// B (K x N) packed once, all k, for products with many different A: the recurrent weights of a sequence.
+// One piece of a right-hand operand: B (K x cols) whose product lands in C's columns [dest, dest + cols).
+template <class S>
+struct Segment {
+  MatView<S> b;
+  int64_t cols, dest;
+};
+
+// B packed once, all k, for products with many different A: the recurrent weights of a sequence. Several
+// segments (one per gate) are packed side by side so one pass over A serves them all, each segment's panels
+// writing to its own columns of C.
 class PackedB {
  public:
   PackedB() = default;
-  PackedB(const View& b, int64_t K, int64_t N) : K_(K), N_(N), data_(allocate(panels(N) * K * NR)) {
-    pack_b(b, 0, K, 0, N, data_.get());
+  PackedB(const std::vector<Segment<float>>& segments, int64_t K) : K_(K) {
+    int64_t total_panels = 0;
+    for (const auto& seg : segments) total_panels += panels(seg.cols);
+    data_ = allocate(total_panels * K * NR);
+    for (const auto& seg : segments) {
+      pack_b(seg.b, 0, K, 0, seg.cols, data_.get() + static_cast<int64_t>(dest_.size()) * K * NR);
+      for (const PanelDest& d : contiguous_panels(seg.dest, seg.cols)) dest_.push_back(d);
+    }
   }
   int64_t K() const { return K_; }
-  int64_t N() const { return N_; }
+  int64_t num_panels() const { return static_cast<int64_t>(dest_.size()); }
+  const PanelDest* dest() const { return dest_.data(); }
   const float* data() const { return data_.get(); }
 
  private:
-  int64_t K_ = 0, N_ = 0;
+  int64_t K_ = 0;
+  std::vector<PanelDest> dest_;
   Buffer data_;
 };
 
@@ -192,15 +236,19 @@ inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC; }
 
 // C (m x N) = beta*C + A (m x K) * B, single-threaded; scratch from scratch_size(m). Allocation-free, so it can
 // run inside a time loop.
+// C = beta*C + A (m x K) * B over every column B's segments cover, single-threaded; scratch from
+// scratch_size(m). Allocation-free, so it can run inside a time loop.
 inline void multiply(int64_t m, const View& a, const PackedB& b, float beta, float* c, int64_t ldc, float* scratch) {
-  const int64_t K = b.K(), N = b.N();
-  if (beta != 0.0f && beta != 1.0f) scale_c(m, N, beta, c, ldc);
+  const int64_t K = b.K();
+  if (beta != 0.0f && beta != 1.0f)
+    for (int64_t p = 0; p < b.num_panels(); ++p) scale_c(m, b.dest()[p].cols, beta, c + b.dest()[p].col, ldc);
   for (int64_t ic = 0; ic < m; ic += MC) {
     const int64_t mc = std::min(MC, m - ic);
     for (int64_t k0 = 0; k0 < K; k0 += KC) {
       const int64_t kc = std::min(KC, K - k0);
       pack_a(a, ic, mc, k0, kc, scratch);
-      block(mc, N, kc, scratch, b.data() + k0 * NR, K * NR, c + ic * ldc, ldc, k0 > 0 || beta != 0.0f);
+      block(mc, b.num_panels(), kc, scratch, b.data() + k0 * NR, K * NR, b.dest(), c + ic * ldc, ldc,
+            k0 > 0 || beta != 0.0f);
     }
   }
 }
@@ -219,7 +267,9 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b,
 #ifdef _OPENMP
   if (omp_in_parallel()) nthreads = 1;
 #endif
-  const bool split_columns = panels(N) >= 2 * nthreads || panels(N) >= (M + MR - 1) / MR;
+  // Each thread packs all of the operand it does not split: split the larger dimension, so the smaller operand
+  // is the one packed twice.
+  const bool split_columns = M <= N ? panels(N) >= nthreads : (M + MR - 1) / MR < nthreads;
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = thread_id(), nth = team_size();
@@ -240,6 +290,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b,
       Buffer ap = allocate((std::min(MC, m_all) + MR) * KC);
       for (int64_t jc = j_lo; jc < j_hi; jc += nc) {
         const int64_t ncols = std::min(nc, j_hi - jc);
+        const std::vector<PanelDest> dest = contiguous_panels(0, ncols);
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
           const int64_t kc = std::min(KC, K - k0);
           pack_b(b, k0, kc, jc, ncols, bp.get());
@@ -248,7 +299,8 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b,
             pack_a(a, ic, m, k0, kc, ap.get());
             float* c_block = c + ic * ldc + jc;
             if (k0 == 0 && beta != 0.0f && beta != 1.0f) scale_c(m, ncols, beta, c_block, ldc);
-            block(m, ncols, kc, ap.get(), bp.get(), kc * NR, c_block, ldc, k0 > 0 || beta != 0.0f);
+            block(m, panels(ncols), kc, ap.get(), bp.get(), kc * NR, dest.data(), c_block, ldc,
+                  k0 > 0 || beta != 0.0f);
           }
         }
       }
@@ -291,30 +343,36 @@ void add_column_sums(const S* a, int64_t rows, int64_t cols, S* out) {
     for (int64_t c = 0; c < cols; ++c) out[c] += a[r * cols + c];
 }
 
-// A right-hand operand B (K x N) used for many products: packed once (float), so that each product is only the
-// micro-kernel over cached panels; allocation-free after construction.
+// A right-hand operand used for many products, given as segments (see gemm::Segment): packed once (float), so
+// that each product is only the micro-kernel over cached panels; allocation-free after construction.
 template <class S>
 class FixedRhs {
  public:
-  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows) : b_(b), K_(K), N_(N) {
+  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows)
+      : segments_(std::move(segments)), K_(K) {
     if constexpr (std::is_same_v<S, float>) {
-      packed_ = gemm::PackedB(b, K, N);
+      packed_ = gemm::PackedB(segments_, K);
       scratch_ = gemm::allocate(gemm::scratch_size(max_rows));
     }
   }
-  // C (m x N, ldc) = beta*C + A (m x K, row-major with lda) * B
+  // One segment landing in columns [0, N).
+  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows)
+      : FixedRhs(std::vector<gemm::Segment<S>>{{b, N, 0}}, K, max_rows) {}
+
+  // C = beta*C + A (m x K, row-major with lda) * B, on the columns the segments cover.
   void apply(int64_t m, const S* a, int64_t lda, S beta, S* c, int64_t ldc) const {
-    if (N_ == 0 || m == 0) return;
+    if (m == 0) return;
     if constexpr (std::is_same_v<S, float>) {
       gemm::multiply(m, gemm::View{a, lda, false}, packed_, beta, c, ldc, scratch_.get());
     } else {
-      matmul<S>(m, N_, K_, gemm::MatView<S>{a, lda, false}, b_, beta, c, ldc);
+      for (const auto& seg : segments_)
+        if (seg.cols > 0) matmul<S>(m, seg.cols, K_, gemm::MatView<S>{a, lda, false}, seg.b, beta, c + seg.dest, ldc);
     }
   }
 
  private:
-  gemm::MatView<S> b_;
-  int64_t K_, N_;
+  std::vector<gemm::Segment<S>> segments_;
+  int64_t K_;
   gemm::PackedB packed_;
   gemm::Buffer scratch_;
 };

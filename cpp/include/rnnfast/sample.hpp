@@ -48,8 +48,9 @@ int64_t choose_token(const S* logits, int64_t V, const SamplingOptions& opt, std
   for (int64_t v = 0; v < V; ++v) probs[v] = std::exp((static_cast<double>(logits[v]) - z_max) / opt.temperature);
   order.resize(V);
   std::iota(order.begin(), order.end(), 0);
-  // Candidates in descending probability (ties by id), truncated by top-k, then by nucleus mass.
-  auto by_prob = [&](int64_t a, int64_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
+  // Candidates in descending logit (ties by id), truncated by top-k, then by nucleus mass. Ranking by logit, not
+  // by the tempered probabilities, keeps the order exact when a huge temperature rounds every probability to 1.
+  auto by_prob = [&](int64_t a, int64_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
   int64_t keep = V;
   if (opt.top_k > 0 && opt.top_k < V) {
     keep = opt.top_k;

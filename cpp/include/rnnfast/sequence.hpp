@@ -129,10 +129,11 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
     std::vector<S> W_ih_own(G * n * I), W_hh_own(G * n * H), rec(B * G * n);
     pack_gate_rows(p.W_ih, G, H, I, j0, n, W_ih_own.data());
     pack_gate_rows(p.W_hh, G, H, H, j0, n, W_hh_own.data());
-    // x W_ih^T per gate (its n columns land at g*H + j0 of a projection row); h W_hh^T for all own gate columns.
-    std::vector<FixedRhs<S>> projection;
+    // x W_ih^T: gate g's n columns land at g*H + j0 of a projection row; h W_hh^T for all own gate columns.
+    std::vector<gemm::Segment<S>> gate_columns;
     for (int g = 0; g < G; ++g)
-      projection.emplace_back(gemm::MatView<S>{W_ih_own.data() + g * n * I, I, true}, I, n, chunk_steps * B);
+      gate_columns.push_back({gemm::MatView<S>{W_ih_own.data() + g * n * I, I, true}, n, g * H + j0});
+    const FixedRhs<S> projection(gate_columns, I, chunk_steps * B);
     const FixedRhs<S> recurrence(gemm::MatView<S>{W_hh_own.data(), H, true}, H, G * n, B);
     const S* b_hn = (cell == Cell::GRU && p.b_hh) ? p.b_hh + 2 * H + j0 : nullptr;
     S* h_cur = h_buf.data();
@@ -150,8 +151,8 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
         chunk_end_step = step + steps;
         chunk_t_lo = s.reverse ? t - steps + 1 : t;
         S* dst = training ? proj + chunk_t_lo * B * GH : proj;
+        projection.apply(steps * B, x + chunk_t_lo * B * I, I, S(0), dst, GH);
         for (int g = 0; g < G; ++g) {
-          projection[g].apply(steps * B, x + chunk_t_lo * B * I, I, S(0), dst + g * H + j0, GH);
           StridedMapR<S>(dst + g * H + j0, steps * B, n, Eigen::OuterStride<>(GH)).rowwise() +=
               Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias.data() + g * H + j0, n);
         }
