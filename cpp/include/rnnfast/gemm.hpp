@@ -75,14 +75,23 @@ inline void pack_b(const View& b, int64_t k0, int64_t kc, int64_t j0, int64_t n,
   for (int64_t p = 0; p < panels(n); ++p) {
     const int64_t cols = std::min<int64_t>(NR, n - p * NR);
     float* dst = out + p * kc * NR;
-    for (int64_t k = 0; k < kc; ++k) {
-      float* row = dst + k * NR;
-      if (!b.trans) {
-        std::memcpy(row, b.p + (k0 + k) * b.ld + j0 + p * NR, sizeof(float) * cols);
-      } else {
-        for (int64_t j = 0; j < cols; ++j) row[j] = b.p[(j0 + p * NR + j) * b.ld + k0 + k];
+    if (!b.trans) {
+      for (int64_t k = 0; k < kc; ++k) {
+        std::memcpy(dst + k * NR, b.p + (k0 + k) * b.ld + j0 + p * NR, sizeof(float) * cols);
+        std::fill(dst + k * NR + cols, dst + (k + 1) * NR, 0.0f);
       }
-      std::fill(row + cols, row + NR, 0.0f);
+      continue;
+    }
+    // Transposed source (the weights W with B = W^T): copy 16 k at a time from each source row, so every source
+    // cache line is read once while the (16 x NR) destination block stays in L1.
+    if (cols < NR)
+      for (int64_t k = 0; k < kc; ++k) std::fill(dst + k * NR + cols, dst + (k + 1) * NR, 0.0f);
+    for (int64_t kb = 0; kb < kc; kb += 16) {
+      const int64_t kn = std::min<int64_t>(16, kc - kb);
+      for (int64_t j = 0; j < cols; ++j) {
+        const float* src = b.p + (j0 + p * NR + j) * b.ld + k0 + kb;
+        for (int64_t k = 0; k < kn; ++k) dst[(kb + k) * NR + j] = src[k];
+      }
     }
   }
 }
@@ -231,6 +240,9 @@ class PackedB {
   Buffer data_;
 };
 
+// Fewer rows than this in all, over a call, and packing an operand costs more than it saves.
+constexpr int64_t kMinRowsToPack = 16;
+
 // Floats of A-packing scratch that multiply() needs for m rows.
 inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC; }
 
@@ -343,27 +355,65 @@ void add_column_sums(const S* a, int64_t rows, int64_t cols, S* out) {
     for (int64_t c = 0; c < cols; ++c) out[c] += a[r * cols + c];
 }
 
-// A right-hand operand used for many products, given as segments (see gemm::Segment): packed once (float), so
-// that each product is only the micro-kernel over cached panels; allocation-free after construction.
+// c (cols) = beta*c + a (K) * B (K x cols) for a few rows, without packing: dot products in fixed 16-lane blocks
+// (B given transposed, i.e. the weights W) or row updates in k order (B as is). Both orders are fixed, so results
+// do not depend on alignment or threads.
+inline void unpacked_row_product(const float* a, const gemm::View& b, int64_t K, int64_t cols, float beta, float* c) {
+  if (b.trans) {
+    constexpr int L = 16;
+    for (int64_t j = 0; j < cols; ++j) {
+      const float* w = b.p + j * b.ld;
+      float acc[L] = {};
+      int64_t k = 0;
+      for (; k + L <= K; k += L)
+        for (int l = 0; l < L; ++l) acc[l] += a[k + l] * w[k + l];
+      for (int l = 0; k + l < K; ++l) acc[l] += a[k + l] * w[k + l];
+      for (int width = L / 2; width > 0; width /= 2)
+        for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+      c[j] = (beta == 0.0f ? 0.0f : beta * c[j]) + acc[0];
+    }
+  } else {
+    if (beta != 1.0f)
+      for (int64_t j = 0; j < cols; ++j) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+    for (int64_t k = 0; k < K; ++k) {
+      const float ak = a[k];
+      const float* row = b.p + k * b.ld;
+      for (int64_t j = 0; j < cols; ++j) c[j] += ak * row[j];
+    }
+  }
+}
+
+// A right-hand operand used for many products, given as segments (see gemm::Segment). With `pack` (float), it
+// is packed once, so each product is only the micro-kernel over cached panels; without, products read it in
+// place, which is cheaper when it serves only a few rows in all (a single step of a small batch). Allocation-free
+// after construction.
 template <class S>
 class FixedRhs {
  public:
-  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows)
-      : segments_(std::move(segments)), K_(K) {
+  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows, bool pack = true)
+      : segments_(std::move(segments)), K_(K), packed_now_(pack && std::is_same_v<S, float>) {
     if constexpr (std::is_same_v<S, float>) {
-      packed_ = gemm::PackedB(segments_, K);
-      scratch_ = gemm::allocate(gemm::scratch_size(max_rows));
+      if (packed_now_) {
+        packed_ = gemm::PackedB(segments_, K);
+        scratch_ = gemm::allocate(gemm::scratch_size(max_rows));
+      }
     }
   }
   // One segment landing in columns [0, N).
-  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows)
-      : FixedRhs(std::vector<gemm::Segment<S>>{{b, N, 0}}, K, max_rows) {}
+  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows, bool pack = true)
+      : FixedRhs(std::vector<gemm::Segment<S>>{{b, N, 0}}, K, max_rows, pack) {}
 
   // C = beta*C + A (m x K, row-major with lda) * B, on the columns the segments cover.
   void apply(int64_t m, const S* a, int64_t lda, S beta, S* c, int64_t ldc) const {
     if (m == 0) return;
     if constexpr (std::is_same_v<S, float>) {
-      gemm::multiply(m, gemm::View{a, lda, false}, packed_, beta, c, ldc, scratch_.get());
+      if (packed_now_) {
+        gemm::multiply(m, gemm::View{a, lda, false}, packed_, beta, c, ldc, scratch_.get());
+      } else {
+        for (const auto& seg : segments_)
+          for (int64_t i = 0; i < m; ++i)
+            unpacked_row_product(a + i * lda, seg.b, K_, seg.cols, beta, c + i * ldc + seg.dest);
+      }
     } else {
       for (const auto& seg : segments_)
         if (seg.cols > 0) matmul<S>(m, seg.cols, K_, gemm::MatView<S>{a, lda, false}, seg.b, beta, c + seg.dest, ldc);
@@ -373,6 +423,7 @@ class FixedRhs {
  private:
   std::vector<gemm::Segment<S>> segments_;
   int64_t K_;
+  bool packed_now_;
   gemm::PackedB packed_;
   gemm::Buffer scratch_;
 };

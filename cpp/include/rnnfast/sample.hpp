@@ -112,16 +112,17 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
     const int64_t v_per = (V + nth - 1) / nth, v0 = std::min(V, v_per * tid), nv = std::min(V, v0 + v_per) - v0;
     // Each thread's gate rows of every layer, packed once for all tokens (the same products as the sequence
     // kernel, so generation and the training-mode forward agree to the last bit).
-    std::vector<std::vector<S>> W_ih_own(L), W_hh_own(L), bias_own(L);
+    std::vector<std::vector<S>> bias_own(L);
     std::vector<FixedRhs<S>> input_rhs, recurrent_rhs;
     for (int64_t l = 0; l < L; ++l) {
       const LayerParams<S>& p = w.rnn[l];
-      W_ih_own[l].resize(G * n * p.I);
-      W_hh_own[l].resize(G * n * H);
-      pack_gate_rows(p.W_ih, G, H, p.I, j0, n, W_ih_own[l].data());
-      pack_gate_rows(p.W_hh, G, H, H, j0, n, W_hh_own[l].data());
-      input_rhs.emplace_back(gemm::MatView<S>{W_ih_own[l].data(), p.I, true}, p.I, G * n, 1);
-      recurrent_rhs.emplace_back(gemm::MatView<S>{W_hh_own[l].data(), H, true}, H, G * n, 1);
+      std::vector<gemm::Segment<S>> input_columns, recurrent_columns;
+      for (int g = 0; g < G; ++g) {
+        input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * p.I, p.I, true}, n, g * n});
+        recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
+      }
+      input_rhs.emplace_back(input_columns, p.I, 1);
+      recurrent_rhs.emplace_back(recurrent_columns, H, 1);
       const std::vector<S> folded = folded_bias(p);
       bias_own[l].resize(G * n);
       for (int g = 0; g < G; ++g)

@@ -90,13 +90,6 @@ std::vector<S> folded_bias(const LayerParams<S>& p) {
   return bias;
 }
 
-// Rows of a (G*H, cols) gate-major matrix that feed units [j0, j0+n), packed as (G*n, cols).
-template <class S>
-void pack_gate_rows(const S* W, int G, int64_t H, int64_t cols, int64_t j0, int64_t n, S* out) {
-  for (int g = 0; g < G; ++g)
-    std::memcpy(out + g * n * cols, W + (g * H + j0) * cols, sizeof(S) * n * cols);
-}
-
 template <class S>
 void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
                       const S* x,             // (T, B, I)
@@ -126,15 +119,17 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
   {
     const UnitRange units = unit_range(H, team_size(), thread_id());
     const int64_t j0 = units.begin, n = units.size();
-    std::vector<S> W_ih_own(G * n * I), W_hh_own(G * n * H), rec(B * G * n);
-    pack_gate_rows(p.W_ih, G, H, I, j0, n, W_ih_own.data());
-    pack_gate_rows(p.W_hh, G, H, H, j0, n, W_hh_own.data());
-    // x W_ih^T: gate g's n columns land at g*H + j0 of a projection row; h W_hh^T for all own gate columns.
-    std::vector<gemm::Segment<S>> gate_columns;
-    for (int g = 0; g < G; ++g)
-      gate_columns.push_back({gemm::MatView<S>{W_ih_own.data() + g * n * I, I, true}, n, g * H + j0});
-    const FixedRhs<S> projection(gate_columns, I, chunk_steps * B);
-    const FixedRhs<S> recurrence(gemm::MatView<S>{W_hh_own.data(), H, true}, H, G * n, B);
+    std::vector<S> rec(B * G * n);
+    // x W_ih^T: gate g's n columns land at g*H + j0 of a projection row; h W_hh^T: all own gate columns, gate by
+    // gate, into `rec`. Both read the rows of the weights that feed this thread's units.
+    std::vector<gemm::Segment<S>> input_columns, recurrent_columns;
+    for (int g = 0; g < G; ++g) {
+      input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * I, I, true}, n, g * H + j0});
+      recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
+    }
+    const bool pack = T * B >= gemm::kMinRowsToPack;
+    const FixedRhs<S> projection(input_columns, I, chunk_steps * B, pack);
+    const FixedRhs<S> recurrence(recurrent_columns, H, B, pack);
     const S* b_hn = (cell == Cell::GRU && p.b_hh) ? p.b_hh + 2 * H + j0 : nullptr;
     S* h_cur = h_buf.data();
     S* h_next = h_buf.data() + B * H;
@@ -231,7 +226,7 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
     const UnitRange units = unit_range(H, team_size(), thread_id());
     const int64_t j0 = units.begin, n = units.size();
     // Columns [j0, j0+n) of W_hh (G*H x n): this thread's share of dh_prev = dGh W_hh.
-    const FixedRhs<S> recurrence(gemm::MatView<S>{p.W_hh + j0, H, false}, GH, n, B);
+    const FixedRhs<S> recurrence(gemm::MatView<S>{p.W_hh + j0, H, false}, GH, n, B, T * B >= gemm::kMinRowsToPack);
     std::vector<S> dh(n);
 
     for (int64_t step = T - 1; step >= 0; --step) {
