@@ -34,7 +34,7 @@ constexpr int VL = 8, NV = 2, MR = 6;
 constexpr int VL = 4, NV = 2, MR = 4;
 #endif
 constexpr int NR = VL * NV;   // columns per micro-tile
-constexpr int64_t KC = 128;   // k-slice: one B micro-panel (KC x NR floats) stays in L1 across the rows of A
+constexpr int64_t KC = 384;   // k-slice: long enough that C tiles are rarely reloaded; B micro-panels stream from L2
 constexpr int64_t MC = 480;   // rows of A packed at once (MC x KC floats live in L2)
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));

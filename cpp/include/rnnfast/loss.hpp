@@ -39,22 +39,25 @@ LossResult softmax_cross_entropy(const S* logits, int64_t N, int64_t V, const in
     }
     const int64_t arg_max = std::max_element(z, z + V) - z;
     const S z_max = z[arg_max];
+    // One exp per logit: exp(z - z_max) goes straight into the gradient row (block by block, each block read
+    // before it is written, so d may alias z) and is scaled once the sum is known.
+    S* d = dlogits ? dlogits + n * V : nullptr;
+    const S z_target = z[target];
     Block<S> acc = Block<S>::Zero();
     for_blocks<S>(V, [&](const BlockIO<S>& io) {
       Block<S> e = (io.in(z) - z_max).exp();
       if (io.m < kBlock) e.tail(kBlock - io.m).setZero();
       acc += e;
+      if (d) io.out(d, e);
     });
     const S sum_exp = acc.sum();
     // log-sum-exp minus the target logit, with z_max - z_target exact in double: no cancellation at huge logits.
-    row_loss[n] = std::log(static_cast<double>(sum_exp)) + (static_cast<double>(z_max) - static_cast<double>(z[target]));
+    row_loss[n] = std::log(static_cast<double>(sum_exp)) + (static_cast<double>(z_max) - static_cast<double>(z_target));
     count += 1;
     correct += (arg_max == target) ? 1 : 0;
-    if (dlogits) {
-      S* d = dlogits + n * V;
+    if (d) {
       const S scale = static_cast<S>(grad_scale / static_cast<double>(sum_exp));
-      // Block by block, each block read before it is written, so d may alias z.
-      for_blocks<S>(V, [&](const BlockIO<S>& io) { io.out(d, (io.in(z) - z_max).exp() * scale); });
+      for_blocks<S>(V, [&](const BlockIO<S>& io) { io.out(d, io.in(d) * scale); });
       d[target] -= static_cast<S>(grad_scale);
     }
   }

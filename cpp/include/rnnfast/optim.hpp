@@ -73,7 +73,10 @@ double sum_of_squares(const S* x, int64_t n) {
   for (int64_t b = 0; b < blocks; ++b) {
     double acc[lanes] = {};
     const int64_t lo = b * block, hi = std::min(n, lo + block);
-    for (int64_t k = lo; k < hi; ++k) acc[k % lanes] += static_cast<double>(x[k]) * static_cast<double>(x[k]);
+    int64_t k = lo;
+    for (; k + lanes <= hi; k += lanes)
+      for (int l = 0; l < lanes; ++l) acc[l] += static_cast<double>(x[k + l]) * static_cast<double>(x[k + l]);
+    for (int l = 0; k + l < hi; ++l) acc[l] += static_cast<double>(x[k + l]) * static_cast<double>(x[k + l]);
     double total = 0;
     for (double a : acc) total += a;
     partial[b] = total;
