@@ -34,3 +34,11 @@ def shared_data() -> Path:
             pytest.fail(f"RNNFAST_REQUIRE_DATA=1 but {SHARED_DATA} does not exist")
         pytest.skip(f"shared datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _outside_the_source_tree(tmp_path, monkeypatch):
+    """Each test runs in its own temporary directory: child processes (`python -c`, `python -m`) put their working
+    directory first on sys.path, and from the repository root they would import the source tree, which holds no
+    compiled core, instead of the installed package."""
+    monkeypatch.chdir(tmp_path)
