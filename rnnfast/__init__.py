@@ -15,11 +15,15 @@ from .seqmodels import CRF, Forecaster, SequenceClassifier, SequenceTagger
 __version__ = "0.1.0"
 
 
-def set_num_threads(n: int) -> None:
-    """Threads used by every kernel in this process (default: OMP_NUM_THREADS, else the usable cores)."""
-    from ._checks import positive_int
+MAX_THREADS = 4096  # far beyond any CPU's cores, and small enough for the native int the runtime takes
 
-    core.set_num_threads(positive_int(n, "n"))
+
+def set_num_threads(n: int) -> None:
+    """Threads used by every kernel in this process (default: OMP_NUM_THREADS, else the usable cores), 1 to
+    ``MAX_THREADS``."""
+    from ._checks import integer
+
+    core.set_num_threads(integer(n, "n", 1, MAX_THREADS))
 
 
 def get_num_threads() -> int:

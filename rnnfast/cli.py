@@ -1,7 +1,9 @@
-"""The ``rnnfast`` command line: train, sample, eval, predict.
+"""The ``rnnfast`` command line: prepare, train, sample, eval, predict.
 
 ``train --task lm`` (the default) trains a language model; ``classify``, ``tag`` and ``forecast`` train the
-models of rnnfast.seqmodels on the same training loop. ``eval`` and ``predict`` read what a checkpoint was trained
+models of rnnfast.seqmodels on the same training loop. ``prepare`` tokenizes a text once into a token file
+(rnnfast.prepare), which ``train --data`` and ``eval --data`` of a language model read from disk through a memory
+map, so a corpus of any size trains in little memory. ``eval`` and ``predict`` read what a checkpoint was trained
 on from the checkpoint itself. Every user error ends as one line on stderr and exit code 2; nothing already saved
 is touched by a failing command.
 """
@@ -65,6 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnfast", description="Train recurrent networks on a CPU and sample from them.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    r = sub.add_parser("prepare", help="tokenize a text file once into a token file for language-model training",
+                       description="Writes the token ids of TEXT to the token file OUT, which train --data and eval "
+                       "--data read from disk, and prints one JSON object: path, count (ids), vocab_size, dtype, "
+                       "level.")
+    r.add_argument("text", help="the text file")
+    r.add_argument("out", help="the token file to write (e.g. corpus.tokens)")
+    r.add_argument("--level", choices=("char", "word"), default="char", help="tokens are characters or words")
+    r.add_argument("--encoding", default="utf-8", help="text encoding of TEXT")
+    r.add_argument("--max-vocab", type=_positive_int, default=None,
+                   help="word: at most this many tokens, <unk> and <eos> included")
+    r.add_argument("--min-count", type=_positive_int, default=None,
+                   help="word: words seen fewer times are <unk> (default 1)")
+
     t = sub.add_parser("train", help="train a model (default: a character-level language model)",
                        description="Without --data, trains a language model on the Python standard library's "
                        "docstrings. Size options left out take the task's defaults: " + _defaults_text() + ".")
@@ -72,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lm: language model; classify: one label per text; tag: one tag per token (CoNLL); "
                    "forecast: time series (CSV)")
     t.add_argument("--data", nargs="+", help="training file (default for lm: the standard library's docstrings); "
-                   "for --format files, one file per class")
-    t.add_argument("--level", choices=("char", "word"), default="char", help="lm: tokens are characters or words")
+                   "for lm a text file or a token file from rnnfast prepare; for --format files, one file per class")
+    t.add_argument("--level", choices=("char", "word"), default=None,
+                   help="lm: tokens are characters or words (default char; a token file has its own)")
     t.add_argument("--encoding", default="utf-8", help="text encoding of the data files")
     t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
     t.add_argument("--embed", type=_positive_int, default=None, help="embedding size")
@@ -92,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=None)
     t.add_argument("--minutes", type=_positive_float, default=None, help="stop after this much training time")
     val = t.add_mutually_exclusive_group()
-    val.add_argument("--val-data", nargs="+", help="validation file (for --format files, one per class)")
+    val.add_argument("--val-data", nargs="+", help="validation file (for --format files, one per class; lm with a "
+                     "token file: a token file of the same tokenizer, or text)")
     val.add_argument("--val-fraction", type=_fraction, default=None,
                      help="hold out a fraction of --data for validation (default 0.1): the end of the text (lm) "
                      "or series (forecast), a random sample of examples (classify, tag)")
@@ -154,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "mae, naive_rmse, naive_mae, seasonal_naive_rmse, seasonal_naive_mae, loss, on the test "
                        "part of the series (its last --test-fraction, as in training).")
     e.add_argument("checkpoint")
-    e.add_argument("--data", required=True, nargs="+", help="a file like the training data (classify --format "
-                   "files: one file per class)")
+    e.add_argument("--data", required=True, nargs="+", help="a file like the training data (lm: text or a token "
+                   "file of the checkpoint's tokenizer; classify --format files: one file per class)")
     e.add_argument("--encoding", default=None, help="text encoding (default: the one used in training)")
     e.add_argument("--batch-size", type=_positive_int, default=None)
     e.add_argument("--seq-len", type=_positive_int, default=None, help="lm only")
@@ -220,16 +237,90 @@ def _one_file(paths, option: str):
     return paths[0]
 
 
-def _language_model_task(args, tokenizer_text, splits):
+def _language_model_task(args, tokenizer, splits):
     from .tasks import LanguageModelTask
 
     return LanguageModelTask(splits["train"], splits["val"], args.seq_len, args.batch_size,
-                             test_ids=splits.get("test"), eval_batch_size=10 if args.level == "word" else None)
+                             test_ids=splits.get("test"), eval_batch_size=10 if tokenizer.kind == "word" else None)
 
 
-def _load_lm_texts(args):
+def _is_token_file(path) -> bool:
+    """Whether ``path`` begins like a token file of rnnfast prepare (anything else is read as text)."""
+    from .prepare import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:  # reading it as text reports the problem
+        return False
+
+
+def _open_token_file(path, option: str):
+    from .prepare import TokenFileError, open_tokens
+
+    try:
+        return open_tokens(path)
+    except TokenFileError as exc:
+        raise ValueError(f"{option}: {exc}") from None
+
+
+def _lm_ids(path, tokenizer, encoding: str, option: str):
+    """The ids of ``path`` for a model of ``tokenizer``: a token file prepared with that same tokenizer (memory
+    mapped), or a text file encoded with it."""
+    from . import text
+
+    if not _is_token_file(path):
+        content = text.read_text(path, encoding)
+        try:
+            return tokenizer.encode(content)
+        except ValueError as exc:  # a character the model has no id for
+            raise ValueError(f"{option}: {path}: {exc}") from None
+    ids, file_tokenizer = _open_token_file(path, option)
+    if file_tokenizer != tokenizer:
+        raise ValueError(f"{option}: {path} holds the ids of another tokenizer ({file_tokenizer!r}) than the model's "
+                         f"({tokenizer!r}); expected a token file prepared like the training data, or text")
+    return ids
+
+
+def _after_last(ids, value: int, end: int) -> int | None:
+    """The position after the last ``value`` in ``ids[:end]`` (None if there is none), searched backwards one
+    block at a time, so that a memory map is read no further than needed."""
+    block = 1 << 20
+    for stop in range(end, 0, -block):
+        start = max(0, stop - block)
+        found = np.flatnonzero(ids[start:stop] == value)
+        if found.size:
+            return start + int(found[-1]) + 1
+    return None
+
+
+def _load_lm_token_file(args):
+    """Tokenizer and splits (train, val, test ids) when --data is a token file: the training ids stay a memory
+    map, and --val-fraction takes the end of it as another view."""
+    ids, tokenizer = _open_token_file(args.data, "--data")
+    if args.level is not None and args.level != tokenizer.kind:
+        raise ValueError(f"--level: got {args.level}, but {args.data} holds {tokenizer.kind} tokens")
+    if args.val_data:
+        splits = {"train": ids, "val": _lm_ids(args.val_data, tokenizer, args.encoding, "--val-data")}
+    else:
+        fraction = args.val_fraction if args.val_fraction is not None else 0.1
+        cut = int(len(ids) * (1 - fraction))
+        if tokenizer.kind == "word":  # keep whole lines on each side, as for text
+            cut = _after_last(ids, tokenizer.eos_id, cut) or cut
+        splits = {"train": ids[:cut], "val": ids[cut:]}
+    if args.test_data:
+        splits["test"] = _lm_ids(args.test_data, tokenizer, args.encoding, "--test-data")
+    return tokenizer, splits
+
+
+def _load_lm_texts(args, level: str):
     from . import corpus, text
 
+    for option in ("val_data", "test_data"):
+        path = getattr(args, option)
+        if path and _is_token_file(path):
+            raise ValueError(f"--{option.replace('_', '-')}: {path} is a token file, which needs --data to be a "
+                             "token file of the same tokenizer; expected a text file like --data")
     if args.data:
         train_text = text.read_text(args.data, args.encoding)
     else:
@@ -239,7 +330,7 @@ def _load_lm_texts(args):
     else:
         fraction = args.val_fraction if args.val_fraction is not None else 0.1
         cut = int(len(train_text) * (1 - fraction))
-        if args.level == "word":  # keep whole lines on each side
+        if level == "word":  # keep whole lines on each side
             cut = train_text.rfind("\n", 0, cut) + 1 or cut
         train_text, val_text = train_text[:cut], train_text[cut:]
     test_text = text.read_text(args.test_data, args.encoding) if args.test_data else None
@@ -268,17 +359,20 @@ def cmd_train(args) -> int:
         return _train_language_model(args)
     if not args.data:
         raise ValueError(f"--data: required for --task {args.task}")
-    if args.tie_weights or args.init_scale is not None or args.level != "char":
+    if args.tie_weights or args.init_scale is not None or args.level is not None:
         raise ValueError("--tie-weights, --init-scale, --level: only for --task lm")
     return _train_sequence_task(args)
 
 
-def _train_language_model(args) -> int:
-    from . import LanguageModel, text
-    from .train import train
+def _load_lm_data(args):
+    """The tokenizer and the ids of each split (train, val, test) of a language model."""
+    from . import text
 
-    train_text, val_text, test_text = _load_lm_texts(args)
-    if args.level == "char":
+    if args.data and _is_token_file(args.data):
+        return _load_lm_token_file(args)
+    level = args.level or "char"
+    train_text, val_text, test_text = _load_lm_texts(args, level)
+    if level == "char":
         # The vocabulary covers every split so that no validation character is unknown.
         tokenizer = text.CharTokenizer.fit(train_text + val_text + (test_text or ""))
     else:
@@ -286,11 +380,19 @@ def _train_language_model(args) -> int:
     splits = {"train": tokenizer.encode(train_text), "val": tokenizer.encode(val_text)}
     if test_text is not None:
         splits["test"] = tokenizer.encode(test_text)
+    return tokenizer, splits
+
+
+def _train_language_model(args) -> int:
+    from . import LanguageModel
+    from .train import train
+
+    tokenizer, splits = _load_lm_data(args)
     task = _language_model_task(args, tokenizer, splits)
     out = args.out or os.path.join("runs", Path(args.data).stem if args.data else "stdlib-docstrings")
     model = LanguageModel(tokenizer.vocab_size, args.embed, args.hidden, args.layers, args.cell, args.dropout,
                           args.tie_weights, seed=args.seed, init_scale=args.init_scale)
-    config = _train_config(args, out, {"task": "lm", "level": args.level, "seq_len": args.seq_len})
+    config = _train_config(args, out, {"task": "lm", "level": tokenizer.kind, "seq_len": args.seq_len})
     print(f"rnnfast: {len(splits['train']):,} training tokens, vocabulary {tokenizer.vocab_size}, "
           f"{model.num_parameters():,} parameters -> {out}", file=sys.stderr)
     try:
@@ -348,7 +450,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from . import set_num_threads, text
+    from . import set_num_threads
     from .tasks import LanguageModelTask
 
     if args.threads:
@@ -360,11 +462,24 @@ def cmd_eval(args) -> int:
         return 0
     if ckpt.tokenizer is None:
         raise ValueError(f"checkpoint: {args.checkpoint} holds no tokenizer to read --data with")
-    ids = ckpt.tokenizer.encode(text.read_text(_one_file(args.data, "--data"), args.encoding or "utf-8"))
+    ids = _lm_ids(_one_file(args.data, "--data"), ckpt.tokenizer, args.encoding or "utf-8", "--data")
     seq_len = args.seq_len or settings.get("seq_len", 100)
     task = LanguageModelTask(ids, ids, seq_len, args.batch_size or 10)
     result = task.evaluate(ckpt.model, "val", with_f1=True)
     print(json.dumps({k: result[k] for k in ("loss", "ppl", "bpc", "accuracy", "macro_f1")}))
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from .prepare import prepare
+
+    if args.level == "char" and (args.max_vocab is not None or args.min_count is not None):
+        raise ValueError("--max-vocab, --min-count: only for --level word (a character vocabulary keeps every "
+                         "character)")
+    result = prepare(args.text, args.out, level=args.level, encoding=args.encoding, max_vocab=args.max_vocab,
+                     min_count=1 if args.min_count is None else args.min_count)
+    print(json.dumps({"path": result.path, "count": result.count, "vocab_size": result.tokenizer.vocab_size,
+                      "dtype": result.dtype.name, "level": result.tokenizer.kind}))
     return 0
 
 
@@ -680,7 +795,8 @@ def _predict_forecast(ckpt, settings: dict, args):
 
 _EVALUATORS = {"classify": _eval_classify, "tag": _eval_tag, "forecast": _eval_forecast}
 _PREDICTORS = {"classify": _predict_classify, "tag": _predict_tag, "forecast": _predict_forecast}
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "predict": cmd_predict}
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
+            "predict": cmd_predict}
 
 
 def main(argv=None) -> int:

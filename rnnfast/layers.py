@@ -20,6 +20,9 @@ class Embedding(Module):
         self.embedding_dim = _checks.positive_int(embedding_dim, "embedding_dim")
         dtype = _checks.float_dtype(dtype)
         rng = _checks.rng(seed)
+        count = self.num_embeddings * self.embedding_dim
+        _checks.check_parameter_memory(count, count, dtype, f"num_embeddings={self.num_embeddings}, "
+                                       f"embedding_dim={self.embedding_dim}")
         self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(dtype))
         self._ids = None
 
@@ -43,10 +46,11 @@ class Embedding(Module):
     def backward(self, dy):
         if self._ids is None:
             raise RuntimeError("backward: no training-mode forward to differentiate")
-        ids, self._ids = self._ids, None
+        ids = self._ids
         dy = _checks.as_float_array(dy, "dy", self.dtype)
         if dy.shape != ids.shape + (self.embedding_dim,):
             raise ValueError(f"dy: got shape {dy.shape}, expected {ids.shape + (self.embedding_dim,)}")
+        self._ids = None  # only now: a refused dy leaves the forward to differentiate
         core.embedding_backward(ids, dy, self._grads["weight"])
 
 
@@ -64,6 +68,10 @@ class Linear(Module):
         self.has_bias = bool(bias)
         dtype = _checks.float_dtype(dtype)
         rng = _checks.rng(seed)
+        own_weight = self.out_features * self.in_features if tied_to is None else 0
+        count = own_weight + (self.out_features if self.has_bias else 0)
+        _checks.check_parameter_memory(count, max(own_weight, self.out_features), dtype,
+                                       f"in_features={self.in_features}, out_features={self.out_features}")
         bound = 1.0 / math.sqrt(self.in_features)
         self._tied = tied_to
         if tied_to is None:
@@ -95,6 +103,7 @@ class Linear(Module):
         x = _checks.as_float_array(x, "x", self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features or x.size == 0:
             raise ValueError(f"x: got shape {x.shape}, expected (..., {self.in_features}) and non-empty")
+        _checks.check_finite(x, "x")
         flat = x.reshape(-1, self.in_features)
         y = np.empty((flat.shape[0], self.out_features), dtype=self.dtype)
         core.linear_forward(flat, self._weight_and_grad()[0], self._params.get("bias"), y)
@@ -106,10 +115,11 @@ class Linear(Module):
     def backward(self, dy, need_input_grad: bool = True):
         if self._x is None:
             raise RuntimeError("backward: no training-mode forward to differentiate")
-        x, self._x = self._x, None
+        x = self._x
         dy = _checks.as_float_array(dy, "dy", self.dtype)
         if dy.size != x.shape[0] * self.out_features or dy.shape[-1:] != (self.out_features,):
             raise ValueError(f"dy: got shape {dy.shape}, expected (..., {self.out_features}) matching the input")
+        self._x = None  # only now: a refused dy leaves the forward to differentiate
         weight, weight_grad = self._weight_and_grad()
         dx = np.empty_like(x) if need_input_grad else None
         core.linear_backward(dy.reshape(-1, self.out_features), x, weight, dx, weight_grad, self._grads.get("bias"))

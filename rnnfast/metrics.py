@@ -3,7 +3,7 @@
 - classification: ``accuracy``, ``precision_recall_f1``, ``confusion_matrix``;
 - tagging: ``chunk_f1``, the chunk-level scores of the CoNLL ``conlleval`` script;
 - language modelling: ``perplexity``, ``bits_per_char`` from a mean negative log-likelihood in nats;
-- forecasting: ``rmse``, ``mae``, ``mape``.
+- forecasting: ``rmse``, ``mae``, ``mape`` (``inf``, without a warning, when the errors overflow float64).
 
 Every score is a fraction in 0..1 (``conlleval`` prints percentages: multiply by 100 to compare). A zero division
 gives 0, like scikit-learn's ``zero_division=0`` and like ``conlleval``.
@@ -120,22 +120,34 @@ def precision_recall_f1(y_true, y_pred, average: str | None = "macro", labels=No
 def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
     """(C, C) int64 counts: row = true class id, column = predicted class id (scikit-learn's layout).
 
-    Labels are class ids 0..C-1; ``num_classes`` defaults to the largest id seen plus one.
+    Labels are class ids 0..C-1; ``num_classes`` defaults to the largest id seen plus one. A C whose table cannot
+    fit in memory raises ValueError naming the argument it came from.
     """
     true, pred = _label_pair(y_true, y_pred)
     if true.dtype.kind == "U":
         raise TypeError("y_true: got string labels, expected integer class ids 0..C-1 (map strings to ids first)")
-    true, pred = true.astype(np.int64), pred.astype(np.int64)
+    # Ranges are checked on the labels as given: a uint64 id beyond int64 is reported as itself, not wrapped.
     if num_classes is None:
         _checks.check_range(true, "y_true", 0, np.iinfo(np.int64).max)
         _checks.check_range(pred, "y_pred", 0, np.iinfo(np.int64).max)
-        num_classes = int(max(true.max(), pred.max())) + 1
+        largest_true, largest_pred = int(true.max()), int(pred.max())
+        num_classes = max(largest_true, largest_pred) + 1
+        source = "y_true" if largest_true >= largest_pred else "y_pred"
+        origin = f"{source}: got class id {num_classes - 1}, which"
     else:
         num_classes = _checks.positive_int(num_classes, "num_classes")
         _checks.check_range(true, "y_true", 0, num_classes - 1)
         _checks.check_range(pred, "y_pred", 0, num_classes - 1)
-    counts = np.bincount(true * num_classes + pred, minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes).astype(np.int64)
+        origin = f"num_classes: got {num_classes}, which"
+    # bincount's table and the pair codes true * C + pred, both int64.
+    table_bytes = 8 * (num_classes * num_classes + len(true))
+    if table_bytes > _checks.memory_limit():
+        raise ValueError(f"{origin} needs a {num_classes} x {num_classes} table ({table_bytes / 2**30:.3g} GiB), more "
+                         "than this machine's memory; expected class ids 0..C-1 for a number of classes C whose "
+                         "C x C table fits")
+    codes = true.astype(np.int64) * num_classes + pred.astype(np.int64)
+    counts = np.bincount(codes, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64, copy=False)
 
 
 # ----- chunking (conlleval) ---------------------------------------------------------------------------------
@@ -287,29 +299,33 @@ def _value_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rmse(y_true, y_pred) -> float:
-    """Root mean squared error over every element."""
+    """Root mean squared error over every element; ``inf`` when the squared errors overflow float64."""
     true, pred = _value_pair(y_true, y_pred)
-    return float(np.sqrt(np.mean((pred - true) ** 2)))
+    with np.errstate(over="ignore"):
+        return float(np.sqrt(np.mean((pred - true) ** 2)))
 
 
 def mae(y_true, y_pred) -> float:
-    """Mean absolute error over every element."""
+    """Mean absolute error over every element; ``inf`` when the errors overflow float64."""
     true, pred = _value_pair(y_true, y_pred)
-    return float(np.mean(np.abs(pred - true)))
+    with np.errstate(over="ignore"):
+        return float(np.mean(np.abs(pred - true)))
 
 
 def mape(y_true, y_pred) -> float:
     """Mean absolute percentage error as a fraction: mean(|y_pred - y_true| / |y_true|), so 0.05 means 5 %.
 
     A zero in ``y_true`` raises ValueError rather than being skipped: the error relative to 0 is undefined, and
-    silently dropping those points would flatter a forecast; use ``mae`` or ``rmse`` for such series.
+    silently dropping those points would flatter a forecast; use ``mae`` or ``rmse`` for such series. ``inf`` when
+    the errors overflow float64.
     """
     true, pred = _value_pair(y_true, y_pred)
     zeros = np.flatnonzero(true == 0)
     if zeros.size:
         raise ValueError(f"y_true: got {zeros.size} zero(s) (first at flat index {zeros[0]}), expected no zeros: "
                          "the percentage error is undefined there (use mae or rmse)")
-    return float(np.mean(np.abs(pred - true) / np.abs(true)))
+    with np.errstate(over="ignore"):
+        return float(np.mean(np.abs(pred - true) / np.abs(true)))
 
 
 __all__ = ["accuracy", "precision_recall_f1", "confusion_matrix", "chunk_f1", "perplexity", "bits_per_char",

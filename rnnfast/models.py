@@ -8,7 +8,7 @@ from . import _checks
 from ._native import core
 from .layers import Dropout, Embedding, Linear
 from .module import Module
-from .recurrent import GRU, LSTM, RNN
+from .recurrent import _GATES, GRU, LSTM, RNN
 
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
 
@@ -27,15 +27,27 @@ def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int
 def cross_entropy(logits, targets, ignore_index: int = -100, with_grad: bool = False):
     """Mean softmax cross-entropy (nats) over the rows whose target is not ``ignore_index``.
 
-    logits (..., V), targets (...) integer ids. Returns ``(loss, count, correct)``, and with ``with_grad`` also
-    the gradient of the mean loss with respect to the logits (same shape as logits).
+    logits (..., V) finite numbers, targets (...) integer ids. Returns ``(loss, count, correct)``, and with
+    ``with_grad`` also the gradient of the mean loss with respect to the logits (same shape as logits).
     """
-    logits = _checks.as_float_array(logits, "logits", np.result_type(np.asarray(logits).dtype, np.float32))
+    raw = _checks._to_numpy(logits, "logits")
+    # float64 (or wider, or integer) logits keep float64 precision; everything narrower is computed in float32.
+    wide = raw.dtype.kind in "fiu" and np.result_type(raw.dtype, np.float32) != np.float32
+    logits = _checks.as_float_array(raw, "logits", np.float64 if wide else np.float32)
     if logits.ndim < 1 or logits.size == 0:
         raise ValueError(f"logits: got shape {logits.shape}, expected (..., V) and non-empty")
+    _checks.check_finite(logits, "logits")
     targets = _checks.as_int_array(targets, "targets")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"targets: got shape {targets.shape}, expected {logits.shape[:-1]} (logits without V)")
+    ignore_index = _checks.integer(ignore_index, "ignore_index", -(2**63), 2**63 - 1)
+    return _softmax_cross_entropy(logits, targets, with_grad, ignore_index)
+
+
+def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, with_grad: bool = False,
+                           ignore_index: int = -100):
+    """``cross_entropy`` of checked arrays. A model's own logits come here unchecked: should training diverge,
+    their NaN must reach the training loop as a non-finite loss, which it knows how to report or skip."""
     V = logits.shape[-1]
     flat_logits, flat_targets = logits.reshape(-1, V), targets.reshape(-1)
     count = int(np.count_nonzero(flat_targets != ignore_index))
@@ -71,6 +83,14 @@ class LanguageModel(Module):
                              f"{self.hidden_size}")
         self.init_scale = None if init_scale is None else _checks.real(init_scale, "init_scale", 0.0, low_open=True)
         rng = _checks.rng(seed)
+        V, E, H, L = self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers
+        G = _GATES["rnn_tanh" if cell == "rnn" else cell]
+        recurrent = G * H * (E + H + 2) + (L - 1) * G * H * (2 * H + 2)
+        head = V * (1 if self.tie_weights else H + 1)
+        # Checked as a whole first, so that a huge vocabulary is refused naming vocab_size, before any layer exists.
+        _checks.check_parameter_memory(V * E + recurrent + head, max(V * E, V * H, G * H * max(E, H)),
+                                       _checks.float_dtype(dtype), f"vocab_size={V}, embed_dim={E}, hidden_size={H}, "
+                                       f"num_layers={L}")
         child_seed = lambda: int(rng.integers(2**63))  # noqa: E731 - independent streams per layer
         self.embedding = self._add_child("embedding", Embedding(vocab_size, embed_dim, dtype, child_seed()))
         self.rnn = self._add_child("rnn", make_recurrent(cell, embed_dim, hidden_size, num_layers, dropout, False,
@@ -98,33 +118,42 @@ class LanguageModel(Module):
         return ids
 
     def forward(self, inputs, state=None):
-        """Logits (T, B, V) for token ids (T, B), and the final recurrent state."""
+        """Logits (T, B, V) for token ids (T, B), and the final recurrent state. A pending ``backward()`` of an
+        earlier ``loss`` is dropped: the layers now hold this call's values."""
         inputs = self._tokens(inputs, "inputs")
+        self.rnn._state_parts(state, inputs.shape[1], "state")
+        self._dlogits = None
+        return self._run(inputs, state)
+
+    __call__ = forward
+
+    def _run(self, inputs: np.ndarray, state):
         x = self.drop_in(self.embedding(inputs))
         y, state = self.rnn.forward(x, state)
         return self.head(self.drop_out(y)), state
 
-    __call__ = forward
-
     def loss(self, inputs, targets, state=None):
         """Mean cross-entropy (nats/token) of predicting ``targets`` (T, B) from ``inputs`` (T, B); returns
-        ``(loss, final_state)``. In training mode the gradient is kept for ``backward()``."""
+        ``(loss, final_state)``. In training mode the gradient is kept for ``backward()``. Arguments are checked
+        before any layer runs, so a refused call leaves a pending ``backward()`` as it was."""
         inputs = self._tokens(inputs, "inputs")
         targets = self._tokens(targets, "targets")
         if targets.shape != inputs.shape:
             raise ValueError(f"targets: got shape {targets.shape}, expected {inputs.shape} like inputs")
-        logits, state = self.forward(inputs, state)
+        self.rnn._state_parts(state, inputs.shape[1], "state")
+        self._dlogits = None
+        logits, state = self._run(inputs, state)
         if self.training:
-            loss, _, self.last_correct, self._dlogits = cross_entropy(logits, targets, with_grad=True)
+            loss, _, self.last_correct, self._dlogits = _softmax_cross_entropy(logits, targets, with_grad=True)
         else:
-            loss, _, self.last_correct = cross_entropy(logits, targets)
-            self._dlogits = None
+            loss, _, self.last_correct = _softmax_cross_entropy(logits, targets)
         return loss, state
 
     def backward(self) -> None:
         """Accumulate the gradients of the last training-mode ``loss`` into ``grads``."""
         if self._dlogits is None:
-            raise RuntimeError("backward: call loss() in training mode first (each loss supports one backward)")
+            raise RuntimeError("backward: call loss() in training mode first (each loss supports one backward, and "
+                               "a forward() or loss() in between replaces it)")
         dlogits, self._dlogits = self._dlogits, None
         dy = self.drop_out.backward(self.head.backward(dlogits))
         dx, _ = self.rnn.backward(dy)
@@ -147,9 +176,10 @@ class LanguageModel(Module):
         _checks.check_range(prompt, "prompt", 0, self.vocab_size - 1)
         max_new_tokens = _checks.positive_int(max_new_tokens, "max_new_tokens", minimum=0)
         temperature = _checks.real(temperature, "temperature", 0.0)
-        top_k = 0 if top_k is None else _checks.positive_int(top_k, "top_k")
+        # Any k of at least the vocabulary keeps every token, so larger values are passed on as the vocabulary size.
+        top_k = 0 if top_k is None else min(_checks.integer(top_k, "top_k", 1, 2**63 - 1), self.vocab_size)
         top_p = 1.0 if top_p is None else _checks.real(top_p, "top_p", 0.0, 1.0, low_open=True)
-        seed = int(self._seed_source.integers(2**63)) if seed is None else _checks.positive_int(seed, "seed", 0)
+        seed = int(self._seed_source.integers(2**63)) if seed is None else _checks.integer(seed, "seed", 0, 2**64 - 1)
         parts = self.rnn._state_parts(state, 1, "state")
         # Copies: the kernel updates its state in place and the caller's arrays must stay as they were.
         h = np.array(parts[0][:, 0, :], order="C")

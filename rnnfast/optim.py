@@ -8,6 +8,7 @@ checkpoints (arrays plus JSON scalars).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -22,6 +23,14 @@ def _arena(params) -> Parameters:
     if isinstance(params, Parameters):
         return params
     raise TypeError(f"params: got {type(params).__name__}, expected a Module or model.parameters()")
+
+
+def _argument(key: str) -> str:
+    return key
+
+
+def _state_entry(key: str) -> str:
+    return f"state[{key!r}]"
 
 
 class Optimizer:
@@ -42,23 +51,53 @@ class Optimizer:
         return {"type": type(self).__name__, "lr": self.lr, "step": self.step_count, **self._hyper(),
                 **{name: buf.copy() for name, buf in self._buffers().items()}}
 
-    def load_state_dict(self, state: dict) -> None:
-        if not isinstance(state, dict) or state.get("type") != type(self).__name__:
-            got = state.get("type") if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state: got optimizer state of {got!r}, expected {type(self).__name__!r}")
-        for key in self._hyper():
-            setattr(self, key, state[key])
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore what ``state_dict()`` returned. Every entry is checked first (an error names it as
+        ``state['key']``), so a refused state changes nothing."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state: got {type(state).__name__}, expected the dict that state_dict() returns")
+        if state.get("type") != type(self).__name__:
+            raise ValueError(f"state['type']: got optimizer state of {state.get('type')!r}, expected "
+                             f"{type(self).__name__!r}")
+        expected = ["type", "lr", "step", *self._hyper()]
+        missing = [key for key in expected if key not in state]
+        if missing:
+            raise ValueError(f"state[{missing[0]!r}]: missing, expected every entry of {type(self).__name__}'s "
+                             f"state_dict() ({', '.join(expected)} and its buffers)")
+        lr = _checks.real(state["lr"], "state['lr']", 0.0)
+        step = _checks.integer(state["step"], "state['step']", 0)
+        hyper = self._checked_hyper({key: state[key] for key in self._hyper()}, _state_entry)
+        buffers = {}
+        for name in self._buffer_names(hyper):
+            label = _state_entry(name)
+            if name not in state:
+                raise ValueError(f"{label}: missing, expected a buffer of shape {self.params.data.shape}")
+            value = _checks.as_float_array(state[name], label, self.params.data.dtype)
+            if value.shape != self.params.data.shape:
+                raise ValueError(f"{label}: got shape {value.shape}, expected {self.params.data.shape}")
+            _checks.check_finite(value, label)
+            buffers[name] = value
+        unexpected = [key for key in state if key not in expected and key not in buffers]
+        if unexpected:
+            raise ValueError(f"state[{unexpected[0]!r}]: unexpected entry, expected only {', '.join(expected)} "
+                             f"and {', '.join(buffers) or 'no buffers'}")
+        self.lr, self.step_count = lr, step
+        for key, value in hyper.items():
+            setattr(self, key, value)
         self._allocate_buffers()
-        for name, buf in self._buffers().items():
-            value = np.asarray(state.get(name))
-            if value.shape != buf.shape:
-                raise ValueError(f"state[{name!r}]: got shape {value.shape}, expected {buf.shape}")
-            buf[...] = value
-        self.lr = float(state["lr"])
-        self.step_count = int(state["step"])
+        for name, value in buffers.items():
+            self._buffers()[name][...] = value
+
+    def _checked_hyper(self, values: dict, label) -> dict:
+        """The hyper-parameters in ``values`` checked and converted; ``label(key)`` names one in errors."""
+        return {}
 
     def _allocate_buffers(self) -> None:
         """(Re)create state buffers to match the hyper-parameters."""
+
+    def _buffer_names(self, hyper: dict) -> tuple:
+        """The buffers that the hyper-parameters ``hyper`` need."""
+        return ()
 
     def _hyper(self) -> dict:
         return {}
@@ -70,21 +109,35 @@ class Optimizer:
 class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
         super().__init__(params, lr)
-        self.momentum = _checks.real(momentum, "momentum", 0.0)
-        self.weight_decay = _checks.real(weight_decay, "weight_decay", 0.0)
-        self.dampening = _checks.real(dampening, "dampening", 0.0, 1.0)
-        self.nesterov = bool(nesterov)
-        if self.nesterov and (self.momentum == 0 or self.dampening != 0):
-            raise ValueError(f"nesterov: got True with momentum={self.momentum} and dampening={self.dampening}, "
-                             "expected momentum > 0 and dampening = 0")
+        hyper = self._checked_hyper({"momentum": momentum, "weight_decay": weight_decay, "dampening": dampening,
+                                     "nesterov": nesterov}, _argument)
+        self.momentum, self.weight_decay = hyper["momentum"], hyper["weight_decay"]
+        self.dampening, self.nesterov = hyper["dampening"], hyper["nesterov"]
         self.momentum_buffer = None
         self._allocate_buffers()
+
+    def _checked_hyper(self, values: dict, label) -> dict:
+        out = {"momentum": _checks.real(values["momentum"], label("momentum"), 0.0),
+               "weight_decay": _checks.real(values["weight_decay"], label("weight_decay"), 0.0),
+               "dampening": _checks.real(values["dampening"], label("dampening"), 0.0, 1.0)}
+        nesterov = values["nesterov"]
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"{label('nesterov')}: got {nesterov!r} ({type(nesterov).__name__}), expected True or "
+                            "False")
+        out["nesterov"] = bool(nesterov)
+        if out["nesterov"] and (out["momentum"] == 0 or out["dampening"] != 0):
+            raise ValueError(f"{label('nesterov')}: got True with momentum={out['momentum']} and dampening="
+                             f"{out['dampening']}, expected momentum > 0 and dampening = 0")
+        return out
 
     def _allocate_buffers(self) -> None:
         if self.momentum and self.momentum_buffer is None:
             self.momentum_buffer = np.zeros_like(self.params.data)
         elif not self.momentum:
             self.momentum_buffer = None
+
+    def _buffer_names(self, hyper: dict) -> tuple:
+        return ("momentum_buffer",) if hyper["momentum"] else ()
 
     def _hyper(self) -> dict:
         return {"momentum": self.momentum, "weight_decay": self.weight_decay, "dampening": self.dampening,
@@ -105,21 +158,25 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas: got {betas!r}, expected a pair (beta1, beta2)")
-        self.betas = (_checks.real(betas[0], "betas[0]", 0.0, 1.0, high_open=True),
-                      _checks.real(betas[1], "betas[1]", 0.0, 1.0, high_open=True))
-        self.eps = _checks.real(eps, "eps", 0.0)
-        self.weight_decay = _checks.real(weight_decay, "weight_decay", 0.0)
+        hyper = self._checked_hyper({"betas": betas, "eps": eps, "weight_decay": weight_decay}, _argument)
+        self.betas, self.eps, self.weight_decay = hyper["betas"], hyper["eps"], hyper["weight_decay"]
         self.exp_avg = np.zeros_like(self.params.data)
         self.exp_avg_sq = np.zeros_like(self.params.data)
 
+    def _checked_hyper(self, values: dict, label) -> dict:
+        betas = values["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{label('betas')}: got {betas!r}, expected a pair (beta1, beta2)")
+        return {"betas": tuple(_checks.real(b, f"{label('betas')}[{i}]", 0.0, 1.0, high_open=True)
+                               for i, b in enumerate(betas)),
+                "eps": _checks.real(values["eps"], label("eps"), 0.0),
+                "weight_decay": _checks.real(values["weight_decay"], label("weight_decay"), 0.0)}
+
+    def _buffer_names(self, hyper: dict) -> tuple:
+        return ("exp_avg", "exp_avg_sq")
+
     def _hyper(self) -> dict:
         return {"betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.betas = tuple(self.betas)
 
     def _buffers(self) -> dict:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}

@@ -34,7 +34,7 @@ import numpy as np
 from . import _checks
 from .data import _as_path, _check_encoding
 from .io import _write_atomically
-from .text import EOS, UNK, CharTokenizer, WordTokenizer, _code_points, tokenizer_from_dict
+from .text import CharTokenizer, WordTokenizer, _code_points, _vocabulary_limits, tokenizer_from_dict
 
 MAGIC = b"RNNFTOKS"
 FORMAT = "rnnfast-tokens"
@@ -129,16 +129,6 @@ def _word_pieces(chunks: Iterator[str]) -> Iterator[str]:
         yield carry
 
 
-def _word_vocabulary(counts: Counter, max_vocab: int | None, min_count: int) -> WordTokenizer:
-    """The vocabulary ``WordTokenizer.fit`` builds, from word counts instead of the text."""
-    counts = Counter(counts)
-    counts.pop(UNK, None)
-    counts.pop(EOS, None)
-    words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
-    tokens = [UNK, EOS] + words
-    return WordTokenizer(tokens if max_vocab is None else tokens[:max_vocab])
-
-
 # ----- prepare ------------------------------------------------------------------------------------------------
 def prepare(text_path, out_path, level: str = "char", encoding: str = "utf-8", max_vocab: int | None = None,
             min_count: int = 1, chunk_bytes: int = 1 << 20) -> Prepared:
@@ -158,9 +148,7 @@ def prepare(text_path, out_path, level: str = "char", encoding: str = "utf-8", m
             raise ValueError(f"max_vocab, min_count: got {max_vocab!r} and {min_count!r}, expected the defaults "
                              "(None and 1) for level='char', which keeps every character")
     else:
-        if max_vocab is not None:
-            max_vocab = _checks.positive_int(max_vocab, "max_vocab", minimum=2)
-        min_count = _checks.positive_int(min_count, "min_count")
+        max_vocab, min_count = _vocabulary_limits(max_vocab, min_count)
     if not os.path.exists(source):
         raise FileNotFoundError(f"text_path: {source} does not exist, expected a text file")
     if os.path.isdir(source):
@@ -194,7 +182,7 @@ def prepare(text_path, out_path, level: str = "char", encoding: str = "utf-8", m
         if not counts:
             raise ValueError(f"text_path: {source} has no words (only whitespace), expected text to build a "
                              "vocabulary")
-        tokenizer = _word_vocabulary(counts, max_vocab, min_count)
+        tokenizer = WordTokenizer.from_counts(counts, max_vocab, min_count)
 
     dtype = id_dtype(tokenizer.vocab_size)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.name, "count": count,
@@ -287,26 +275,30 @@ def _check_header(header: dict, fail) -> tuple[np.dtype, int, CharTokenizer | Wo
     return dtype, count, tokenizer
 
 
-def _verify(path: str, ids_end: int, ids: np.memmap, vocab_size: int, fail) -> None:
-    """Check the digest and the id range in one streaming pass, a block at a time."""
+def _verify(path: str, offset: int, count: int, dtype: np.dtype, vocab_size: int, fail) -> None:
+    """Check the digest and the id range in one streaming pass over the file, a block at a time. The ids are read
+    with ``read`` rather than through the memory map, so that verifying leaves none of the map resident."""
     digest = hashlib.sha256()
-    block = 1 << 22
+    block = (1 << 22) // dtype.itemsize * dtype.itemsize
+    out_of_range = None  # (id, position): reported only once the digest shows the file is intact
     with open(path, "rb") as f:
-        remaining = ids_end
-        while remaining:
-            data = f.read(min(block, remaining))
-            if not data:
+        digest.update(f.read(offset))
+        position = 0
+        while position < count:
+            data = f.read(min(block, (count - position) * dtype.itemsize))
+            if not data or len(data) % dtype.itemsize:
                 fail("truncated while reading")
             digest.update(data)
-            remaining -= len(data)
+            ids = np.frombuffer(data, dtype=dtype)
+            if out_of_range is None and int(ids.max()) >= vocab_size:
+                at = int(np.argmax(ids >= vocab_size))
+                out_of_range = (int(ids[at]), position + at)
+            position += len(data) // dtype.itemsize
         stored = f.read(DIGEST_BYTES)
     if stored != digest.digest():
         fail("checksum mismatch: the file is corrupt (changed bytes or an incomplete copy)")
-    step = block // ids.itemsize
-    for start in range(0, len(ids), step):
-        top = int(ids[start : start + step].max())
-        if top >= vocab_size:
-            fail(f"id {top} near position {start} is outside the vocabulary of {vocab_size} tokens")
+    if out_of_range is not None:
+        fail(f"id {out_of_range[0]} at position {out_of_range[1]} is outside the vocabulary of {vocab_size} tokens")
 
 
 def open_tokens(path, verify: bool = True) -> tuple[np.memmap, CharTokenizer | WordTokenizer]:
@@ -338,10 +330,9 @@ def open_tokens(path, verify: bool = True) -> tuple[np.memmap, CharTokenizer | W
         fail(f"truncated: {count} ids of {dtype.name} and the digest need {expected} bytes, the file holds {size}")
     if size > expected:
         fail(f"{size - expected} unexpected bytes after the ids and the digest (corrupt file)")
-    ids = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,))
     if verify:
-        _verify(path, ids_end, ids, tokenizer.vocab_size, fail)
-    return ids, tokenizer
+        _verify(path, offset, count, dtype, tokenizer.vocab_size, fail)
+    return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,)), tokenizer
 
 
 __all__ = ["prepare", "open_tokens", "Prepared", "TokenFileError", "id_dtype", "MAGIC", "FORMAT",

@@ -7,7 +7,6 @@ Stacking, directions and dropout between layers are arranged here; every time st
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -35,7 +34,11 @@ class _Recurrent(Module):
         dtype = _checks.float_dtype(dtype)
         self._rng = _checks.rng(seed)
         G, H = _GATES[self._cell], self.hidden_size
-        _check_allocation(G * H * (self.input_size + H + 2) * self.num_layers * self.num_directions, dtype)
+        layer_inputs = [self.input_size] + [H * self.num_directions] * (self.num_layers - 1)
+        per_direction = [G * H * (n_in + H + (2 if self.bias else 0)) for n_in in layer_inputs]
+        _checks.check_parameter_memory(sum(per_direction) * self.num_directions, G * H * max(max(layer_inputs), H),
+                                       dtype, f"input_size={self.input_size}, hidden_size={H}, "
+                                       f"num_layers={self.num_layers}, bidirectional={self.bidirectional}")
         bound = 1.0 / math.sqrt(H)
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else H * self.num_directions
@@ -193,18 +196,6 @@ class _Recurrent(Module):
         if self.batch_first:
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2))
         return dy, self._pack_state([dh0] if dc0 is None else [dh0, dc0])
-
-
-def _check_allocation(count: int, dtype) -> None:
-    """Refuse sizes that cannot be allocated before numpy or the OS kills the process trying."""
-    nbytes = count * np.dtype(dtype).itemsize
-    try:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        available = 1 << 46
-    if nbytes > available:
-        raise MemoryError(f"parameters: {count} values ({nbytes / 2**30:.1f} GiB) exceed this machine's memory "
-                          f"({available / 2**30:.1f} GiB)")
 
 
 class RNN(_Recurrent):

@@ -19,7 +19,7 @@ import numpy as np
 from . import _checks
 from ._native import core
 from .layers import Dropout, Embedding, Linear
-from .models import CELLS, cross_entropy, make_recurrent
+from .models import CELLS, _softmax_cross_entropy, make_recurrent
 from .module import Module
 from .recurrent import LSTM
 
@@ -230,9 +230,9 @@ class SequenceClassifier(_RecurrentModel):
         logits = self.forward(inputs, lengths)
         labels = self._labels(labels, logits.shape[0])
         if self.training:
-            loss, _, self.last_correct, self._dlogits = cross_entropy(logits, labels, with_grad=True)
+            loss, _, self.last_correct, self._dlogits = _softmax_cross_entropy(logits, labels, with_grad=True)
         else:
-            loss, _, self.last_correct = cross_entropy(logits, labels)
+            loss, _, self.last_correct = _softmax_cross_entropy(logits, labels)
             self._dlogits = None
         return loss
 
@@ -494,9 +494,10 @@ class SequenceTagger(_RecurrentModel):
         if self.crf:
             return self.crf_layer.loss(emissions, np.where(targets == _IGNORE, 0, targets), lengths)
         if self.training:
-            loss, _, _, self._demissions = cross_entropy(emissions, targets, ignore_index=_IGNORE, with_grad=True)
+            loss, _, _, self._demissions = _softmax_cross_entropy(emissions, targets, ignore_index=_IGNORE,
+                                                                  with_grad=True)
         else:
-            loss, _, _ = cross_entropy(emissions, targets, ignore_index=_IGNORE)
+            loss, _, _ = _softmax_cross_entropy(emissions, targets, ignore_index=_IGNORE)
             self._demissions = None
         return loss
 

@@ -16,19 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks, data, metrics
-from .models import cross_entropy
+# A model's own logits go unchecked: a diverged model must show as a non-finite loss, not as an argument error.
+from .models import _softmax_cross_entropy
 from .seqmodels import evaluation_mode
 
 
-def batchify(ids: np.ndarray, batch_size: int, name: str = "data") -> np.ndarray:
+def batchify(ids, batch_size: int, name: str = "data") -> np.ndarray:
     """Lay a token stream out as ``batch_size`` parallel streams, (N, B): column b continues where it left off in
-    the next batch, so the final state of one batch is the right initial state of the next (truncated BPTT)."""
-    ids = np.asarray(ids)
+    the next batch, so the final state of one batch is the right initial state of the next (truncated BPTT).
+
+    The result is a view of ``ids`` (the transpose of a (B, N) reshape), never a copy, so a memory-mapped corpus
+    stays on disk; ``LanguageModelTask`` copies one (T, B) batch at a time."""
+    ids = np.asanyarray(ids)
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ValueError(f"{name}: got {_checks.describe(ids)}, expected a 1-d array of token ids")
     per_stream = len(ids) // batch_size
     if per_stream < 2:
         raise ValueError(f"{name}: {len(ids)} tokens are too few for batch size {batch_size} "
                          f"(need at least {2 * batch_size})")
-    return np.ascontiguousarray(ids[: per_stream * batch_size].reshape(batch_size, per_stream).T)
+    return ids[: per_stream * batch_size].reshape(batch_size, per_stream).T
 
 
 def _state_to_json(state):
@@ -72,9 +78,11 @@ class LanguageModelTask:
         return math.ceil((len(self.train) - 1) / self.seq_len)
 
     def _chunks(self, streams: np.ndarray, start: int = 0):
+        # Inputs and targets overlap in all but one step: one int64 copy of n + 1 steps serves both.
         for i in range(start * self.seq_len, len(streams) - 1, self.seq_len):
             n = min(self.seq_len, len(streams) - 1 - i)
-            yield streams[i : i + n], streams[i + 1 : i + 1 + n]
+            steps = np.ascontiguousarray(streams[i : i + n + 1], dtype=np.int64)
+            yield steps[:n], steps[1:]
 
     def train_batches(self, epoch: int, start: int):
         return self._chunks(self.train, start)
@@ -91,7 +99,7 @@ class LanguageModelTask:
         state = None
         for inputs, targets in self._chunks(self.splits[split]):
             logits, state = model.forward(inputs, state)
-            loss, n, right = cross_entropy(logits, targets)
+            loss, n, right = _softmax_cross_entropy(logits, targets)
             total, count, correct = total + loss * n, count + n, correct + right
             if with_f1:
                 y_true.append(targets.reshape(-1))
@@ -409,7 +417,7 @@ class ClassificationTask:
     def evaluate(self, model, split: str) -> dict:
         sequences, labels = self.splits[split]
         predicted, logits = predict_labels(model, sequences, self.batch_size)
-        loss, count, _ = cross_entropy(logits, labels)
+        loss, count, _ = _softmax_cross_entropy(logits, labels)
         _, _, macro_f1 = metrics.precision_recall_f1(labels, predicted)
         return {"loss": loss, "accuracy": metrics.accuracy(labels, predicted), "macro_f1": float(macro_f1)}
 

@@ -14,6 +14,7 @@ Tokenizers serialize to a JSON-able dict (``to_dict`` / ``tokenizer_from_dict``)
 from __future__ import annotations
 
 import codecs
+import numbers
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -180,15 +181,28 @@ class WordTokenizer(_Tokenizer):
         """The vocabulary of ``text``: at most ``max_vocab`` tokens (``<unk>`` and ``<eos>`` included), only
         words seen at least ``min_count`` times."""
         text = _check_text(text)
-        if max_vocab is not None:
-            max_vocab = _checks.positive_int(max_vocab, "max_vocab", minimum=2)
-        min_count = _checks.positive_int(min_count, "min_count")
+        _vocabulary_limits(max_vocab, min_count)
         counts = Counter(cls._split(text))
         if not counts:
             raise ValueError("text: got no words (empty or only whitespace), expected text to build a vocabulary")
-        counts.pop(UNK, None)
-        counts.pop(EOS, None)
-        words = sorted((w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w))
+        return cls.from_counts(counts, max_vocab, min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], max_vocab: int | None = None,
+                    min_count: int = 1) -> "WordTokenizer":
+        """The vocabulary ``fit`` builds from a text, built from the number of times each word occurs in it
+        (``counts``, e.g. a Counter updated chunk by chunk): ``<unk>``, ``<eos>``, then the words seen at least
+        ``min_count`` times, most frequent first, ties in alphabetical order; at most ``max_vocab`` tokens."""
+        max_vocab, min_count = _vocabulary_limits(max_vocab, min_count)
+        if not isinstance(counts, Mapping):
+            raise TypeError(f"counts: got {type(counts).__name__}, expected a mapping of words to counts")
+        for word, n in counts.items():
+            if not isinstance(word, str) or isinstance(n, bool) or not isinstance(n, numbers.Integral):
+                raise TypeError(f"counts: got {word!r}: {n!r}, expected words (str) mapped to counts (integers)")
+            if n < 0:
+                raise ValueError(f"counts: got {word!r}: {n}, expected counts >= 0")
+        words = sorted((w for w, n in counts.items() if n >= min_count and w not in (UNK, EOS)),
+                       key=lambda w: (-counts[w], w))
         tokens = [UNK, EOS] + words
         return cls(tokens if max_vocab is None else tokens[:max_vocab])
 
@@ -208,6 +222,13 @@ class WordTokenizer(_Tokenizer):
                 line.append(self._tokens[i])
         lines.append(" ".join(line))
         return "".join(lines)
+
+
+def _vocabulary_limits(max_vocab, min_count) -> tuple[int | None, int]:
+    """``max_vocab`` (None, or at least 2 for ``<unk>`` and ``<eos>``) and ``min_count`` checked."""
+    if max_vocab is not None:
+        max_vocab = _checks.positive_int(max_vocab, "max_vocab", minimum=2)
+    return max_vocab, _checks.positive_int(min_count, "min_count")
 
 
 _TOKENIZER_TYPES = {cls.kind: cls for cls in (CharTokenizer, WordTokenizer)}
