@@ -45,13 +45,14 @@ def cross_entropy(logits, targets, ignore_index: int = -100, with_grad: bool = F
 
 
 def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, with_grad: bool = False,
-                           ignore_index: int = -100):
+                           ignore_index: int = -100, in_place: bool = False):
     """``cross_entropy`` of checked arrays. A model's own logits come here unchecked: should training diverge,
-    their NaN must reach the training loop as a non-finite loss, which it knows how to report or skip."""
+    their NaN must reach the training loop as a non-finite loss, which it knows how to report or skip. With
+    ``in_place`` the gradient overwrites the logits (a model's own buffer: one (T*B, V) array instead of two)."""
     V = logits.shape[-1]
     flat_logits, flat_targets = logits.reshape(-1, V), targets.reshape(-1)
     count = int(np.count_nonzero(flat_targets != ignore_index))
-    grad = np.empty_like(flat_logits) if with_grad else None
+    grad = (flat_logits if in_place else np.empty_like(flat_logits)) if with_grad else None
     total, count, correct = core.softmax_cross_entropy(flat_logits, flat_targets, ignore_index, grad,
                                                        1.0 / max(count, 1))
     loss = total / count if count else float("nan")
@@ -144,7 +145,8 @@ class LanguageModel(Module):
         self._dlogits = None
         logits, state = self._run(inputs, state)
         if self.training:
-            loss, _, self.last_correct, self._dlogits = _softmax_cross_entropy(logits, targets, with_grad=True)
+            loss, _, self.last_correct, self._dlogits = _softmax_cross_entropy(logits, targets, with_grad=True,
+                                                                               in_place=True)
         else:
             loss, _, self.last_correct = _softmax_cross_entropy(logits, targets)
         return loss, state
