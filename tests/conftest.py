@@ -36,9 +36,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(autouse=True)
-def _outside_the_source_tree(tmp_path, monkeypatch):
-    """Each test runs in its own temporary directory: child processes (`python -c`, `python -m`) put their working
+@pytest.fixture(scope="session", autouse=True)
+def _outside_the_source_tree(tmp_path_factory):
+    """The tests run from a temporary directory: child processes (`python -c`, `python -m`) put their working
     directory first on sys.path, and from the repository root they would import the source tree, which holds no
-    compiled core, instead of the installed package."""
-    monkeypatch.chdir(tmp_path)
+    compiled core, instead of the installed package. Session-scoped, so module fixtures run there too."""
+    previous = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(previous)

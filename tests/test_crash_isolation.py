@@ -19,9 +19,10 @@ CHILD_SCALE = "0.5"
 
 
 def run_pytest_in_child(test_path: Path, *args: str, env: dict | None = None) -> tuple[int, str]:
-    """Exit status and combined output of ``python -m pytest test_path`` run from the repository root."""
+    """Exit status and combined output of ``python -m pytest test_path``, run from tests/: `python -m` puts its
+    working directory first on sys.path, and the repository root would shadow the installed package."""
     result = subprocess.run([sys.executable, "-m", "pytest", str(test_path), "-q", "-p", "no:cacheprovider", *args],
-                            cwd=REPO, capture_output=True, text=True, timeout=600,
+                            cwd=REPO / "tests", capture_output=True, text=True, timeout=600,
                             env={**os.environ, **(env or {})})
     return result.returncode, result.stdout + result.stderr
 
