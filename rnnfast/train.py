@@ -248,7 +248,7 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
                     epoch, start_batch, carry = epoch + 1, 0, None
                     if not config.eval_every or step % config.eval_every:
                         evaluate(0)
-            if stopped_by == "time":
+            if stopped_by == "time" and (not records or records[-1]["step"] != step):
                 evaluate(start_batch)
         finally:
             reporter.close()
