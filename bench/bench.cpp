@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "rnnfast/build_info.hpp"
 #include "rnnfast/cells.hpp"
 #include "rnnfast/parallel.hpp"
 #include "rnnfast/gemm.hpp"
@@ -648,15 +649,6 @@ std::string json_escape(const std::string& s) {
 
 std::string simd_in_use() { return Eigen::SimdInstructionSetsInUse(); }
 
-std::string compiler() {
-#if defined(__clang__)
-  return "clang " __clang_version__;
-#elif defined(__GNUC__)
-  return "gcc " __VERSION__;
-#else
-  return "unknown";
-#endif
-}
 
 void write_json(const std::string& path, const Options& opt, const std::vector<GemmRate>& gemms, double peak,
                 const std::vector<Row>& rows) {
@@ -668,7 +660,7 @@ void write_json(const std::string& path, const Options& opt, const std::vector<G
   f << "{\n  \"threads\": " << rnnfast::max_threads() << ",\n  \"reps\": " << opt.reps
     << ",\n  \"quick\": " << (opt.quick ? "true" : "false") << ",\n  \"isa\": \"" << RNNFAST_ISA
     << "\",\n  \"eigen_simd\": \"" << json_escape(simd_in_use()) << "\",\n  \"compiler\": \""
-    << json_escape(compiler()) << "\",\n  \"openmp\": " << (rnnfast::openmp_enabled() ? "true" : "false")
+    << json_escape(rnnfast::compiler_name()) << "\",\n  \"openmp\": " << (rnnfast::openmp_enabled() ? "true" : "false")
     << ",\n  \"flop_formula\": \"" << json_escape(kFlopFormula) << "\",\n  \"check_tolerance\": " << kCheckTolerance
     << ",\n  \"gemm\": [";
   for (size_t i = 0; i < gemms.size(); ++i)
@@ -706,7 +698,7 @@ int main(int argc, char** argv) {
 
   std::printf("# rnnfast_bench: isa %s, Eigen SIMD %s, %s, OpenMP %s, %d thread(s), median of %d reps after %d "
               "warm-up\n",
-              RNNFAST_ISA, simd_in_use().c_str(), compiler().c_str(), rnnfast::openmp_enabled() ? "on" : "off",
+              RNNFAST_ISA, simd_in_use().c_str(), rnnfast::compiler_name().c_str(), rnnfast::openmp_enabled() ? "on" : "off",
               rnnfast::max_threads(), opt.reps, warmup);
 
   self_test_reference();

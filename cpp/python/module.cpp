@@ -2,6 +2,7 @@
 #include <Eigen/Core>
 
 #include "registry.hpp"
+#include "rnnfast/build_info.hpp"
 #include "rnnfast/parallel.hpp"
 
 #define RNNFAST_STR2(x) #x
@@ -24,28 +25,6 @@ pybind11::dict cpu_features() {
   return f;
 }
 
-std::string compiler() {
-#if defined(__clang__)
-  return "clang " __clang_version__;
-#elif defined(__GNUC__)
-  return "gcc " __VERSION__;
-#else
-  return "unknown";
-#endif
-}
-
-std::string openmp_runtime() {
-#ifdef _OPENMP
-#if defined(__clang__)
-  return "libomp (OpenMP " + std::to_string(_OPENMP) + ")";
-#else
-  return "libgomp (OpenMP " + std::to_string(_OPENMP) + ")";
-#endif
-#else
-  return "none";
-#endif
-}
-
 }  // namespace
 
 PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
@@ -56,11 +35,11 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
   m.def("build_info", [] {
     py::dict d;
     d["isa"] = RNNFAST_ISA;
-    d["openmp"] = openmp_runtime();
+    d["openmp"] = rnnfast::openmp_runtime();
     d["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
                  std::to_string(EIGEN_MINOR_VERSION);
     d["eigen_simd"] = std::string(Eigen::SimdInstructionSetsInUse());
-    d["compiler"] = compiler();
+    d["compiler"] = rnnfast::compiler_name();
     return d;
   });
   // Fixes the default thread count at import, before other libraries in the process can change the runtime's.
