@@ -427,3 +427,14 @@ def test_ctrl_c_before_the_first_evaluation_saves_last(corpus_dir, tmp_path):
     assert "Traceback" not in stderr
     assert not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text().strip()
     assert rf.load(out / "last.rnnfast").step > 0
+
+
+def test_the_main_job_trains_on_the_standard_library_docstrings_and_prints_a_sample(tmp_path):
+    """The README's main job without --data (here with a tiny model and a short time limit): it trains on the
+    standard library's docstrings, saves both checkpoints and prints text made of the corpus' characters."""
+    result = ok(cli("train", "--hidden", 16, "--layers", 1, "--embed", 8, "--minutes", 0.05, "--no-progress",
+                    "--out", tmp_path / "main", cwd=tmp_path, timeout=240))
+    assert (tmp_path / "main" / "model.rnnfast").exists() and (tmp_path / "main" / "last.rnnfast").exists()
+    vocab = set(rf.load(tmp_path / "main" / "model.rnnfast").tokenizer.vocab)
+    sample = result.stdout.rstrip("\n")
+    assert len(sample) >= 200 and set(sample) <= vocab
