@@ -57,7 +57,13 @@ struct BlockIO {
     }
     return v;
   }
-  void out(S* p, const Block<S>& v) const { std::memcpy(p + k0, v.data(), sizeof(S) * m); }
+  // Full blocks copy a compile-time size (a few vector moves); only the short last block pays for a memcpy call.
+  void out(S* p, const Block<S>& v) const {
+    if (m == kBlock)
+      std::memcpy(p + k0, v.data(), sizeof(S) * kBlock);
+    else
+      std::memcpy(p + k0, v.data(), sizeof(S) * m);
+  }
 };
 
 template <class S, class F>

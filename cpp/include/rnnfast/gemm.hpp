@@ -26,15 +26,18 @@
 namespace rnnfast {
 namespace gemm {
 
+// AVX-512 tiles are 12 rows x 32 columns (24 of the 32 vector registers accumulate): 32-column panels waste
+// less padding on the sizes recurrent models use (H = 200 fills 224 columns, not 256) and keep each B micro-panel
+// about L1-sized, while 12 broadcast rows still give every FMA port independent work.
 #if defined(__AVX512F__)
-constexpr int VL = 16, NV = 4, MR = 6;
+constexpr int VL = 16, NV = 2, MR = 12;
 #elif defined(__AVX2__) && defined(__FMA__)
 constexpr int VL = 8, NV = 2, MR = 6;
 #else
 constexpr int VL = 4, NV = 2, MR = 4;
 #endif
 constexpr int NR = VL * NV;   // columns per micro-tile
-constexpr int64_t KC = 384;   // k-slice: long enough that C tiles are rarely reloaded; B micro-panels stream from L2
+constexpr int64_t KC = 384;   // k-slice: long enough that C tiles are rarely reloaded
 constexpr int64_t MC = 480;   // rows of A packed at once (MC x KC floats live in L2)
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
@@ -113,18 +116,18 @@ inline void pack_a_block(const View& a, int64_t i, int64_t k0, int64_t kc, float
   }
 }
 
+// A runtime row count (1..MR) dispatched to its fixed-R instantiation.
+template <int R = MR>
+inline void pack_a_rows(int64_t rows, const View& a, int64_t i, int64_t k0, int64_t kc, float* dst) {
+  if (rows == R) return pack_a_block<R>(a, i, k0, kc, dst);
+  if constexpr (R > 1) pack_a_rows<R - 1>(rows, a, i, k0, kc, dst);
+}
+
 // Rows [i0, i0+m) of A (M x K) for k in [k0, k0+kc): blocks of MR rows (the last may be shorter), k-major.
 inline void pack_a(const View& a, int64_t i0, int64_t m, int64_t k0, int64_t kc, float* out) {
   for (int64_t ib = 0; ib < m; ib += MR) {
     float* dst = out + ib * kc;
-    switch (std::min<int64_t>(MR, m - ib)) {
-      case 1: pack_a_block<1>(a, i0 + ib, k0, kc, dst); break;
-      case 2: pack_a_block<2>(a, i0 + ib, k0, kc, dst); break;
-      case 3: pack_a_block<3>(a, i0 + ib, k0, kc, dst); break;
-      case 4: pack_a_block<4>(a, i0 + ib, k0, kc, dst); break;
-      case 5: pack_a_block<5>(a, i0 + ib, k0, kc, dst); break;
-      default: pack_a_block<MR>(a, i0 + ib, k0, kc, dst); break;
-    }
+    pack_a_rows(std::min<int64_t>(MR, m - ib), a, i0 + ib, k0, kc, dst);
   }
 }
 
@@ -137,12 +140,12 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
     for (int v = 0; v < NV; ++v) acc[r][v] = vf{};
   for (int64_t k = 0; k < kc; ++k) {
     vf bv[NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) bv[v] = load(b + k * NR + v * VL);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const float ar = a[k * R + r];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * ar;
     }
   }
@@ -162,20 +165,12 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
   }
 }
 
+// A runtime row count (1..MR) dispatched to its fixed-R instantiation.
+template <int R = MR>
 inline void micro_kernel_rows(int64_t rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                               bool accumulate, int64_t cols) {
-  switch (rows) {
-    case 1: return micro_kernel<1>(kc, a, b, c, ldc, accumulate, cols);
-    case 2: return micro_kernel<2>(kc, a, b, c, ldc, accumulate, cols);
-    case 3: return micro_kernel<3>(kc, a, b, c, ldc, accumulate, cols);
-    case 4: return micro_kernel<4>(kc, a, b, c, ldc, accumulate, cols);
-    case 5:
-      if constexpr (MR >= 5) return micro_kernel<5>(kc, a, b, c, ldc, accumulate, cols);
-      break;
-    case 6:
-      if constexpr (MR >= 6) return micro_kernel<6>(kc, a, b, c, ldc, accumulate, cols);
-      break;
-  }
+  if (rows == R) return micro_kernel<R>(kc, a, b, c, ldc, accumulate, cols);
+  if constexpr (R > 1) micro_kernel_rows<R - 1>(rows, kc, a, b, c, ldc, accumulate, cols);
 }
 
 // Where each packed panel of B lands in C: its first column and how many of its NR columns are real.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include <vector>
 
@@ -37,8 +38,15 @@ LossResult softmax_cross_entropy(const S* logits, int64_t N, int64_t V, const in
       if (dlogits) std::fill(dlogits + n * V, dlogits + (n + 1) * V, S(0));
       continue;
     }
-    const int64_t arg_max = std::max_element(z, z + V) - z;
-    const S z_max = z[arg_max];
+    // The maximum in vector blocks, then its first position: std::max_element alone is a scalar loop.
+    Block<S> block_max = Block<S>::Constant(-std::numeric_limits<S>::infinity());
+    for_blocks<S>(V, [&](const BlockIO<S>& io) {
+      Block<S> v = io.in(z);
+      if (io.m < kBlock) v.tail(kBlock - io.m).setConstant(-std::numeric_limits<S>::infinity());
+      block_max = block_max.max(v);
+    });
+    const S z_max = block_max.maxCoeff();
+    const int64_t arg_max = std::find(z, z + V, z_max) - z;
     // One exp per logit: exp(z - z_max) goes straight into the gradient row (block by block, each block read
     // before it is written, so d may alias z) and is scaled once the sum is known.
     S* d = dlogits ? dlogits + n * V : nullptr;
