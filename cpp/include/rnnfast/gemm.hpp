@@ -131,63 +131,87 @@ inline void pack_a(const View& a, int64_t i0, int64_t m, int64_t k0, int64_t kc,
   }
 }
 
-// C tile (R x NR, only `cols` columns stored) = (accumulate ? C : 0) + A_block (R x kc) * B_panel (kc x NR).
-template <int R>
-inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc,
-                         bool accumulate, int64_t cols) {
-  vf acc[R][NV];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = vf{};
-  for (int64_t k = 0; k < kc; ++k) {
-    vf bv[NV];
-#pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) bv[v] = load(b + k * NR + v * VL);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const float ar = a[k * R + r];
-#pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) acc[r][v] += bv[v] * ar;
-    }
-  }
-  if (cols == NR) {
-    for (int r = 0; r < R; ++r)
-      for (int v = 0; v < NV; ++v) {
-        float* p = c + r * ldc + v * VL;
-        store(p, accumulate ? load(p) + acc[r][v] : acc[r][v]);
-      }
-  } else {
-    alignas(64) float tile[NR];
-    for (int r = 0; r < R; ++r) {
-      for (int v = 0; v < NV; ++v) store(tile + v * VL, acc[r][v]);
-      float* p = c + r * ldc;
-      for (int64_t j = 0; j < cols; ++j) p[j] = accumulate ? p[j] + tile[j] : tile[j];
-    }
-  }
-}
-
-// A runtime row count (1..MR) dispatched to its fixed-R instantiation.
-template <int R = MR>
-inline void micro_kernel_rows(int64_t rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                              bool accumulate, int64_t cols) {
-  if (rows == R) return micro_kernel<R>(kc, a, b, c, ldc, accumulate, cols);
-  if constexpr (R > 1) micro_kernel_rows<R - 1>(rows, kc, a, b, c, ldc, accumulate, cols);
-}
-
 // Where each packed panel of B lands in C: its first column and how many of its NR columns are real.
 struct PanelDest {
   int64_t col, cols;
 };
 
-// C (m x ...) += or = packed A (m x kc) * each packed B panel p (kc x NR at bp + p*panel_stride) into its columns.
-inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const float* bp, int64_t panel_stride,
-                  const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
-  for (int64_t p = 0; p < npanels; ++p) {
-    const float* b = bp + p * panel_stride;
-    for (int64_t ib = 0; ib < m; ib += MR) {
-      const int64_t rows = std::min<int64_t>(MR, m - ib);
-      micro_kernel_rows(rows, kc, ap + ib * kc, b, c + ib * ldc + dest[p].col, ldc, accumulate, dest[p].cols);
+// The C tiles of P consecutive panels (R x NR each, only dest[q].cols columns stored) = (accumulate ? C : 0) +
+// A_block (R x kc) * B panel q. A block of few rows takes several panels at once: FMA latency needs about eight
+// independent accumulators, and one row of one panel has only NV. Every C element still sums its k in order, so
+// the grouping never changes a result.
+template <int R, int P>
+inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t panel_stride,
+                         const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+  constexpr int W = P * NV;  // vectors per row of the tile group
+  vf acc[R][W];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < W; ++v) acc[r][v] = vf{};
+  for (int64_t k = 0; k < kc; ++k) {
+    vf bv[W];
+#pragma GCC unroll 16
+    for (int v = 0; v < W; ++v) bv[v] = load(b + (v / NV) * panel_stride + k * NR + (v % NV) * VL);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const float ar = a[k * R + r];
+#pragma GCC unroll 16
+      for (int v = 0; v < W; ++v) acc[r][v] += bv[v] * ar;
     }
   }
+  for (int q = 0; q < P; ++q) {
+    float* cq = c + dest[q].col;
+    if (dest[q].cols == NR) {
+      for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) {
+          float* p = cq + r * ldc + v * VL;
+          store(p, accumulate ? load(p) + acc[r][q * NV + v] : acc[r][q * NV + v]);
+        }
+    } else {
+      alignas(64) float tile[NR];
+      for (int r = 0; r < R; ++r) {
+        for (int v = 0; v < NV; ++v) store(tile + v * VL, acc[r][q * NV + v]);
+        float* p = cq + r * ldc;
+        for (int64_t j = 0; j < dest[q].cols; ++j) p[j] = accumulate ? p[j] + tile[j] : tile[j];
+      }
+    }
+  }
+}
+
+constexpr int panels_at_once(int rows) { return rows * NV >= 8 ? 1 : rows * NV >= 4 ? 2 : 4; }
+
+// One block of R rows against every panel, panels_at_once(R) at a time.
+template <int R>
+inline void row_block(int64_t npanels, int64_t kc, const float* a, const float* bp, int64_t panel_stride,
+                      const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+  constexpr int P = panels_at_once(R);
+  int64_t p = 0;
+  if constexpr (P > 1)
+    for (; p + P <= npanels; p += P)
+      micro_kernel<R, P>(kc, a, bp + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
+  for (; p < npanels; ++p) micro_kernel<R, 1>(kc, a, bp + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
+}
+
+// A runtime row count (1..MR) dispatched to its fixed-R instantiation.
+template <int R = MR>
+inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float* a, const float* bp,
+                         int64_t panel_stride, const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+  if (rows == R) return row_block<R>(npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
+  if constexpr (R > 1) row_block_of<R - 1>(rows, npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
+}
+
+// C (m x ...) += or = packed A (m x kc) * each packed B panel p (kc x NR at bp + p*panel_stride) into its columns.
+// Full MR-row blocks go panel by panel, so each B panel is reused from L1 by all of them; the short last block
+// of rows follows.
+inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const float* bp, int64_t panel_stride,
+                  const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+  const int64_t full_rows = m / MR * MR;
+  for (int64_t p = 0; p < npanels; ++p)
+    for (int64_t ib = 0; ib < full_rows; ib += MR)
+      micro_kernel<MR, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
+                          accumulate);
+  if (full_rows < m)
+    row_block_of(m - full_rows, npanels, kc, ap + full_rows * kc, bp, panel_stride, dest, c + full_rows * ldc, ldc,
+                 accumulate);
 }
 
 // Panels of n contiguous columns starting at column `first`.
