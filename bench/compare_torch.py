@@ -1,4 +1,5 @@
-"""rnnfast against PyTorch, side by side in one process: training steps, inference forwards, batch-1 generation.
+"""rnnfast against PyTorch, side by side in one process: training steps, inference forwards, batch-1 generation,
+whole language-model training steps.
 
 Both libraries get the same thread count and the same weights (copied from the PyTorch layer), their outputs and
 gradients are checked for agreement before anything is timed, and repetitions alternate between the two so that
@@ -59,6 +60,26 @@ class GenerationConfig:
                 f"prompt={self.prompt} new={self.tokens}")
 
 
+@dataclass(frozen=True)
+class LMConfig:
+    """A whole language-model training step: embedding -> LSTM stack -> linear head -> softmax cross-entropy ->
+    gradient clipping -> optimizer update, with the state carried from step to step (truncated BPTT)."""
+    name: str
+    vocab: int
+    embed: int
+    hidden: int
+    layers: int
+    T: int
+    B: int
+    optimizer: str  # sgd or adam
+    lr: float
+    clip: float
+
+    def label(self) -> str:
+        return (f"{self.name}: V={self.vocab} E={self.embed} lstm {self.layers}x{self.hidden} T={self.T} B={self.B} "
+                f"{self.optimizer}")
+
+
 TRAIN = [
     LayerConfig("lstm", 35, 20, 200, 200, 2),
     LayerConfig("lstm", 35, 20, 650, 650, 2),
@@ -80,6 +101,11 @@ GENERATE = [
     GenerationConfig(vocab=10000, embed=512, hidden=512, layers=2, prompt=16, tokens=500),
 ]
 
+LM = [
+    LMConfig("Penn Treebank small", 10000, 200, 200, 2, 20, 20, "sgd", 20.0, 0.25),
+    LMConfig("tinyshakespeare", 65, 64, 256, 2, 100, 64, "adam", 2e-3, 5.0),
+]
+
 QUICK_TRAIN = [
     LayerConfig("lstm", 35, 20, 200, 200, 2),
     LayerConfig("gru", 35, 20, 200, 200, 2),
@@ -89,8 +115,9 @@ QUICK_TRAIN = [
 ]
 QUICK_INFER = [LayerConfig("lstm", 35, 20, 200, 200, 2), LayerConfig("lstm", 100, 1, 256, 256, 1)]
 QUICK_GENERATE = [GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20) for g in GENERATE]
+QUICK_LM = [LMConfig("small word model", 2000, 64, 64, 2, 20, 8, "sgd", 1.0, 0.25)]
 
-SECTIONS = ("train", "infer", "generate")
+SECTIONS = ("train", "infer", "generate", "lm")
 
 
 # ----- timing ---------------------------------------------------------------------------------------------------
@@ -220,20 +247,35 @@ def bench_infer(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
 
 # ----- generation -----------------------------------------------------------------------------------------------
 
-class TorchGenerator:
+class TorchLanguageModel:
+    """embedding -> LSTM stack -> linear head in PyTorch, with its weights under rnnfast.LanguageModel's names."""
+
+    def __init__(self, torch, vocab: int, embed: int, hidden: int, layers: int):
+        self.torch = torch
+        torch.manual_seed(0)
+        self.embedding = torch.nn.Embedding(vocab, embed)
+        self.lstm = torch.nn.LSTM(embed, hidden, num_layers=layers)
+        self.head = torch.nn.Linear(hidden, vocab)
+
+    def parameters(self) -> list:
+        return [*self.embedding.parameters(), *self.lstm.parameters(), *self.head.parameters()]
+
+    def state_dict(self) -> dict:
+        return {"embedding.weight": self.embedding.weight, "head.weight": self.head.weight,
+                "head.bias": self.head.bias, **{f"rnn.{k}": v for k, v in self.lstm.state_dict().items()}}
+
+    def rnnfast_copy(self):
+        vocab, embed = self.embedding.weight.shape
+        ours = rf.LanguageModel(vocab, embed, self.lstm.hidden_size, num_layers=self.lstm.num_layers, cell="lstm")
+        ours.load_state_dict({k: v.detach().numpy() for k, v in self.state_dict().items()})
+        return ours
+
+
+class TorchGenerator(TorchLanguageModel):
     """The usual PyTorch sampling loop: embedding -> LSTM step with carried state -> linear -> softmax -> sample."""
 
     def __init__(self, torch, cfg: GenerationConfig):
-        self.torch = torch
-        torch.manual_seed(0)
-        self.embedding = torch.nn.Embedding(cfg.vocab, cfg.embed)
-        self.lstm = torch.nn.LSTM(cfg.embed, cfg.hidden, num_layers=cfg.layers)
-        self.head = torch.nn.Linear(cfg.hidden, cfg.vocab)
-
-    def state_dict(self) -> dict:
-        """The weights under rnnfast.LanguageModel's parameter names."""
-        return {"embedding.weight": self.embedding.weight, "head.weight": self.head.weight,
-                "head.bias": self.head.bias, **{f"rnn.{k}": v for k, v in self.lstm.state_dict().items()}}
+        super().__init__(torch, cfg.vocab, cfg.embed, cfg.hidden, cfg.layers)
 
     def generate(self, prompt: np.ndarray, max_new_tokens: int, temperature: float, seed: int):
         torch = self.torch
@@ -257,8 +299,7 @@ class TorchGenerator:
 
 def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict:
     theirs = TorchGenerator(torch, cfg)
-    ours = rf.LanguageModel(cfg.vocab, cfg.embed, cfg.hidden, num_layers=cfg.layers, cell="lstm")
-    ours.load_state_dict(theirs.state_dict())
+    ours = theirs.rnnfast_copy()
     ours.eval()
     prompt = np.random.default_rng(0).integers(0, cfg.vocab, cfg.prompt)
 
@@ -282,6 +323,55 @@ def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict
     return row
 
 
+# ----- language-model training step ----------------------------------------------------------------------------
+
+def bench_lm(torch, cfg: LMConfig, warmup: int, reps: int) -> dict:
+    """What `rnnfast train` and bench/torch_lm.py do per batch, state carried (and detached) between steps."""
+    theirs = TorchLanguageModel(torch, cfg.vocab, cfg.embed, cfg.hidden, cfg.layers)
+    ours = theirs.rnnfast_copy()
+    optimizers = {"sgd": (torch.optim.SGD, rf.optim.SGD), "adam": (torch.optim.Adam, rf.optim.Adam)}
+    torch_opt_cls, rf_opt_cls = optimizers[cfg.optimizer]
+    torch_opt = torch_opt_cls(theirs.parameters(), lr=cfg.lr)
+    rf_opt = rf_opt_cls(ours.parameters(), lr=cfg.lr)
+    tokens = np.random.default_rng(0).integers(0, cfg.vocab, (cfg.T + 1, cfg.B))
+    x, y = tokens[:-1], tokens[1:]
+    x_t, y_t = torch.from_numpy(x), torch.from_numpy(y).reshape(-1)
+    carried = {"torch": None, "rnnfast": None}
+
+    def torch_step():
+        state = carried["torch"]
+        state = None if state is None else tuple(s.detach() for s in state)
+        out, state = theirs.lstm(theirs.embedding(x_t), state)
+        loss = torch.nn.functional.cross_entropy(theirs.head(out).view(-1, cfg.vocab), y_t)
+        torch_opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(theirs.parameters(), cfg.clip)
+        torch_opt.step()
+        carried["torch"] = state
+        return loss.item()
+
+    def rf_step():
+        ours.zero_grad()
+        loss, carried["rnnfast"] = ours.loss(x, y, carried["rnnfast"])
+        ours.backward()
+        rf.clip_grad_norm(ours, cfg.clip)
+        rf_opt.step()
+        return loss
+
+    # One step from the same weights: the same loss and the same updated weights.
+    diffs = {"loss": rel_diff(np.float64(rf_step()), np.float64(torch_step()))}
+    ours_params = ours.named_parameters()
+    for name, value in theirs.state_dict().items():
+        diffs[name] = rel_diff(ours_params[name], value)
+    worst = require_agreement(diffs, f"lm {cfg.label()}")
+
+    torch_ms, rf_ms = interleaved(torch_step, rf_step, warmup, reps)
+    row = result("lm", cfg.label(), cfg, torch_ms, rf_ms, worst)
+    row["torch_tokens_per_s"] = cfg.T * cfg.B / (row["torch_ms"] * 1e-3)
+    row["rnnfast_tokens_per_s"] = cfg.T * cfg.B / (row["rnnfast_ms"] * 1e-3)
+    return row
+
+
 # ----- report ---------------------------------------------------------------------------------------------------
 
 def geomean(values) -> float:
@@ -295,11 +385,18 @@ def print_group(title: str, rows: list[dict]) -> None:
         for r in rows:
             print(f"| {r['label']} | {r['torch_tokens_per_s']:.0f} | {r['rnnfast_tokens_per_s']:.0f} | "
                   f"{r['speedup']:.2f}x |")
+    elif rows[0]["group"] == "lm":
+        print("| config | torch ms | rnnfast ms | torch tokens/s | rnnfast tokens/s | speedup |\n"
+              "|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['label']} | {r['torch_ms']:.2f} | {r['rnnfast_ms']:.2f} | {r['torch_tokens_per_s']:.0f} | "
+                  f"{r['rnnfast_tokens_per_s']:.0f} | {r['speedup']:.2f}x |")
     else:
         print("| config | torch ms | rnnfast ms | speedup |\n|---|---:|---:|---:|")
         for r in rows:
             print(f"| {r['label']} | {r['torch_ms']:.2f} | {r['rnnfast_ms']:.2f} | {r['speedup']:.2f}x |")
-    print(f"| **geometric mean** | | | **{geomean([r['speedup'] for r in rows]):.2f}x** |")
+    padding = " | |" if rows[0]["group"] == "lm" else ""
+    print(f"| **geometric mean** | | |{padding} **{geomean([r['speedup'] for r in rows]):.2f}x** |")
     sys.stdout.flush()
 
 
@@ -325,7 +422,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=positive_int, help="untimed repetitions per side (default 2, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="small configs and few repetitions: a smoke run")
     parser.add_argument("--sections", type=section_list, default=list(SECTIONS),
-                        help="comma-separated subset of train,infer,generate (default: all)")
+                        help="comma-separated subset of train,infer,generate,lm (default: all)")
     parser.add_argument("--no-mkldnn", action="store_true",
                         help="turn off PyTorch's oneDNN (mkldnn) path and compare with its native kernels")
     parser.add_argument("--json", metavar="FILE", help="also write every repetition and the summary as JSON")
@@ -349,7 +446,8 @@ def main(argv=None) -> int:
           f"(mkldnn {'on' if meta['torch_mkldnn'] else 'off'}), {args.threads} thread(s) each, "
           f"median of {reps} interleaved reps after {warmup} warm-up; speedup = torch / rnnfast")
 
-    train, infer, generate = (QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE) if args.quick else (TRAIN, INFER, GENERATE)
+    train, infer, generate, lm = ((QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE, QUICK_LM) if args.quick
+                                  else (TRAIN, INFER, GENERATE, LM))
     groups = {}
 
     def run_group(title: str, bench, configs) -> None:
@@ -365,6 +463,8 @@ def main(argv=None) -> int:
             run_group("Batch-1 generation (prompt + sampled tokens, temperature 1)", bench_generate, generate)
         else:
             print("\n# skipping generation: this rnnfast has no LanguageModel")
+    if "lm" in args.sections:
+        run_group("Language-model training step (embedding, LSTM, head, loss, clipping, update)", bench_lm, lm)
 
     if args.json:
         summary = {title: geomean([r["speedup"] for r in rows]) for title, rows in groups.items()}
