@@ -140,14 +140,23 @@ struct PanelDest {
 // A_block (R x kc) * B panel q. A block of few rows takes several panels at once: FMA latency needs about eight
 // independent accumulators, and one row of one panel has only NV. Every C element still sums its k in order, so
 // the grouping never changes a result.
+//
+// `next`, if given, starts the P panels the caller will use after these (same stride): they are prefetched into
+// L2 a k-row at a time, so weights that live further out (in L3, when a thread's share outgrows its L2) arrive
+// while these are being multiplied. Only full row blocks ask for it: a block of a few rows is bound by its loads,
+// and the prefetches would take their slots (an L2-resident one-row product ran 0.7x as fast).
 template <int R, int P>
 inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t panel_stride,
-                         const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+                         const PanelDest* dest, float* c, int64_t ldc, bool accumulate,
+                         const float* next = nullptr) {
   constexpr int W = P * NV;  // vectors per row of the tile group
   vf acc[R][W];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < W; ++v) acc[r][v] = vf{};
   for (int64_t k = 0; k < kc; ++k) {
+    if (next)
+      for (int q = 0; q < P; ++q)
+        for (int line = 0; line < NR; line += 16) __builtin_prefetch(next + q * panel_stride + k * NR + line, 0, 2);
     vf bv[W];
 #pragma GCC unroll 16
     for (int v = 0; v < W; ++v) bv[v] = load(b + (v / NV) * panel_stride + k * NR + (v % NV) * VL);
@@ -208,7 +217,7 @@ inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const
   for (int64_t p = 0; p < npanels; ++p)
     for (int64_t ib = 0; ib < full_rows; ib += MR)
       micro_kernel<MR, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
-                          accumulate);
+                          accumulate, ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr);
   if (full_rows < m)
     row_block_of(m - full_rows, npanels, kc, ap + full_rows * kc, bp, panel_stride, dest, c + full_rows * ldc, ldc,
                  accumulate);
