@@ -156,6 +156,26 @@ def test_linear_without_bias_and_bad_input():
         layer(np.ones((4, 2)))
 
 
+@pytest.mark.parametrize("rows", [*range(1, 15), 25, 400])
+@pytest.mark.parametrize("cols,depth", [(33, 7), (130, 385), (200, 800), (1000, 64)])
+def test_float32_linear_matches_float64_for_every_row_block_and_panel_shape(rows, cols, depth):
+    """The packed GEMM handles full and short row blocks (several panels at once for the shortest), partial last
+    panels and several k-slices; each must give the float64 product to float32 accuracy."""
+    rng = np.random.default_rng(rows * 1000 + cols)
+    layer = rf.Linear(depth, cols, seed=0)
+    x = rng.standard_normal((rows, depth)).astype(np.float32)
+    W, b = (v.astype(np.float64) for v in (layer.named_parameters()["weight"], layer.named_parameters()["bias"]))
+    expected = x.astype(np.float64) @ W.T + b
+    dy = rng.standard_normal((rows, cols)).astype(np.float32)
+    scale = np.abs(x).max() * np.abs(W).max() * depth
+    np.testing.assert_allclose(layer(x), expected, rtol=0, atol=1e-6 * scale)
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(dx, dy.astype(np.float64) @ W, rtol=0,
+                               atol=1e-6 * np.abs(dy).max() * np.abs(W).max() * cols)
+    np.testing.assert_allclose(layer.grads["weight"], dy.T.astype(np.float64) @ x, rtol=0,
+                               atol=1e-6 * np.abs(dy).max() * np.abs(x).max() * rows)
+
+
 def test_embedding_lookup_and_gradient_with_repeated_ids():
     rng = np.random.default_rng(4)
     layer = rf.Embedding(6, 3, dtype="float64", seed=0)
