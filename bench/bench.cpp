@@ -727,8 +727,8 @@ int main(int argc, char** argv) {
 
   std::printf("# rnnfast_bench: isa %s, Eigen SIMD %s, %s, OpenMP %s, %d thread(s), median of %d reps after %d "
               "warm-up\n",
-              RNNFAST_ISA, simd_in_use().c_str(), rnnfast::compiler_name().c_str(), rnnfast::openmp_enabled() ? "on" : "off",
-              rnnfast::max_threads(), opt.reps, warmup);
+              RNNFAST_ISA, simd_in_use().c_str(), rnnfast::compiler_name().c_str(),
+              rnnfast::openmp_enabled() ? "on" : "off", rnnfast::max_threads(), opt.reps, warmup);
 
   self_test_reference();
   std::printf("# reference self-test: analytic backward matches central differences for every cell\n");
