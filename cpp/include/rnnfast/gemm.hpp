@@ -186,7 +186,14 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
   }
 }
 
-constexpr int panels_at_once(int rows) { return rows * NV >= 8 ? 1 : rows * NV >= 4 ? 2 : 4; }
+constexpr int kVectorRegisters = VL == 16 ? 32 : 16;
+
+// Panels per call for a block of `rows`, as measured on AVX-512 and AVX2: four for a single row; two while the
+// doubled accumulators stay at most 24 and leave four vector registers free (more, and they spill); else one.
+constexpr int panels_at_once(int rows) {
+  if (rows * NV <= 2) return 4;
+  return 2 * rows * NV <= std::min(24, kVectorRegisters - 4) ? 2 : 1;
+}
 
 // One block of R rows against every panel, panels_at_once(R) at a time.
 template <int R>
