@@ -348,10 +348,6 @@ def _train_config(args, out: str, extra: dict):
 
 
 def cmd_train(args) -> int:
-    from . import set_num_threads
-
-    if args.threads:
-        set_num_threads(args.threads)
     _apply_task_defaults(args)
     if args.task == "lm":
         for option in ("data", "val_data", "test_data"):
@@ -433,10 +429,6 @@ def _sample_text(ckpt, prime, n, temperature, top_k, top_p, seed) -> str:
 
 
 def cmd_sample(args) -> int:
-    from . import set_num_threads
-
-    if args.threads:
-        set_num_threads(args.threads)
     if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
         raise ValueError(f"--top-p: got {args.top_p}, expected a number in (0, 1]")
     ckpt = _load(args.checkpoint)
@@ -450,11 +442,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from . import set_num_threads
     from .tasks import LanguageModelTask
 
-    if args.threads:
-        set_num_threads(args.threads)
     ckpt = _load(args.checkpoint)
     settings = _task_settings(ckpt)
     if settings.get("task", "lm") != "lm":
@@ -484,10 +473,6 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from . import set_num_threads
-
-    if args.threads:
-        set_num_threads(args.threads)
     ckpt = _load(args.checkpoint)
     settings = _task_settings(ckpt)
     kind = settings.get("task", "lm")
@@ -802,6 +787,10 @@ COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "sample": cmd_sample, "e
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "threads", None):
+            from . import set_num_threads
+
+            set_num_threads(args.threads)
         return COMMANDS[args.command](args)
     except (ValueError, TypeError, OSError, MemoryError, UnicodeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,4 +1,5 @@
-"""Shared fixtures: optional PyTorch and the shared datasets, both of which CI requires explicitly."""
+"""Shared fixtures: optional PyTorch and the shared datasets, both of which CI requires explicitly, and a
+single-thread setting for tiny models."""
 
 from __future__ import annotations
 
@@ -45,3 +46,14 @@ def _outside_the_source_tree(tmp_path_factory):
     os.chdir(tmp_path_factory.mktemp("cwd"))
     yield
     os.chdir(previous)
+
+
+@pytest.fixture
+def one_thread():
+    """For tiny models: one thread is fastest and immune to other processes on a shared machine."""
+    import rnnfast as rf
+
+    before = rf.get_num_threads()
+    rf.set_num_threads(1)
+    yield
+    rf.set_num_threads(before)

@@ -14,13 +14,7 @@ T, B, C = 4, 3, 3
 LENGTHS = np.array([4, 1, 3])  # full length, a single step and one in between
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny problems: one thread is fastest and immune to other processes on a shared machine."""
-    before = rf.get_num_threads()
-    rf.set_num_threads(1)
-    yield
-    rf.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_case(seed: int, dtype="float64"):

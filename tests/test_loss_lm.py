@@ -14,7 +14,7 @@ import pytest
 import rnnfast as rf
 from rnnfast.tasks import LanguageModelTask, batchify
 
-EPS = 1e-6
+from numeric_checks import central_differences
 
 
 def numpy_cross_entropy(logits, targets, ignore_index=-100):
@@ -28,19 +28,6 @@ def numpy_cross_entropy(logits, targets, ignore_index=-100):
     return float(-log_softmax[np.arange(len(t)), t].mean()), int(keep.sum())
 
 
-def central_differences(f, x: np.ndarray, eps: float = EPS) -> np.ndarray:
-    """d f / d x for a scalar function of the array ``x`` (perturbed in place and restored)."""
-    grad = np.empty_like(x)
-    flat, flat_grad = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + eps
-        plus = f()
-        flat[i] = saved - eps
-        minus = f()
-        flat[i] = saved
-        flat_grad[i] = (plus - minus) / (2 * eps)
-    return grad
 
 
 # ----- fused cross-entropy ---------------------------------------------------------------------------------

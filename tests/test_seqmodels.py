@@ -12,14 +12,10 @@ from rnnfast import data
 from rnnfast.tasks import ClassificationTask, ForecastTask, TaggingTask, TaggingVocabulary, predict_tags
 from rnnfast.train import TrainConfig, train
 
+from numeric_checks import central_differences
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest and immune to other processes on a shared machine."""
-    before = rf.get_num_threads()
-    rf.set_num_threads(1)
-    yield
-    rf.set_num_threads(before)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ----- tiny models and batches ------------------------------------------------------------------------------
@@ -75,16 +71,8 @@ def assert_gradients_match(model, loss_fn, eps=1e-6, rtol=1e-5, atol=1e-8):
     analytic = {name: grad.copy() for name, grad in model.grads.items()}
     model.eval()  # the numeric side runs the inference path, so the two paths are checked against each other
     for name, value in model.named_parameters().items():
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            old = value[idx]
-            value[idx] = old + eps
-            plus = loss_fn()
-            value[idx] = old - eps
-            minus = loss_fn()
-            value[idx] = old
-            numeric[idx] = (plus - minus) / (2 * eps)
-        np.testing.assert_allclose(analytic[name], numeric, rtol=rtol, atol=atol, err_msg=name)
+        np.testing.assert_allclose(analytic[name], central_differences(loss_fn, value, eps), rtol=rtol, atol=atol,
+                                   err_msg=name)
     assert any(np.abs(g).max() > 0 for g in analytic.values())
 
 

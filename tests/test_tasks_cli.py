@@ -18,12 +18,7 @@ from rnnfast.tasks import (ClassificationTask, ForecastTask, TaggingVocabulary, 
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = rf.get_num_threads()
-    rf.set_num_threads(1)
-    yield
-    rf.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(capsys, *args):
