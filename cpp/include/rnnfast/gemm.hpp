@@ -216,18 +216,23 @@ inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float*
 }
 
 // C (m x ...) += or = packed A (m x kc) * each packed B panel p (kc x NR at bp + p*panel_stride) into its columns.
-// Full MR-row blocks go panel by panel, so each B panel is reused from L1 by all of them; the short last block
-// of rows follows.
+// Panels go in groups of as many as the short last block of rows takes at once: every full MR-row block, then
+// that short block, multiplies a group while it is still in L1/L2. (Finishing all panels for the full blocks
+// first would stream B through the caches twice, from L3 whenever a thread's share of the weights outgrows L2.)
 inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const float* bp, int64_t panel_stride,
                   const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
-  const int64_t full_rows = m / MR * MR;
-  for (int64_t p = 0; p < npanels; ++p)
-    for (int64_t ib = 0; ib < full_rows; ib += MR)
-      micro_kernel<MR, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
-                          accumulate, ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr);
-  if (full_rows < m)
-    row_block_of(m - full_rows, npanels, kc, ap + full_rows * kc, bp, panel_stride, dest, c + full_rows * ldc, ldc,
-                 accumulate);
+  const int64_t full_rows = m / MR * MR, tail_rows = m - full_rows;
+  const int64_t group = full_rows > 0 && tail_rows > 0 ? panels_at_once(static_cast<int>(tail_rows)) : npanels;
+  for (int64_t p0 = 0; p0 < npanels; p0 += group) {
+    const int64_t p1 = std::min(npanels, p0 + group);
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t ib = 0; ib < full_rows; ib += MR)
+        micro_kernel<MR, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
+                            accumulate, ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr);
+    if (tail_rows > 0)
+      row_block_of(tail_rows, p1 - p0, kc, ap + full_rows * kc, bp + p0 * panel_stride, panel_stride, dest + p0,
+                   c + full_rows * ldc, ldc, accumulate);
+  }
 }
 
 // Panels of n contiguous columns starting at column `first`.
