@@ -99,21 +99,14 @@ inline void pack_b(const View& b, int64_t k0, int64_t kc, int64_t j0, int64_t n,
   }
 }
 
-// One block of R rows: k-major, the R values of each k contiguous. Fixed R lets the compiler keep R row
-// streams in registers instead of scattering element by element.
+// One block of R rows of A (not transposed): k-major, the R values of each k contiguous. Fixed R lets the
+// compiler keep R row streams in registers instead of scattering element by element.
 template <int R>
 inline void pack_a_block(const View& a, int64_t i, int64_t k0, int64_t kc, float* dst) {
-  if (a.trans) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* src = a.p + (k0 + k) * a.ld + i;
-      for (int r = 0; r < R; ++r) dst[k * R + r] = src[r];
-    }
-  } else {
-    const float* rows[R];
-    for (int r = 0; r < R; ++r) rows[r] = a.p + (i + r) * a.ld + k0;
-    for (int64_t k = 0; k < kc; ++k)
-      for (int r = 0; r < R; ++r) dst[k * R + r] = rows[r][k];
-  }
+  const float* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = a.p + (i + r) * a.ld + k0;
+  for (int64_t k = 0; k < kc; ++k)
+    for (int r = 0; r < R; ++r) dst[k * R + r] = rows[r][k];
 }
 
 // A runtime row count (1..MR) dispatched to its fixed-R instantiation.
@@ -124,11 +117,22 @@ inline void pack_a_rows(int64_t rows, const View& a, int64_t i, int64_t k0, int6
 }
 
 // Rows [i0, i0+m) of A (M x K) for k in [k0, k0+kc): blocks of MR rows (the last may be shorter), k-major.
+// A transposed source (dG^T in the weight gradients) holds column k of A in its row k: each such row is read
+// once, contiguously, for all blocks. Block by block, each block would walk down kc source rows lying a power of
+// two apart (ld = G*H = 1024, 2048, ...): weight-gradient products ran 1.04-1.17x faster reading rows whole.
 inline void pack_a(const View& a, int64_t i0, int64_t m, int64_t k0, int64_t kc, float* out) {
-  for (int64_t ib = 0; ib < m; ib += MR) {
-    float* dst = out + ib * kc;
-    pack_a_rows(std::min<int64_t>(MR, m - ib), a, i0 + ib, k0, kc, dst);
+  if (a.trans) {
+    const int64_t full_rows = m / MR * MR, tail_rows = m - full_rows;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = a.p + (k0 + k) * a.ld + i0;
+      for (int64_t ib = 0; ib < full_rows; ib += MR) std::memcpy(out + ib * kc + k * MR, src + ib, sizeof(float) * MR);
+      if (tail_rows > 0)
+        std::memcpy(out + full_rows * kc + k * tail_rows, src + full_rows, sizeof(float) * tail_rows);
+    }
+    return;
   }
+  for (int64_t ib = 0; ib < m; ib += MR)
+    pack_a_rows(std::min<int64_t>(MR, m - ib), a, i0 + ib, k0, kc, out + ib * kc);
 }
 
 // Where each packed panel of B lands in C: its first column and how many of its NR columns are real.
