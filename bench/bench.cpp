@@ -3,8 +3,9 @@
 //
 // Every kernel is first checked against a plain-loop double-precision reference on a slice of its shape (same I
 // and H, small T and B), and the reference's own backward is checked against central differences, so a wrong
-// kernel stops the run instead of being timed. The machine's float GEMM rate (Eigen, same thread count) is
-// measured in the same run and used as the yardstick for the "% peak" column.
+// kernel stops the run instead of being timed. The yardstick of the "% peak" column is rnnfast's SGEMM on an
+// input-projection shape, timed again right before each cell's rows: a host's speed can drift by 10-20% within
+// minutes, and a rate taken at the start would misstate every later row.
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
@@ -646,6 +647,9 @@ struct Row {
   double gflop;  // per timed unit: one call, or one token for gen_step
   Timing time;   // per timed unit
   double check_error;
+  double sgemm_gflops;  // the yardstick, timed just before this cell's rows
+  double gflops() const { return gflop / (time.median_ms * 1e-3); }
+  double pct_peak() const { return 100.0 * gflops() / sgemm_gflops; }
 };
 
 // GEMM work only (2*M*N*K per GEMM); the pointwise gate math is not counted.
@@ -699,22 +703,21 @@ void write_json(const std::string& path, const Options& opt, const std::vector<G
   f << "],\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    const double gflops = r.gflop / (r.time.median_ms * 1e-3);
     f << "    {\"cell\": \"" << cell_name(r.cell) << "\", \"T\": " << r.shape.T << ", \"B\": " << r.shape.B
       << ", \"I\": " << r.shape.I << ", \"H\": " << r.shape.H << ", \"mode\": \"" << r.mode
       << "\", \"ms_median\": " << r.time.median_ms << ", \"ms_min\": " << r.time.min_ms
-      << ", \"gflop\": " << r.gflop << ", \"gflops\": " << gflops << ", \"pct_peak\": " << 100.0 * gflops / peak
+      << ", \"gflop\": " << r.gflop << ", \"gflops\": " << r.gflops() << ", \"sgemm_gflops\": " << r.sgemm_gflops
+      << ", \"pct_peak\": " << r.pct_peak()
       << ", \"check_max_rel_error\": " << r.check_error << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   f << "  ]\n}\n";
 }
 
-void print_row(const Row& r, double peak) {
-  const double gflops = r.gflop / (r.time.median_ms * 1e-3);
-  std::printf("%-8s %5lld %4lld %5lld %5lld  %-9s %11.4f %9.1f %6.1f%%  %8.1e\n", cell_name(r.cell),
+void print_row(const Row& r) {
+  std::printf("%-8s %5lld %4lld %5lld %5lld  %-9s %11.4f %9.1f %9.1f %6.1f%%  %8.1e\n", cell_name(r.cell),
               static_cast<long long>(r.shape.T), static_cast<long long>(r.shape.B),
               static_cast<long long>(r.shape.I), static_cast<long long>(r.shape.H), r.mode.c_str(),
-              r.time.median_ms, gflops, 100.0 * gflops / peak, r.check_error);
+              r.time.median_ms, r.gflops(), r.sgemm_gflops, r.pct_peak(), r.check_error);
   std::fflush(stdout);
 }
 
@@ -759,13 +762,17 @@ int main(int argc, char** argv) {
   std::string flop_lines = kFlopFormula;
   for (size_t at = flop_lines.find('\n'); at != std::string::npos; at = flop_lines.find('\n', at + 1))
     flop_lines.insert(at + 1, "#");
-  std::printf("# peak = best SGEMM above = %.1f GFLOP/s\n# FLOPs: %s\n", peak, flop_lines.c_str());
+  const GemmShape yardstick = gemm_shapes[1];
+  std::printf("# best SGEMM above = %.1f GFLOP/s; %%peak: GFLOP/s / sgemm, rnnfast's SGEMM M=%lld N=%lld K=%lld "
+              "timed (best of %d) right before each cell's rows\n# FLOPs: %s\n",
+              peak, static_cast<long long>(yardstick.M), static_cast<long long>(yardstick.N),
+              static_cast<long long>(yardstick.K), gemm_reps, flop_lines.c_str());
   std::printf("# check: max |kernel - double reference| / max |reference| over every output and gradient, on "
               "T<=%lld, B<=%lld (gen_step: T<=%lld), tolerance %.0e\n",
               static_cast<long long>(kCheckSteps), static_cast<long long>(kCheckBatch),
               static_cast<long long>(kCheckGenerationSteps), kCheckTolerance);
-  std::printf("\n%-8s %5s %4s %5s %5s  %-9s %11s %9s %7s  %8s\n", "cell", "T", "B", "I", "H", "mode", "ms(median)",
-              "GFLOP/s", "%peak", "check");
+  std::printf("\n%-8s %5s %4s %5s %5s  %-9s %11s %9s %9s %7s  %8s\n", "cell", "T", "B", "I", "H", "mode",
+              "ms(median)", "GFLOP/s", "sgemm", "%peak", "check");
 
   std::vector<Row> rows;
   uint32_t seed = 1;  // check_kernels uses seed and seed + 1
@@ -785,18 +792,19 @@ int main(int argc, char** argv) {
       consistency.compare("y (inference vs training)", b.y.data(), y_train);
       consistency.require(cell, s, "fwd_infer", s, kCheckTolerance);
 
+      const double sgemm = measure_gemm(yardstick, gemm_reps, true).gflops;
       const double fwd = forward_gflop(G, s);
       rows.push_back({cell, s, "fwd_train", fwd, time_reps(warmup, opt.reps, [&] { kernel_forward(p, b, true); }),
-                      checks.fwd_train});
-      print_row(rows.back(), peak);
+                      checks.fwd_train, sgemm});
+      print_row(rows.back());
       rows.push_back({cell, s, "fwd_infer", fwd, time_reps(warmup, opt.reps, [&] { kernel_forward(p, b, false); }),
-                      std::max(checks.fwd_infer, consistency.worst)});
-      print_row(rows.back(), peak);
+                      std::max(checks.fwd_infer, consistency.worst), sgemm});
+      print_row(rows.back());
       kernel_forward(p, b, true);  // backward reads this forward's workspace
       rows.push_back({cell, s, "bwd", 2.0 * fwd,
                       time_reps(warmup, opt.reps, [&] { kernel_backward(p, b); }, [&] { b.zero_grads(); }),
-                      checks.bwd});
-      print_row(rows.back(), peak);
+                      checks.bwd, sgemm});
+      print_row(rows.back());
 
       const Shape gen_shape{s.T, 1, s.I, s.H};
       const Problem g = make_problem(cell, gen_shape, seed + 3);
@@ -805,8 +813,8 @@ int main(int argc, char** argv) {
       std::vector<float> y(g.T * g.H);
       const Timing per_sequence = time_reps(warmup, opt.reps, [&] { kernel_steps(g, state, y.data()); });
       const Timing per_token{per_sequence.median_ms / g.T, per_sequence.min_ms / g.T};
-      rows.push_back({cell, gen_shape, "gen_step", forward_gflop(G, {1, 1, s.I, s.H}), per_token, checks.gen});
-      print_row(rows.back(), peak);
+      rows.push_back({cell, gen_shape, "gen_step", forward_gflop(G, {1, 1, s.I, s.H}), per_token, checks.gen, sgemm});
+      print_row(rows.back());
     }
   }
   if (!opt.json.empty()) {
