@@ -93,6 +93,7 @@ inline void swap_off_diagonal(vf& x, vf& y, std::index_sequence<e...>) {
   x = x_new;
   y = y_new;
 }
+#undef RNNFAST_SHUFFLE2
 
 template <int half = VL / 2>
 inline void transpose_in_registers(vf (&r)[VL]) {
