@@ -193,21 +193,22 @@ struct PanelDest {
 // L2 a k-row at a time, so weights that live further out (in L3, when a thread's share outgrows its L2) arrive
 // while these are being multiplied. Only full row blocks ask for it: a block of a few rows is bound by its loads,
 // and the prefetches would take their slots (an L2-resident one-row product ran 0.7x as fast).
-template <int R, int P>
+template <int R, int P, int NVU = NV>
 inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t panel_stride,
                          const PanelDest* dest, float* c, int64_t ldc, bool accumulate,
                          const float* next = nullptr) {
-  constexpr int W = P * NV;  // vectors per row of the tile group
+  constexpr int W = P * NVU;  // vectors per row of the tile group
   vf acc[R][W];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < W; ++v) acc[r][v] = vf{};
   for (int64_t k = 0; k < kc; ++k) {
     if (next)
       for (int q = 0; q < P; ++q)
-        for (int line = 0; line < NR; line += 16) __builtin_prefetch(next + q * panel_stride + k * NR + line, 0, 2);
+        for (int line = 0; line < NVU * VL; line += 16)
+          __builtin_prefetch(next + q * panel_stride + k * NR + line, 0, 2);
     vf bv[W];
 #pragma GCC unroll 16
-    for (int v = 0; v < W; ++v) bv[v] = load(b + (v / NV) * panel_stride + k * NR + (v % NV) * VL);
+    for (int v = 0; v < W; ++v) bv[v] = load(b + (v / NVU) * panel_stride + k * NR + (v % NVU) * VL);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const float ar = a[k * R + r];
@@ -217,16 +218,16 @@ inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __r
   }
   for (int q = 0; q < P; ++q) {
     float* cq = c + dest[q].col;
-    if (dest[q].cols == NR) {
+    if (dest[q].cols == NVU * VL) {
       for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) {
+        for (int v = 0; v < NVU; ++v) {
           float* p = cq + r * ldc + v * VL;
-          store(p, accumulate ? load(p) + acc[r][q * NV + v] : acc[r][q * NV + v]);
+          store(p, accumulate ? load(p) + acc[r][q * NVU + v] : acc[r][q * NVU + v]);
         }
     } else {
       alignas(64) float tile[NR];
       for (int r = 0; r < R; ++r) {
-        for (int v = 0; v < NV; ++v) store(tile + v * VL, acc[r][q * NV + v]);
+        for (int v = 0; v < NVU; ++v) store(tile + v * VL, acc[r][q * NVU + v]);
         float* p = cq + r * ldc;
         for (int64_t j = 0; j < dest[q].cols; ++j) p[j] = accumulate ? p[j] + tile[j] : tile[j];
       }
@@ -243,24 +244,26 @@ constexpr int panels_at_once(int rows) {
   return 2 * rows * NV <= std::min(24, kVectorRegisters - 4) ? 2 : 1;
 }
 
-// One block of R rows against every panel, panels_at_once(R) at a time.
-template <int R>
+// One block of R rows against every panel, panels_at_once(R) at a time; NVU < NV for narrow panels, whose
+// real columns fit NVU vectors.
+template <int R, int NVU = NV>
 inline void row_block(int64_t npanels, int64_t kc, const float* a, const float* bp, int64_t panel_stride,
                       const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
-  constexpr int P = panels_at_once(R);
+  constexpr int P = NVU == NV ? panels_at_once(R) : 1;
   int64_t p = 0;
   if constexpr (P > 1)
     for (; p + P <= npanels; p += P)
       micro_kernel<R, P>(kc, a, bp + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
-  for (; p < npanels; ++p) micro_kernel<R, 1>(kc, a, bp + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
+  for (; p < npanels; ++p)
+    micro_kernel<R, 1, NVU>(kc, a, bp + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
 }
 
 // A runtime row count (1..MR) dispatched to its fixed-R instantiation.
-template <int R = MR>
+template <int NVU = NV, int R = MR>
 inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float* a, const float* bp,
                          int64_t panel_stride, const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
-  if (rows == R) return row_block<R>(npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
-  if constexpr (R > 1) row_block_of<R - 1>(rows, npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
+  if (rows == R) return row_block<R, NVU>(npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
+  if constexpr (R > 1) row_block_of<NVU, R - 1>(rows, npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
 }
 
 // Panels multiplied as one group: kc x 512 columns of packed B (768 KB at kc = 384) stay in L2 while every row
@@ -276,15 +279,40 @@ constexpr int64_t kPanelsPerGroup = 512 / NR;
 inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const float* bp, int64_t panel_stride,
                   const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
   const int64_t full_rows = m / MR * MR, tail_rows = m - full_rows;
+  // A panel whose real columns fit one vector (the end of a gate's columns, N = 200 as 6 x 32 + 8) runs a
+  // one-vector kernel instead of computing NR columns. A short block of rows that takes several panels at once
+  // keeps them together instead: alone, its few accumulators would wait on FMA latency.
+  const bool tail_narrow_alone = panels_at_once(static_cast<int>(std::max<int64_t>(tail_rows, 1))) == 1;
+  auto narrow = [&](int64_t p) { return NV > 1 && dest[p].cols <= VL; };
+  const float* a_tail = ap + full_rows * kc;
+  float* c_tail = c + full_rows * ldc;
   for (int64_t g0 = 0; g0 < npanels; g0 += kPanelsPerGroup) {
     const int64_t g1 = std::min(npanels, g0 + kPanelsPerGroup);
     for (int64_t ib = 0; ib < full_rows; ib += MR)
-      for (int64_t p = g0; p < g1; ++p)
-        micro_kernel<MR, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
-                            accumulate, ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr);
-    if (tail_rows > 0)
-      row_block_of(tail_rows, g1 - g0, kc, ap + full_rows * kc, bp + g0 * panel_stride, panel_stride, dest + g0,
-                   c + full_rows * ldc, ldc, accumulate);
+      for (int64_t p = g0; p < g1; ++p) {
+        const float* next = ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr;
+        if (narrow(p))
+          micro_kernel<MR, 1, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
+                                 accumulate, next);
+        else
+          micro_kernel<MR, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
+                              accumulate, next);
+      }
+    for (int64_t p0 = g0; tail_rows > 0 && p0 < g1;) {
+      int64_t p1 = p0 + 1;
+      if (tail_narrow_alone && narrow(p0)) {
+        row_block_of<1>(tail_rows, 1, kc, a_tail, bp + p0 * panel_stride, panel_stride, dest + p0, c_tail, ldc,
+                        accumulate);
+      } else {
+        if (tail_narrow_alone)
+          while (p1 < g1 && !narrow(p1)) ++p1;
+        else
+          p1 = g1;
+        row_block_of(tail_rows, p1 - p0, kc, a_tail, bp + p0 * panel_stride, panel_stride, dest + p0, c_tail, ldc,
+                     accumulate);
+      }
+      p0 = p1;
+    }
   }
 }
 
