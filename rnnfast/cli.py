@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-samples", type=_positive_int, default=1)
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--threads", type=_positive_int, default=None)
+    s.add_argument("--weight-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="bfloat16: weights rounded to bfloat16 while sampling, about twice as fast (float32 models)")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint on a file; prints one JSON object",
                        description="Keys: lm loss, ppl, bpc, accuracy, macro_f1; classify accuracy, macro_f1, "
@@ -398,7 +400,8 @@ def _train_language_model(args) -> int:
     print(f"rnnfast: saved {out}/model.rnnfast (best validation) and {out}/last.rnnfast", file=sys.stderr)
     if args.data is None:
         best = _load(os.path.join(out, "model.rnnfast"))
-        print(_sample_text(best, prime=None, n=300, temperature=0.8, top_k=None, top_p=None, seed=args.seed))
+        print(_sample_text(best, prime=None, n=300, temperature=0.8, top_k=None, top_p=None, seed=args.seed,
+                           weight_dtype="float32"))
     return 0
 
 
@@ -410,7 +413,7 @@ def _load(path):
     return ckpt
 
 
-def _sample_text(ckpt, prime, n, temperature, top_k, top_p, seed) -> str:
+def _sample_text(ckpt, prime, n, temperature, top_k, top_p, seed, weight_dtype) -> str:
     tokenizer = ckpt.tokenizer
     if tokenizer is None:
         raise ValueError(f"checkpoint: {ckpt} holds no tokenizer, so it cannot turn samples into text")
@@ -423,7 +426,8 @@ def _sample_text(ckpt, prime, n, temperature, top_k, top_p, seed) -> str:
         prime_ids, shown = tokenizer.encode(prime), prime
     if prime_ids.size == 0:
         raise ValueError("--prime: encodes to no tokens, expected some text")
-    ids = ckpt.model.generate(prime_ids, n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    ids = ckpt.model.generate(prime_ids, n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                              weight_dtype=weight_dtype)
     joiner = "" if tokenizer.kind == "char" or not shown else " "
     return shown + joiner + tokenizer.decode(ids)
 
@@ -434,7 +438,8 @@ def cmd_sample(args) -> int:
     ckpt = _load(args.checkpoint)
     for k in range(args.num_samples):
         seed = None if args.seed is None else args.seed + k
-        text_out = _sample_text(ckpt, args.prime, args.n, args.temperature, args.top_k, args.top_p, seed)
+        text_out = _sample_text(ckpt, args.prime, args.n, args.temperature, args.top_k, args.top_p, seed,
+                                args.weight_dtype)
         if args.num_samples > 1:
             print(f"----- sample {k + 1} -----")
         print(text_out)

@@ -161,6 +161,16 @@ def test_sample_prints_the_requested_number_of_corpus_characters(trained, corpus
     assert "fox" in text  # a trained model reproduces the corpus' words
 
 
+def test_sample_with_bfloat16_weights_equals_the_python_api(trained, corpus_dir):
+    out = ok(cli("sample", trained / "model.rnnfast", "--prime", "the ", "-n", 120, "--seed", 3,
+                 "--weight-dtype", "bfloat16", cwd=corpus_dir)).stdout
+    ckpt = rf.load(trained / "model.rnnfast")
+    ckpt.model.eval()
+    ids = ckpt.model.generate(ckpt.tokenizer.encode("the "), 120, seed=3, weight_dtype="bfloat16")
+    assert out == "the " + ckpt.tokenizer.decode(ids) + "\n"
+    assert "fox" in out
+
+
 def test_sample_with_prime_continues_it(trained, corpus_dir):
     out = ok(cli("sample", trained / "model.rnnfast", "--prime", "the lazy ", "-n", 50, "--temperature", 0,
                  cwd=corpus_dir)).stdout
@@ -287,6 +297,7 @@ def test_sample_and_eval_refuse_non_checkpoints(corpus_dir, bad_files, monkeypat
     (["sample", "{ckpt}", "--top-p", "1.5"], ["--top-p", "1.5"]),
     (["sample", "{ckpt}", "--temperature", "-1"], ["--temperature", "-1"]),
     (["sample", "{ckpt}", "--top-k", "0"], ["--top-k", "0"]),
+    (["sample", "{ckpt}", "--weight-dtype", "float16"], ["--weight-dtype", "float16"]),
     (["sample", "{ckpt}", "-n", "many"], ["-n", "many"]),
     (["sample", "{ckpt}", "--prime", "XYZ"], ["'X'"]),
     (["eval", "{ckpt}", "--data", "bad/binary.dat"], ["binary.dat"]),

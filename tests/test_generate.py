@@ -3,7 +3,9 @@
 Greedy decoding must equal the argmax of the model's own forward logits fed one token at a time in Python.
 Sampling is checked on a model whose next-token distribution is known exactly (zero head weights, the head bias
 set to chosen log-probabilities): the support under top-k and top-p and the frequencies under temperature over
-many draws. The loop releases the GIL, so another Python thread keeps running during a long generation.
+many draws. With bfloat16 weights, generation must equal float32 generation from a copy of the model whose weight
+matrices were rounded to bfloat16 (round to nearest, ties to even) by an independent float64 reference. The loop
+releases the GIL, so another Python thread keeps running during a long generation.
 """
 
 from __future__ import annotations
@@ -184,6 +186,66 @@ def test_top_p_with_temperature_uses_the_tempered_distribution():
     assert_distribution(controlled_model().generate([0], DRAWS, temperature=0.5, top_p=0.55, seed=16), expected)
 
 
+# ----- bfloat16 weights -------------------------------------------------------------------------------------
+def bfloat16_rounded(values: np.ndarray) -> np.ndarray:
+    """Nearest bfloat16 (8 significant bits), ties to even, computed in float64 from the binary exponent."""
+    mantissa, exponent = np.frexp(values.astype(np.float64))  # values = mantissa * 2**exponent, 0.5 <= |m| < 1
+    return np.ldexp(np.round(np.ldexp(mantissa, 8)), exponent - 8).astype(np.float32)  # np.round: ties to even
+
+
+def test_the_bfloat16_reference_rounds_ties_to_even():
+    ulp = 2.0**-7  # bfloat16 spacing in [1, 2)
+    values = np.array([1 + ulp / 2, 1 + 3 * ulp / 2, 1 + ulp / 2 + 2.0**-20, -(1 + 3 * ulp / 2), 0.1], np.float32)
+    expected = np.array([1, 1 + 2 * ulp, 1 + ulp, -(1 + 2 * ulp), 0.10009765625], np.float32)
+    np.testing.assert_array_equal(bfloat16_rounded(values), expected)
+
+
+def rounded_weights_copy(model: rf.LanguageModel) -> rf.LanguageModel:
+    """The same model with the recurrent and output weight matrices rounded to bfloat16 (biases, embedding kept)."""
+    copy = rf.LanguageModel(model.vocab_size, model.embed_dim, model.hidden_size, model.num_layers, model.cell,
+                            seed=0).eval()
+    state = model.state_dict()
+    for name, value in state.items():
+        if name.startswith("rnn.weight") or name == "head.weight":
+            state[name] = bfloat16_rounded(value)
+    copy.load_state_dict(state)
+    return copy
+
+
+@pytest.mark.parametrize("cell, num_layers", [("lstm", 2), ("gru", 2), ("rnn", 1)])
+def test_bfloat16_weights_generate_what_float32_does_with_rounded_weights(cell, num_layers):
+    # Weights of scale 1 make the dynamics chaotic, so any difference in a product would change later tokens.
+    # Sizes cover several column panels, a partial last panel, and a k-range longer than one packed slice.
+    model = rf.LanguageModel(70, 40, 400, num_layers=num_layers, cell=cell, seed=7, init_scale=1.0).eval()
+    params = model.named_parameters()
+    ulp = 2.0**-7
+    # Exact ties between two bfloat16 values must go to the even one.
+    params["rnn.weight_hh_l0"].flat[:4] = [1 + ulp / 2, 1 + 3 * ulp / 2, -(1 + ulp / 2), 0.5 + ulp / 4]
+    prompt = [3, 1, 4]
+    reference = rounded_weights_copy(model)
+    for kwargs in (dict(temperature=0.0), dict(temperature=1.3, seed=5), dict(temperature=0.9, top_k=9, seed=6)):
+        tokens = model.generate(prompt, 300, weight_dtype="bfloat16", **kwargs)
+        np.testing.assert_array_equal(tokens, reference.generate(prompt, 300, **kwargs))
+        assert len(set(tokens.tolist())) > 5
+    # The comparison can tell the two precisions apart: full float32 weights take another path.
+    assert not np.array_equal(model.generate(prompt, 300, temperature=1.3, seed=5),
+                              model.generate(prompt, 300, temperature=1.3, seed=5, weight_dtype="bfloat16"))
+
+
+def test_bfloat16_weights_leave_the_model_unchanged():
+    model = rf.LanguageModel(20, 8, 16, num_layers=2, seed=1).eval()
+    before = {name: value.copy() for name, value in model.state_dict().items()}
+    model.generate([1], 30, seed=0, weight_dtype="bfloat16")
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_bfloat16_weights_need_a_float32_model():
+    model = rf.LanguageModel(V, 6, 6, seed=0, dtype="float64")
+    with pytest.raises(ValueError, match="weight_dtype: got 'bfloat16' for a float64 model"):
+        model.generate([1], 5, weight_dtype="bfloat16")
+
+
 # ----- bad arguments ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, error, message", [
     (dict(prompt=[]), ValueError, "prompt: got 0 tokens"),
@@ -198,6 +260,7 @@ def test_top_p_with_temperature_uses_the_tempered_distribution():
     (dict(top_k=0), ValueError, "top_k: got 0"),
     (dict(top_k=2.5), TypeError, "top_k: got 2.5"),
     (dict(seed=-3), ValueError, "seed: got -3"),
+    (dict(weight_dtype="float16"), ValueError, "weight_dtype: got 'float16', expected one of 'float32', 'bfloat16'"),
     (dict(state=np.zeros((2, 1, 6))), ValueError, "state: got ndarray, expected a tuple"),
     (dict(state=(np.zeros((1, 1, 6)), np.zeros((1, 1, 6)))), ValueError, r"state\[0\] \(h\): got shape \(1, 1, 6\)"),
 ])

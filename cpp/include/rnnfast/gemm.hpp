@@ -7,8 +7,9 @@
 // each thread's packed share in its own cache is what makes the per-step product fast. double keeps using Eigen
 // (it only serves gradient checks).
 //
-// Layouts: a packed B panel holds NR columns for all k (k-major, NR floats per k, zero-padded past N). Packed A
-// holds MR-row blocks for one KC slice of k (k-major, rows of the block contiguous for each k).
+// Layouts: a packed B panel holds NR columns for all k (k-major, NR values per k, zero-padded past N), as floats
+// or, for weights rounded to bfloat16, as 16-bit values (see load_panel_row). Packed A holds MR-row blocks for one
+// KC slice of k (k-major, rows of the block contiguous for each k).
 #pragma once
 
 #include <Eigen/Core>
@@ -42,6 +43,7 @@ constexpr int64_t KC = 384;   // k-slice: long enough that C tiles are rarely re
 constexpr int64_t MC = 480;   // rows of A packed at once (MC x KC floats live in L2)
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
+typedef uint32_t vu __attribute__((vector_size(VL * sizeof(uint32_t))));
 
 inline vf load(const float* p) {
   vf v;
@@ -50,6 +52,34 @@ inline vf load(const float* p) {
 }
 
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
+
+// A bfloat16 value: the upper 16 bits of a float.
+using bf16 = uint16_t;
+
+// Rounds to nearest, ties to even, as PyTorch's and the hardware's float -> bfloat16 conversion; NaN stays NaN.
+inline bf16 to_bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof(u));
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<bf16>((u >> 16) | 0x40u);
+  return static_cast<bf16>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+// Row k of a packed panel (NR values) as NVU float vectors. A bfloat16 panel keeps columns v and VL + v in the
+// low and high halves of 32-bit lane v, so one vector load and two bit operations widen a whole row.
+template <int NVU>
+inline void load_panel_row(const float* row, vf* out) {
+  for (int v = 0; v < NVU; ++v) out[v] = load(row + v * VL);
+}
+
+template <int NVU>
+inline void load_panel_row(const bf16* row, vf* out) {
+  static_assert(NV == 2 && NVU <= NV, "a bfloat16 panel row is two float vectors");
+  vu lanes;
+  std::memcpy(&lanes, row, sizeof(vu));
+  const vu low = lanes << 16, high = lanes & 0xFFFF0000u;
+  std::memcpy(&out[0], &low, sizeof(vf));
+  if constexpr (NVU == 2) std::memcpy(&out[1], &high, sizeof(vf));
+}
 
 // A read-only row-major matrix view: element (i, j) is p[i*ld + j], or p[j*ld + i] when transposed.
 template <class S>
@@ -61,15 +91,18 @@ struct MatView {
 using View = MatView<float>;
 
 struct AlignedFree {
-  void operator()(float* p) const { std::free(p); }
+  void operator()(void* p) const { std::free(p); }
 };
-using Buffer = std::unique_ptr<float[], AlignedFree>;
+template <class T>
+using BufferOf = std::unique_ptr<T[], AlignedFree>;
+using Buffer = BufferOf<float>;
 
-inline Buffer allocate(int64_t count) {
-  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+template <class T = float>
+inline BufferOf<T> allocate(int64_t count) {
+  const size_t bytes = (static_cast<size_t>(std::max<int64_t>(count, 1)) * sizeof(T) + 63) / 64 * 64;
+  T* p = static_cast<T*>(std::aligned_alloc(64, bytes));
   if (!p) throw std::bad_alloc();
-  return Buffer(p);
+  return BufferOf<T>(p);
 }
 
 inline int64_t panels(int64_t n) { return (n + NR - 1) / NR; }
@@ -193,22 +226,22 @@ struct PanelDest {
 // L2 a k-row at a time, so weights that live further out (in L3, when a thread's share outgrows its L2) arrive
 // while these are being multiplied. Only full row blocks ask for it: a block of a few rows is bound by its loads,
 // and the prefetches would take their slots (an L2-resident one-row product ran 0.7x as fast).
-template <int R, int P, int NVU = NV>
-inline void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t panel_stride,
-                         const PanelDest* dest, float* c, int64_t ldc, bool accumulate,
-                         const float* next = nullptr) {
+template <int R, int P, int NVU = NV, class T = float>
+inline void micro_kernel(int64_t kc, const float* __restrict a, const T* __restrict b, int64_t panel_stride,
+                         const PanelDest* dest, float* c, int64_t ldc, bool accumulate, const T* next = nullptr) {
   constexpr int W = P * NVU;  // vectors per row of the tile group
+  constexpr int row_bytes = std::is_same_v<T, float> ? NVU * VL * sizeof(float) : NR * sizeof(T);
   vf acc[R][W];
   for (int r = 0; r < R; ++r)
     for (int v = 0; v < W; ++v) acc[r][v] = vf{};
   for (int64_t k = 0; k < kc; ++k) {
     if (next)
       for (int q = 0; q < P; ++q)
-        for (int line = 0; line < NVU * VL; line += 16)
-          __builtin_prefetch(next + q * panel_stride + k * NR + line, 0, 2);
+        for (int line = 0; line < row_bytes; line += 64)
+          __builtin_prefetch(reinterpret_cast<const char*>(next + q * panel_stride + k * NR) + line, 0, 2);
     vf bv[W];
 #pragma GCC unroll 16
-    for (int v = 0; v < W; ++v) bv[v] = load(b + (v / NVU) * panel_stride + k * NR + (v % NVU) * VL);
+    for (int q = 0; q < P; ++q) load_panel_row<NVU>(b + q * panel_stride + k * NR, bv + q * NVU);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const float ar = a[k * R + r];
@@ -246,8 +279,8 @@ constexpr int panels_at_once(int rows) {
 
 // One block of R rows against every panel, panels_at_once(R) at a time; NVU < NV for narrow panels, whose
 // real columns fit NVU vectors.
-template <int R, int NVU = NV>
-inline void row_block(int64_t npanels, int64_t kc, const float* a, const float* bp, int64_t panel_stride,
+template <int R, int NVU = NV, class T>
+inline void row_block(int64_t npanels, int64_t kc, const float* a, const T* bp, int64_t panel_stride,
                       const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
   constexpr int P = NVU == NV ? panels_at_once(R) : 1;
   int64_t p = 0;
@@ -259,8 +292,8 @@ inline void row_block(int64_t npanels, int64_t kc, const float* a, const float* 
 }
 
 // A runtime row count (1..MR) dispatched to its fixed-R instantiation.
-template <int NVU = NV, int R = MR>
-inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float* a, const float* bp,
+template <int NVU = NV, int R = MR, class T>
+inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float* a, const T* bp,
                          int64_t panel_stride, const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
   if (rows == R) return row_block<R, NVU>(npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
   if constexpr (R > 1) row_block_of<NVU, R - 1>(rows, npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
@@ -276,7 +309,8 @@ constexpr int64_t kPanelsPerGroup = 512 / NR;
 // not stay in a 48 KB L1; layer-sized products ran 0.93-1.22x as fast, forward projections 1.03-1.22x.) The short
 // last block of rows follows in the same group, so B crosses the caches once per product, not twice (from L3
 // whenever a thread's share of the weights outgrows L2).
-inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const float* bp, int64_t panel_stride,
+template <class T>
+inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const T* bp, int64_t panel_stride,
                   const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
   const int64_t full_rows = m / MR * MR, tail_rows = m - full_rows;
   // A panel whose real columns fit one vector (the end of a gate's columns, N = 200 as 6 x 32 + 8) runs a
@@ -290,7 +324,7 @@ inline void block(int64_t m, int64_t npanels, int64_t kc, const float* ap, const
     const int64_t g1 = std::min(npanels, g0 + kPanelsPerGroup);
     for (int64_t ib = 0; ib < full_rows; ib += MR)
       for (int64_t p = g0; p < g1; ++p) {
-        const float* next = ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr;
+        const T* next = ib == 0 && p + 1 < npanels ? bp + (p + 1) * panel_stride : nullptr;
         if (narrow(p))
           micro_kernel<MR, 1, 1>(kc, ap + ib * kc, bp + p * panel_stride, panel_stride, dest + p, c + ib * ldc, ldc,
                                  accumulate, next);
@@ -335,28 +369,40 @@ struct Segment {
 
 // B packed once, all k, for products with many different A: the recurrent weights of a sequence. Several
 // segments (one per gate) are packed side by side so one pass over A serves them all, each segment's panels
-// writing to its own columns of C.
+// writing to its own columns of C. T = bf16 stores the values rounded to bfloat16 (see load_panel_row).
+template <class T = float>
 class PackedB {
  public:
   PackedB() = default;
   PackedB(const std::vector<Segment<float>>& segments, int64_t K) : K_(K) {
     int64_t total_panels = 0;
     for (const auto& seg : segments) total_panels += panels(seg.cols);
-    data_ = allocate(total_panels * K * NR);
+    data_ = allocate<T>(total_panels * K * NR);
     for (const auto& seg : segments) {
-      pack_b(seg.b, 0, K, 0, seg.cols, data_.get() + static_cast<int64_t>(dest_.size()) * K * NR);
+      T* out = data_.get() + static_cast<int64_t>(dest_.size()) * K * NR;
+      if constexpr (std::is_same_v<T, float>) {
+        pack_b(seg.b, 0, K, 0, seg.cols, out);
+      } else {
+        Buffer packed = allocate(panels(seg.cols) * K * NR);
+        pack_b(seg.b, 0, K, 0, seg.cols, packed.get());
+        for (int64_t row = 0; row < panels(seg.cols) * K; ++row)
+          for (int v = 0; v < VL; ++v) {
+            out[row * NR + 2 * v] = to_bf16(packed[row * NR + v]);
+            out[row * NR + 2 * v + 1] = to_bf16(packed[row * NR + VL + v]);
+          }
+      }
       for (const PanelDest& d : contiguous_panels(seg.dest, seg.cols)) dest_.push_back(d);
     }
   }
   int64_t K() const { return K_; }
   int64_t num_panels() const { return static_cast<int64_t>(dest_.size()); }
   const PanelDest* dest() const { return dest_.data(); }
-  const float* data() const { return data_.get(); }
+  const T* data() const { return data_.get(); }
 
  private:
   int64_t K_ = 0;
   std::vector<PanelDest> dest_;
-  Buffer data_;
+  BufferOf<T> data_;
 };
 
 // Fewer rows than this in all, over a call, and packing an operand costs more than it saves.
@@ -365,11 +411,11 @@ constexpr int64_t kMinRowsToPack = 16;
 // Floats of A-packing scratch that multiply() needs for m rows.
 inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC; }
 
-// C (m x N) = beta*C + A (m x K) * B, single-threaded; scratch from scratch_size(m). Allocation-free, so it can
-// run inside a time loop.
 // C = beta*C + A (m x K) * B over every column B's segments cover, single-threaded; scratch from
 // scratch_size(m). Allocation-free, so it can run inside a time loop.
-inline void multiply(int64_t m, const View& a, const PackedB& b, float beta, float* c, int64_t ldc, float* scratch) {
+template <class T>
+inline void multiply(int64_t m, const View& a, const PackedB<T>& b, float beta, float* c, int64_t ldc,
+                     float* scratch) {
   const int64_t K = b.K();
   if (beta != 0.0f && beta != 1.0f)
     for (int64_t p = 0; p < b.num_panels(); ++p) scale_c(m, b.dest()[p].cols, beta, c + b.dest()[p].col, ldc);
@@ -502,32 +548,39 @@ inline void unpacked_row_product(const float* a, const gemm::View& b, int64_t K,
   }
 }
 
-// A right-hand operand used for many products, given as segments (see gemm::Segment). With `pack` (float), it
-// is packed once, so each product is only the micro-kernel over cached panels; without, products read it in
-// place, which is cheaper when it serves only a few rows in all (a single step of a small batch). Allocation-free
-// after construction.
+// How a FixedRhs holds its operand: read in place by each product (cheaper when it serves only a few rows in all,
+// a single step of a small batch), packed once so each product is only the micro-kernel over cached panels, or
+// packed as bfloat16: rounded weights, half the bytes for a product that is bound by reading them (batch-1
+// generation).
+enum class RhsStorage { in_place, packed, packed_bf16 };
+
+// A right-hand operand used for many products, given as segments (see gemm::Segment). float only packs; double
+// always reads in place (it only serves gradient checks). Allocation-free after construction.
 template <class S>
 class FixedRhs {
  public:
-  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows, bool pack = true)
-      : segments_(std::move(segments)), K_(K), packed_now_(pack && std::is_same_v<S, float>) {
+  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows,
+           RhsStorage storage = RhsStorage::packed)
+      : segments_(std::move(segments)), K_(K), storage_(std::is_same_v<S, float> ? storage : RhsStorage::in_place) {
     if constexpr (std::is_same_v<S, float>) {
-      if (packed_now_) {
-        packed_ = gemm::PackedB(segments_, K);
-        scratch_ = gemm::allocate(gemm::scratch_size(max_rows));
-      }
+      if (storage_ == RhsStorage::packed) packed_ = gemm::PackedB<float>(segments_, K);
+      if (storage_ == RhsStorage::packed_bf16) packed_bf16_ = gemm::PackedB<gemm::bf16>(segments_, K);
+      if (storage_ != RhsStorage::in_place) scratch_ = gemm::allocate(gemm::scratch_size(max_rows));
     }
   }
   // One segment landing in columns [0, N).
-  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows, bool pack = true)
-      : FixedRhs(std::vector<gemm::Segment<S>>{{b, N, 0}}, K, max_rows, pack) {}
+  FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows, RhsStorage storage = RhsStorage::packed)
+      : FixedRhs(std::vector<gemm::Segment<S>>{{b, N, 0}}, K, max_rows, storage) {}
 
   // C = beta*C + A (m x K, row-major with lda) * B, on the columns the segments cover.
   void apply(int64_t m, const S* a, int64_t lda, S beta, S* c, int64_t ldc) const {
     if (m == 0) return;
     if constexpr (std::is_same_v<S, float>) {
-      if (packed_now_) {
-        gemm::multiply(m, gemm::View{a, lda, false}, packed_, beta, c, ldc, scratch_.get());
+      const gemm::View a_view{a, lda, false};
+      if (storage_ == RhsStorage::packed) {
+        gemm::multiply(m, a_view, packed_, beta, c, ldc, scratch_.get());
+      } else if (storage_ == RhsStorage::packed_bf16) {
+        gemm::multiply(m, a_view, packed_bf16_, beta, c, ldc, scratch_.get());
       } else {
         for (const auto& seg : segments_)
           for (int64_t i = 0; i < m; ++i)
@@ -542,8 +595,9 @@ class FixedRhs {
  private:
   std::vector<gemm::Segment<S>> segments_;
   int64_t K_;
-  bool packed_now_;
-  gemm::PackedB packed_;
+  RhsStorage storage_;
+  gemm::PackedB<float> packed_;
+  gemm::PackedB<gemm::bf16> packed_bf16_;
   gemm::Buffer scratch_;
 };
 

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <stdexcept>
+#include <type_traits>
 #include <vector>
 
 #include "rnnfast/cells.hpp"
@@ -81,10 +82,14 @@ int64_t choose_token(const S* logits, int64_t V, const SamplingOptions& opt, std
 }
 
 // Feeds `prompt` (P >= 1 ids), then samples `steps` new ids into `out`. h0/c0 (layers, H) are the initial state
-// and receive the final one.
+// and receive the final one. RhsStorage::packed_bf16 (float models only) multiplies by the layers' and the head's
+// weight matrices rounded to bfloat16, accumulating in float: each token reads half the bytes.
 template <class S>
 void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P, int64_t steps,
-              const SamplingOptions& opt, S* h_state, S* c_state, int64_t* out) {
+              const SamplingOptions& opt, S* h_state, S* c_state, int64_t* out,
+              RhsStorage weight_storage = RhsStorage::packed) {
+  if (!std::is_same_v<S, float> && weight_storage == RhsStorage::packed_bf16)
+    throw std::invalid_argument("weight_dtype: bfloat16 weights need a float32 model, got float64");
   const Cell cell = w.cell;
   const int G = num_gates(cell);
   const int64_t H = w.hidden, V = w.vocab, L = w.layers, E = w.embed, GH = G * H;
@@ -110,8 +115,8 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
     const UnitRange units = unit_range(H, nth, tid);
     const int64_t j0 = units.begin, n = units.size();
     const int64_t v_per = (V + nth - 1) / nth, v0 = std::min(V, v_per * tid), nv = std::min(V, v0 + v_per) - v0;
-    // Each thread's gate rows of every layer, packed once for all tokens (the same products as the sequence
-    // kernel, so generation and the training-mode forward agree to the last bit).
+    // Each thread's gate rows of every layer, packed once for all tokens (with float weights, the same products as
+    // the sequence kernel, so generation and the training-mode forward agree to the last bit).
     std::vector<std::vector<S>> bias_own(L);
     std::vector<FixedRhs<S>> input_rhs, recurrent_rhs;
     for (int64_t l = 0; l < L; ++l) {
@@ -121,14 +126,14 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
         input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * p.I, p.I, true}, n, g * n});
         recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
       }
-      input_rhs.emplace_back(input_columns, p.I, 1);
-      recurrent_rhs.emplace_back(recurrent_columns, H, 1);
+      input_rhs.emplace_back(input_columns, p.I, 1, weight_storage);
+      recurrent_rhs.emplace_back(recurrent_columns, H, 1, weight_storage);
       const std::vector<S> folded = folded_bias(p);
       bias_own[l].resize(G * n);
       for (int g = 0; g < G; ++g)
         std::copy(folded.begin() + g * H + j0, folded.begin() + g * H + j0 + n, bias_own[l].begin() + g * n);
     }
-    const FixedRhs<S> head_rhs(gemm::MatView<S>{w.head_W + v0 * H, H, true}, H, nv, 1);
+    const FixedRhs<S> head_rhs(gemm::MatView<S>{w.head_W + v0 * H, H, true}, H, nv, 1, weight_storage);
     std::vector<S> gi(G * n), rec(G * n);
 
     for (int64_t step = 0; step <= total_steps; ++step) {

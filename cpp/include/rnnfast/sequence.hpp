@@ -127,9 +127,9 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
       input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * I, I, true}, n, g * H + j0});
       recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
     }
-    const bool pack = T * B >= gemm::kMinRowsToPack;
-    const FixedRhs<S> projection(input_columns, I, chunk_steps * B, pack);
-    const FixedRhs<S> recurrence(recurrent_columns, H, B, pack);
+    const RhsStorage storage = T * B >= gemm::kMinRowsToPack ? RhsStorage::packed : RhsStorage::in_place;
+    const FixedRhs<S> projection(input_columns, I, chunk_steps * B, storage);
+    const FixedRhs<S> recurrence(recurrent_columns, H, B, storage);
     const S* b_hn = (cell == Cell::GRU && p.b_hh) ? p.b_hh + 2 * H + j0 : nullptr;
     S* h_cur = h_buf.data();
     S* h_next = h_buf.data() + B * H;
@@ -226,7 +226,8 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
     const UnitRange units = unit_range(H, team_size(), thread_id());
     const int64_t j0 = units.begin, n = units.size();
     // Columns [j0, j0+n) of W_hh (G*H x n): this thread's share of dh_prev = dGh W_hh.
-    const FixedRhs<S> recurrence(gemm::MatView<S>{p.W_hh + j0, H, false}, GH, n, B, T * B >= gemm::kMinRowsToPack);
+    const FixedRhs<S> recurrence(gemm::MatView<S>{p.W_hh + j0, H, false}, GH, n, B,
+                                 T * B >= gemm::kMinRowsToPack ? RhsStorage::packed : RhsStorage::in_place);
     std::vector<S> dh(n);
 
     for (int64_t step = T - 1; step >= 0; --step) {
