@@ -54,10 +54,13 @@ class GenerationConfig:
     layers: int
     prompt: int
     tokens: int
+    # bfloat16: rnnfast with weight_dtype="bfloat16" against the PyTorch loop on the model in bfloat16
+    weight_dtype: str = "float32"
 
     def label(self) -> str:
+        weights = ", bfloat16" if self.weight_dtype == "bfloat16" else ""
         return (f"lstm {self.layers}x{self.hidden} embed={self.embed} vocab={self.vocab} "
-                f"prompt={self.prompt} new={self.tokens}")
+                f"prompt={self.prompt} new={self.tokens}{weights}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ INFER = [
 GENERATE = [
     GenerationConfig(vocab=65, embed=128, hidden=512, layers=2, prompt=16, tokens=500),
     GenerationConfig(vocab=10000, embed=512, hidden=512, layers=2, prompt=16, tokens=500),
+    GenerationConfig(vocab=65, embed=128, hidden=512, layers=2, prompt=16, tokens=500, weight_dtype="bfloat16"),
+    GenerationConfig(vocab=10000, embed=512, hidden=512, layers=2, prompt=16, tokens=500, weight_dtype="bfloat16"),
 ]
 
 LM = [
@@ -114,7 +119,8 @@ QUICK_TRAIN = [
     LayerConfig("lstm", 20, 8, 128, 128, 2, bidirectional=True),
 ]
 QUICK_INFER = [LayerConfig("lstm", 35, 20, 200, 200, 2), LayerConfig("lstm", 100, 1, 256, 256, 1)]
-QUICK_GENERATE = [GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20) for g in GENERATE]
+QUICK_GENERATE = [GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20, g.weight_dtype)
+                  for g in GENERATE]
 QUICK_LM = [LMConfig("small word model", 2000, 64, 64, 2, 20, 8, "sgd", 1.0, 0.25)]
 
 SECTIONS = ("train", "infer", "generate", "lm")
@@ -277,13 +283,17 @@ class TorchGenerator(TorchLanguageModel):
     def __init__(self, torch, cfg: GenerationConfig):
         super().__init__(torch, cfg.vocab, cfg.embed, cfg.hidden, cfg.layers)
 
+    def to_bfloat16(self) -> None:
+        for module in (self.embedding, self.lstm, self.head):
+            module.to(self.torch.bfloat16)
+
     def generate(self, prompt: np.ndarray, max_new_tokens: int, temperature: float, seed: int):
         torch = self.torch
         generator = torch.Generator().manual_seed(seed)
         out = []
         with torch.no_grad():
             y, state = self.lstm(self.embedding(torch.from_numpy(prompt)).unsqueeze(1))  # (P, 1, E)
-            logits = self.head(y[-1])  # (1, V)
+            logits = self.head(y[-1]).float()  # (1, V)
             for i in range(max_new_tokens):
                 if temperature == 0:
                     token = logits.argmax(dim=-1, keepdim=True)
@@ -293,8 +303,13 @@ class TorchGenerator(TorchLanguageModel):
                 out.append(token)
                 if i + 1 < max_new_tokens:
                     y, state = self.lstm(self.embedding(token), state)  # (1, 1, E): T=1, B=1
-                    logits = self.head(y[0])
+                    logits = self.head(y[0]).float()
         return torch.cat(out).view(-1).numpy()
+
+
+def rounded_in_bfloat16(name: str) -> bool:
+    """The parameters weight_dtype="bfloat16" rounds: the weight matrices (biases and the embedding stay float32)."""
+    return name.startswith("rnn.weight") or name == "head.weight"
 
 
 def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict:
@@ -303,26 +318,41 @@ def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict
     ours.eval()
     prompt = np.random.default_rng(0).integers(0, cfg.vocab, cfg.prompt)
 
-    # Same weights, greedy decoding: both must pick the same tokens.
-    greedy = np.asarray(ours.generate(prompt, cfg.tokens, temperature=0.0, seed=0))
-    greedy_t = theirs.generate(prompt, cfg.tokens, 0.0, 0)
-    if greedy.shape != (cfg.tokens,) or not np.array_equal(greedy, greedy_t):
-        first = next((i for i, (a, b) in enumerate(zip(greedy, greedy_t)) if a != b), min(len(greedy), cfg.tokens))
-        sys.exit(f"MISMATCH in generate {cfg.label()}: greedy tokens differ from PyTorch's (rnnfast returned "
+    bf16 = cfg.weight_dtype == "bfloat16"
+    ours_generate = lambda temperature: np.asarray(  # noqa: E731
+        ours.generate(prompt, cfg.tokens, temperature=temperature, seed=0, weight_dtype=cfg.weight_dtype))
+
+    # Same weights, greedy decoding: both must pick the same tokens. With bfloat16 weights the reference is
+    # rnnfast's float32 path on a copy whose weight matrices PyTorch rounded to bfloat16 (PyTorch's own bfloat16
+    # loop also rounds every activation, so its tokens drift apart).
+    if bf16:
+        rounded = theirs.rnnfast_copy()
+        rounded.load_state_dict({k: (v.detach().to(torch.bfloat16).float() if rounded_in_bfloat16(k)
+                                     else v.detach()).numpy() for k, v in theirs.state_dict().items()})
+        rounded.eval()
+        theirs.to_bfloat16()
+    greedy = ours_generate(0.0)
+    greedy_ref = (np.asarray(rounded.generate(prompt, cfg.tokens, temperature=0.0)) if bf16
+                  else theirs.generate(prompt, cfg.tokens, 0.0, 0))
+    if greedy.shape != (cfg.tokens,) or not np.array_equal(greedy, greedy_ref):
+        first = next((i for i, (a, b) in enumerate(zip(greedy, greedy_ref)) if a != b), min(len(greedy), cfg.tokens))
+        reference = "float32 on bfloat16-rounded weights" if bf16 else "PyTorch's"
+        sys.exit(f"MISMATCH in generate {cfg.label()}: greedy tokens differ from {reference} (rnnfast returned "
                  f"shape {greedy.shape}, first difference at token {first}); not timing it")
-    sampled = np.asarray(ours.generate(prompt, cfg.tokens, temperature=1.0, seed=0))
+    sampled = ours_generate(1.0)
     if sampled.shape != (cfg.tokens,) or sampled.min() < 0 or sampled.max() >= cfg.vocab:
         sys.exit(f"MISMATCH in generate {cfg.label()}: sampling returned shape {sampled.shape} with ids in "
                  f"[{sampled.min()}, {sampled.max()}], expected ({cfg.tokens},) ids in [0, {cfg.vocab})")
 
-    torch_ms, rf_ms = interleaved(lambda: theirs.generate(prompt, cfg.tokens, 1.0, 0),
-                                  lambda: ours.generate(prompt, cfg.tokens, temperature=1.0, seed=0), warmup, reps)
+    torch_ms, rf_ms = interleaved(lambda: theirs.generate(prompt, cfg.tokens, 1.0, 0), lambda: ours_generate(1.0),
+                                  warmup, reps)
     row = result("generate", cfg.label(), cfg, torch_ms, rf_ms, 0.0)
     row["torch_tokens_per_s"] = cfg.tokens / (row["torch_ms"] * 1e-3)
     row["rnnfast_tokens_per_s"] = cfg.tokens / (row["rnnfast_ms"] * 1e-3)
     # Each token reads every recurrent and head weight once (and one embedding row): once they outgrow the
     # caches, memory bandwidth bounds tokens/s. The prompt's tokens skip the head, so this slightly overstates.
-    weight_bytes = 4 * sum(v.size for k, v in ours.named_parameters().items() if not k.startswith("embedding"))
+    weight_bytes = sum(v.size * (2 if bf16 and rounded_in_bfloat16(k) else 4)
+                       for k, v in ours.named_parameters().items() if not k.startswith("embedding"))
     row["weight_mb_per_token"] = weight_bytes / 1e6
     row["rnnfast_weight_gb_per_s"] = weight_bytes * row["rnnfast_tokens_per_s"] / 1e9
     return row
