@@ -40,6 +40,7 @@ constexpr int VL = 4, NV = 2, MR = 4;
 #endif
 constexpr int NR = VL * NV;   // columns per micro-tile
 constexpr int64_t KC = 384;   // k-slice: long enough that C tiles are rarely reloaded
+constexpr int64_t KC_MAX = KC + KC / 4;  // the longest slice: see k_slice
 constexpr int64_t MC = 480;   // rows of A packed at once (MC x KC floats live in L2)
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
@@ -107,6 +108,11 @@ inline BufferOf<T> allocate(int64_t count) {
 
 inline int64_t panels(int64_t n) { return (n + NR - 1) / NR; }
 
+// The length of the k-slice starting at k0: KC, except that a short remainder joins the slice before it. A slice
+// of a few k costs a whole extra pass over C for almost no arithmetic (K = 400 tokens as 384 + 16 in the weight
+// gradient of a 10,000-word output layer, whose C is 8 MB).
+inline int64_t k_slice(int64_t K, int64_t k0) { return K - k0 <= KC_MAX ? K - k0 : KC; }
+
 typedef int32_t vi __attribute__((vector_size(VL * sizeof(int32_t))));
 
 // Two-input shuffle with constant indices (0..VL-1 pick from x, VL..2VL-1 from y): GCC and clang spell it
@@ -142,8 +148,15 @@ inline void pack_b(const View& b, int64_t k0, int64_t kc, int64_t j0, int64_t n,
     const int64_t cols = std::min<int64_t>(NR, n - p * NR);
     float* dst = out + p * kc * NR;
     if (!b.trans) {
+      const float* src = b.p + k0 * b.ld + j0 + p * NR;
+      // A full panel copies a fixed NR floats per k, which compiles to vector moves instead of a memcpy call per
+      // k (packing the language-model head's weights took a fifth of its dx product that way).
+      if (cols == NR) {
+        for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * NR, src + k * b.ld, sizeof(float) * NR);
+        continue;
+      }
       for (int64_t k = 0; k < kc; ++k) {
-        std::memcpy(dst + k * NR, b.p + (k0 + k) * b.ld + j0 + p * NR, sizeof(float) * cols);
+        std::memcpy(dst + k * NR, src + k * b.ld, sizeof(float) * cols);
         std::fill(dst + k * NR + cols, dst + (k + 1) * NR, 0.0f);
       }
       continue;
@@ -409,7 +422,7 @@ class PackedB {
 constexpr int64_t kMinRowsToPack = 16;
 
 // Floats of A-packing scratch that multiply() needs for m rows.
-inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC; }
+inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC_MAX; }
 
 // C = beta*C + A (m x K) * B over every column B's segments cover, single-threaded; scratch from
 // scratch_size(m). Allocation-free, so it can run inside a time loop.
@@ -421,8 +434,8 @@ inline void multiply(int64_t m, const View& a, const PackedB<T>& b, float beta, 
     for (int64_t p = 0; p < b.num_panels(); ++p) scale_c(m, b.dest()[p].cols, beta, c + b.dest()[p].col, ldc);
   for (int64_t ic = 0; ic < m; ic += MC) {
     const int64_t mc = std::min(MC, m - ic);
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-      const int64_t kc = std::min(KC, K - k0);
+    for (int64_t k0 = 0, kc; k0 < K; k0 += kc) {
+      kc = k_slice(K, k0);
       pack_a(a, ic, mc, k0, kc, scratch);
       block(mc, b.num_panels(), kc, scratch, b.data() + k0 * NR, K * NR, b.dest(), c + ic * ldc, ldc,
             k0 > 0 || beta != 0.0f);
@@ -463,13 +476,13 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b,
     const int64_t n = j_hi - j_lo, m_all = i_hi - i_lo;
     if (n > 0 && m_all > 0) {
       const int64_t nc = std::min<int64_t>(n, 2048);
-      Buffer bp = allocate(panels(nc) * KC * NR);
-      Buffer ap = allocate((std::min(MC, m_all) + MR) * KC);
+      Buffer bp = allocate(panels(nc) * KC_MAX * NR);
+      Buffer ap = allocate(scratch_size(m_all));
       for (int64_t jc = j_lo; jc < j_hi; jc += nc) {
         const int64_t ncols = std::min(nc, j_hi - jc);
         const std::vector<PanelDest> dest = contiguous_panels(0, ncols);
-        for (int64_t k0 = 0; k0 < K; k0 += KC) {
-          const int64_t kc = std::min(KC, K - k0);
+        for (int64_t k0 = 0, kc; k0 < K; k0 += kc) {
+          kc = k_slice(K, k0);
           pack_b(b, k0, kc, jc, ncols, bp.get());
           for (int64_t ic = i_lo; ic < i_hi; ic += MC) {
             const int64_t m = std::min(MC, i_hi - ic);
