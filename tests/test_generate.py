@@ -186,6 +186,55 @@ def test_top_p_with_temperature_uses_the_tempered_distribution():
     assert_distribution(controlled_model().generate([0], DRAWS, temperature=0.5, top_p=0.55, seed=16), expected)
 
 
+# A 1000-word vocabulary whose filtered candidates span several binades of probability, with ties: 4 ids at 0.1,
+# 8 at 0.025, 16 at 0.00625, 32 at 0.0015625, and the remaining 0.25 spread evenly over the other 940 ids. Only
+# the head of the ranking is sorted, so these check that the head is cut where the filters say.
+LARGE_V = 1000
+GROUPS = [(4, 0.1), (8, 0.025), (16, 0.00625), (32, 0.0015625)]
+
+
+def grouped_model() -> tuple[rf.LanguageModel, np.ndarray, np.ndarray]:
+    """The model, its ids in ranking order (descending probability, ties by smaller id) and their probabilities."""
+    ranked_probs = np.concatenate([np.full(n, p) for n, p in GROUPS])
+    ranked_probs = np.concatenate([ranked_probs, np.full(LARGE_V - len(ranked_probs), 0.25 / (LARGE_V - 60))])
+    ids = np.random.default_rng(3).permutation(LARGE_V)
+    # Within a tie the smaller id ranks first: sort each group's ids.
+    start = 0
+    for n, _ in GROUPS + [(LARGE_V - 60, None)]:
+        ids[start:start + n] = np.sort(ids[start:start + n])
+        start += n
+    model = rf.LanguageModel(LARGE_V, 6, 6, num_layers=1, cell="gru", seed=0).eval()
+    params = model.named_parameters()
+    params["head.weight"][...] = 0.0
+    params["head.bias"][ids] = np.log(ranked_probs)
+    return model, ids, ranked_probs
+
+
+def assert_large_distribution(tokens: np.ndarray, ids: np.ndarray, ranked_probs: np.ndarray, n_top: int) -> None:
+    expected = np.zeros(LARGE_V)
+    expected[ids[:n_top]] = ranked_probs[:n_top] / ranked_probs[:n_top].sum()
+    freq = np.bincount(tokens, minlength=LARGE_V) / len(tokens)
+    assert set(np.flatnonzero(freq)) == set(ids[:n_top])
+    tolerance = 5 * np.sqrt(expected * (1 - expected) / len(tokens)) + 1e-12
+    assert (np.abs(freq - expected) <= tolerance).all()
+
+
+# Cumulative mass by rank: 0.1 per id to 0.4 after 4 ids, 0.025 per id to 0.6 after 12, 0.00625 per id to 0.7 after
+# 28, then 0.0015625 per id.
+@pytest.mark.parametrize("top_p, n_top", [(0.35, 4), (0.54, 10), (0.69, 27), (0.74, 54)])
+def test_top_p_over_a_large_vocabulary_keeps_exactly_the_nucleus(top_p, n_top):
+    model, ids, ranked_probs = grouped_model()
+    tokens = model.generate([0], DRAWS, top_p=top_p, seed=17)
+    assert_large_distribution(tokens, ids, ranked_probs, n_top)
+
+
+@pytest.mark.parametrize("top_k", [3, 20, 50])
+def test_top_k_over_a_large_vocabulary_keeps_the_k_best_with_ties_by_id(top_k):
+    model, ids, ranked_probs = grouped_model()
+    tokens = model.generate([0], DRAWS, top_k=top_k, seed=18)
+    assert_large_distribution(tokens, ids, ranked_probs, top_k)
+
+
 # ----- bfloat16 weights -------------------------------------------------------------------------------------
 def bfloat16_rounded(values: np.ndarray) -> np.ndarray:
     """Nearest bfloat16 (8 significant bits), ties to even, computed in float64 from the binary exponent."""

@@ -10,9 +10,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <numeric>
+#include <cstring>
+#include <functional>
 #include <random>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -39,46 +41,137 @@ struct SamplingOptions {
   uint64_t seed;
 };
 
-// Picks the next token from logits (V). Deterministic for a given generator state.
+// The largest logit, 16 lanes at a time (std::max_element compares and branches one element at a time).
+template <class S>
+S max_logit(const S* logits, int64_t V) {
+  S lanes[kBlock];
+  std::fill(lanes, lanes + kBlock, logits[0]);
+  int64_t v = 0;
+  for (; v + kBlock <= V; v += kBlock)
+    for (int i = 0; i < kBlock; ++i) lanes[i] = logits[v + i] > lanes[i] ? logits[v + i] : lanes[i];
+  for (; v < V; ++v) lanes[0] = logits[v] > lanes[0] ? logits[v] : lanes[0];
+  return *std::max_element(lanes, lanes + kBlock);
+}
+
+// probs[v] = exp((logits[v] - z_max) / temperature) for every v. The argument is formed in double and the exp taken
+// in float, in fixed blocks of kBlock (see cells.hpp) so every element takes the same vectorised code path whatever
+// the buffers' alignment: within about 1e-6 of the double exp, which is what a float32 softmax gives, and seven
+// times faster than std::exp one element at a time (which took over 90 us a token at vocabulary 10,000).
+template <class S>
+void tempered_probabilities(const S* logits, int64_t V, double z_max, double temperature, double* probs) {
+  for_blocks<float>(V, [&](const BlockIO<float>& io) {
+    Block<float> x = Block<float>::Zero();
+    for (int64_t i = 0; i < io.m; ++i)
+      x[i] = static_cast<float>((static_cast<double>(logits[io.k0 + i]) - z_max) / temperature);
+    const Block<float> e = x.exp();
+    for (int64_t i = 0; i < io.m; ++i) probs[io.k0 + i] = e[i];
+  });
+}
+
+// A candidate's rank as one unsigned integer, larger = ranked first: descending logit, ties by smaller id. The logit's
+// bits are mapped so that unsigned order is numeric order (-0 taken as +0), above the id reversed. Sorting these
+// keys instead of ids compared through the logits avoids an indirection per comparison.
+template <class S>
+using RankKey = std::conditional_t<std::is_same_v<S, float>, uint64_t, unsigned __int128>;
+
+template <class S>
+RankKey<S> rank_key(S logit, int64_t id) {
+  using Bits = std::conditional_t<std::is_same_v<S, float>, uint32_t, uint64_t>;
+  constexpr Bits sign = Bits(1) << (8 * sizeof(Bits) - 1);
+  const S value = logit + S(0);  // -0 + 0 = +0
+  Bits bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  const Bits ordered = (bits & sign) ? ~bits : (bits | sign);
+  return (RankKey<S>(ordered) << 32) | RankKey<S>(0xFFFFFFFFu - static_cast<uint32_t>(id));
+}
+
+template <class S>
+int64_t ranked_id(RankKey<S> key) {
+  return 0xFFFFFFFFu - static_cast<uint32_t>(key & 0xFFFFFFFFu);
+}
+
+// The most candidates choose_token can rank: ids share a rank key with the logit's bits.
+constexpr int64_t kMaxSampledVocabulary = int64_t(1) << 32;
+
+// Picks the next token from logits (V <= kMaxSampledVocabulary). Deterministic for a given generator state.
+//
+// Candidates rank by descending logit (ties by id), not by the tempered probabilities, so the order stays exact when
+// a huge temperature rounds every probability to 1. Only the head of the ranking is sorted: logits fall into buckets
+// one binade of tempered probability wide, counted from the largest logit, and the filters take the fewest whole
+// buckets from the top that hold the k candidates or the top_p mass. A bucket is a function of the logit alone,
+// monotone, so whole buckets from the top are always a prefix of the ranking. (Sorting a 10,000-word vocabulary
+// whole took a millisecond a token, twice the model's own step.)
 template <class S>
 int64_t choose_token(const S* logits, int64_t V, const SamplingOptions& opt, std::mt19937_64& rng,
-                     std::vector<int64_t>& order, std::vector<double>& probs) {
+                     std::vector<RankKey<S>>& keys, std::vector<double>& probs) {
   if (opt.temperature == 0.0) return std::max_element(logits, logits + V) - logits;
-  const double z_max = *std::max_element(logits, logits + V);
+  const S z_max = max_logit(logits, V);
   probs.resize(V);
-  for (int64_t v = 0; v < V; ++v) probs[v] = std::exp((static_cast<double>(logits[v]) - z_max) / opt.temperature);
-  order.resize(V);
-  std::iota(order.begin(), order.end(), 0);
-  // Candidates in descending logit (ties by id), truncated by top-k, then by nucleus mass. Ranking by logit, not
-  // by the tempered probabilities, keeps the order exact when a huge temperature rounds every probability to 1.
-  auto by_prob = [&](int64_t a, int64_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  int64_t keep = V;
-  if (opt.top_k > 0 && opt.top_k < V) {
-    keep = opt.top_k;
-    std::partial_sort(order.begin(), order.begin() + keep, order.end(), by_prob);
-  } else if (opt.top_p < 1.0) {
-    std::sort(order.begin(), order.end(), by_prob);
-  }
+  tempered_probabilities(logits, V, z_max, opt.temperature, probs.data());
+  const bool top_k = opt.top_k > 0 && opt.top_k < V, top_p = opt.top_p < 1.0;
   double total = 0;
-  for (int64_t i = 0; i < keep; ++i) total += probs[order[i]];
-  if (opt.top_p < 1.0) {
-    if (opt.top_k > 0 && opt.top_k < V) std::sort(order.begin(), order.begin() + keep, by_prob);
-    double mass = 0;
-    int64_t nucleus = 0;
-    while (nucleus < keep) {
-      mass += probs[order[nucleus++]];
-      if (mass >= opt.top_p * total) break;
+  if (!top_k)
+    for (int64_t v = 0; v < V; ++v) total += probs[v];
+  auto draw = [&](double mass) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng) * mass; };
+  if (!top_k && !top_p) {
+    const double u = draw(total);
+    double acc = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      acc += probs[v];
+      if (u < acc) return v;
     }
-    keep = nucleus;
-    total = mass;
+    return V - 1;
   }
-  const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng) * total;
+
+  constexpr int kBuckets = 1024;
+  const double buckets_per_nat = 1.0 / (opt.temperature * std::log(2.0));
+  auto bucket = [&](S logit) {
+    const double b = (static_cast<double>(z_max) - static_cast<double>(logit)) * buckets_per_nat;
+    return b < kBuckets - 1 ? static_cast<int>(b) : kBuckets - 1;  // NaN goes last
+  };
+  int64_t count[kBuckets] = {};
+  double mass[kBuckets] = {};
+  for (int64_t v = 0; v < V; ++v) {
+    const int b = bucket(logits[v]);
+    ++count[b];
+    mass[b] += probs[v];
+  }
+  // The nucleus of the top k lies within the top k, so with top_k the count alone sets the cut.
+  int cut = 0;
+  int64_t held = count[0];
+  double held_mass = mass[0];
+  while (cut < kBuckets - 1 && (top_k ? held < opt.top_k : held_mass < opt.top_p * total)) {
+    ++cut;
+    held += count[cut];
+    held_mass += mass[cut];
+  }
+  keys.clear();
+  for (int64_t v = 0; v < V; ++v)
+    if (bucket(logits[v]) <= cut) keys.push_back(rank_key(logits[v], v));
+  auto prob = [&](int64_t i) { return probs[ranked_id<S>(keys[i])]; };
+  int64_t keep = static_cast<int64_t>(keys.size());
+  if (top_k) {
+    keep = opt.top_k;
+    std::partial_sort(keys.begin(), keys.begin() + keep, keys.end(), std::greater<RankKey<S>>());
+    for (int64_t i = 0; i < keep; ++i) total += prob(i);
+  } else {
+    std::sort(keys.begin(), keys.end(), std::greater<RankKey<S>>());
+  }
+  if (top_p) {
+    // The shortest prefix whose mass reaches top_p of the total, and at least one candidate.
+    double nucleus_mass = 0;
+    int64_t nucleus = 0;
+    while (nucleus < keep && (nucleus == 0 || nucleus_mass < opt.top_p * total)) nucleus_mass += prob(nucleus++);
+    keep = nucleus;
+    total = nucleus_mass;
+  }
+  const double u = draw(total);
   double acc = 0;
   for (int64_t i = 0; i < keep; ++i) {
-    acc += probs[order[i]];
-    if (u < acc) return order[i];
+    acc += prob(i);
+    if (u < acc) return ranked_id<S>(keys[i]);
   }
-  return order[keep - 1];
+  return ranked_id<S>(keys[keep - 1]);
 }
 
 // Feeds `prompt` (P >= 1 ids), then samples `steps` new ids into `out`. h0/c0 (layers, H) are the initial state
@@ -90,6 +183,8 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
               RhsStorage weight_storage = RhsStorage::packed) {
   if (!std::is_same_v<S, float> && weight_storage == RhsStorage::packed_bf16)
     throw std::invalid_argument("weight_dtype: bfloat16 weights need a float32 model, got float64");
+  if (w.vocab > kMaxSampledVocabulary)
+    throw std::invalid_argument("vocab_size: got " + std::to_string(w.vocab) + ", sampling supports at most 2**32");
   const Cell cell = w.cell;
   const int G = num_gates(cell);
   const int64_t H = w.hidden, V = w.vocab, L = w.layers, E = w.embed, GH = G * H;
@@ -104,7 +199,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
   std::vector<S> pre(L * GH), logits(V);
   int64_t next_token = prompt[0];
   std::mt19937_64 rng(opt.seed);
-  std::vector<int64_t> order;
+  std::vector<RankKey<S>> keys;
   std::vector<double> probs;
   const int64_t total_steps = P - 1 + steps;
 
@@ -174,7 +269,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
 #pragma omp barrier
       if (tid == 0 && step < total_steps) {
         if (sampling) {
-          next_token = choose_token(logits.data(), V, opt, rng, order, probs);
+          next_token = choose_token(logits.data(), V, opt, rng, keys, probs);
           out[step - (P - 1)] = next_token;
         } else {
           next_token = prompt[step + 1];
