@@ -4,8 +4,9 @@
 // Every kernel is first checked against a plain-loop double-precision reference on a slice of its shape (same I
 // and H, small T and B), and the reference's own backward is checked against central differences, so a wrong
 // kernel stops the run instead of being timed. The yardstick of the "% peak" column is rnnfast's SGEMM on an
-// input-projection shape, timed right before every repetition of every kernel: a shared host's speed drifts (this
-// project's machine read 151-303 GFLOP/s on that SGEMM within one run), and each pair sees the same host.
+// input-projection shape, timed right before and right after each row: a shared host's speed drifts (this
+// project's machine read 151-303 GFLOP/s on that SGEMM within one run), and a rate taken once per cell misstated
+// the rows timed after it.
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
@@ -564,22 +565,28 @@ struct Timing {
   double median_ms, min_ms;
 };
 
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-template <class Run>
-Timing time_reps(int warmup, int reps, Run&& run) {
-  for (int i = 0; i < warmup; ++i) run();
+// `prepare` runs before each repetition outside the timed region (e.g. zeroing accumulated gradients).
+template <class Run, class Prepare>
+Timing time_reps(int warmup, int reps, Run&& run, Prepare&& prepare) {
+  for (int i = 0; i < warmup; ++i) {
+    prepare();
+    run();
+  }
   std::vector<double> ms(reps);
   for (int i = 0; i < reps; ++i) {
+    prepare();
     const auto start = Clock::now();
     run();
     ms[i] = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   }
-  return {median_of(ms), *std::min_element(ms.begin(), ms.end())};
+  std::sort(ms.begin(), ms.end());
+  const double median = reps % 2 ? ms[reps / 2] : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+  return {median, ms.front()};
+}
+
+template <class Run>
+Timing time_reps(int warmup, int reps, Run&& run) {
+  return time_reps(warmup, reps, run, [] {});
 }
 
 struct GemmShape {
@@ -626,36 +633,26 @@ class Yardstick {
   RowMat A_, B_, C_;
 };
 
-// A kernel timed against the yardstick: every repetition runs right after one of the SGEMM. `pct_peak` is the
-// median over the pairs of the kernel's rate over the SGEMM's, so a drift of the host's speed moves both sides of
-// each ratio alike; `sgemm_gflops` is the SGEMM's median rate.
-struct PairedTiming {
+// A kernel timed between two runs of the yardstick (best of 3 each, before its warm-up and after its last
+// repetition): `sgemm_gflops` is their mean, the host's speed while the kernel ran as nearly as it can be had without
+// disturbing it (a yardstick before every repetition evicts the kernel's operands and slowed even small kernels
+// several times over).
+struct TimedRow {
   Timing time;
-  double sgemm_gflops, pct_peak;
+  double sgemm_gflops;
 };
 
-// `prepare` runs before each repetition, outside the timed region (e.g. zeroing accumulated gradients).
 template <class Run, class Prepare>
-PairedTiming time_paired(Yardstick& yardstick, double gflop, int warmup, int reps, Run&& run, Prepare&& prepare) {
-  for (int i = 0; i < warmup; ++i) {
-    prepare();
-    run();
-  }
-  std::vector<double> ms(reps), sgemm(reps), pct(reps);
-  for (int i = 0; i < reps; ++i) {
-    prepare();
-    sgemm[i] = yardstick.gflops();
-    const auto start = Clock::now();
-    run();
-    ms[i] = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    pct[i] = 100.0 * gflop / (ms[i] * 1e-3) / sgemm[i];
-  }
-  return {{median_of(ms), *std::min_element(ms.begin(), ms.end())}, median_of(sgemm), median_of(pct)};
+TimedRow time_bracketed(Yardstick& yardstick, int warmup, int reps, Run&& run, Prepare&& prepare) {
+  auto sgemm_best_of_3 = [&] { return std::max({yardstick.gflops(), yardstick.gflops(), yardstick.gflops()}); };
+  const double before = sgemm_best_of_3();
+  const Timing time = time_reps(warmup, reps, run, prepare);
+  return {time, 0.5 * (before + sgemm_best_of_3())};
 }
 
 template <class Run>
-PairedTiming time_paired(Yardstick& yardstick, double gflop, int warmup, int reps, Run&& run) {
-  return time_paired(yardstick, gflop, warmup, reps, run, [] {});
+TimedRow time_bracketed(Yardstick& yardstick, int warmup, int reps, Run&& run) {
+  return time_bracketed(yardstick, warmup, reps, run, [] {});
 }
 
 // Memory read bandwidth, every thread summing its own share of `mib` MiB: the ceiling of batch-1 generation,
@@ -692,9 +689,9 @@ struct Row {
   double gflop;  // per timed unit: one call, or one token for gen_step
   Timing time;   // per timed unit
   double check_error;
-  double sgemm_gflops;  // the yardstick's median rate over the pairs (see time_paired)
-  double pct_peak;      // median over the pairs of this kernel's rate over the yardstick's
+  double sgemm_gflops;  // the yardstick around this row (see time_bracketed)
   double gflops() const { return gflop / (time.median_ms * 1e-3); }
+  double pct_peak() const { return 100.0 * gflops() / sgemm_gflops; }
 };
 
 // GEMM work only (2*M*N*K per GEMM); the pointwise gate math is not counted.
@@ -752,7 +749,7 @@ void write_json(const std::string& path, const Options& opt, const std::vector<G
       << ", \"I\": " << r.shape.I << ", \"H\": " << r.shape.H << ", \"mode\": \"" << r.mode
       << "\", \"ms_median\": " << r.time.median_ms << ", \"ms_min\": " << r.time.min_ms
       << ", \"gflop\": " << r.gflop << ", \"gflops\": " << r.gflops() << ", \"sgemm_gflops\": " << r.sgemm_gflops
-      << ", \"pct_peak\": " << r.pct_peak
+      << ", \"pct_peak\": " << r.pct_peak()
       << ", \"check_max_rel_error\": " << r.check_error << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   f << "  ]\n}\n";
@@ -762,7 +759,7 @@ void print_row(const Row& r) {
   std::printf("%-8s %5lld %4lld %5lld %5lld  %-9s %11.4f %9.1f %9.1f %6.1f%%  %8.1e\n", cell_name(r.cell),
               static_cast<long long>(r.shape.T), static_cast<long long>(r.shape.B),
               static_cast<long long>(r.shape.I), static_cast<long long>(r.shape.H), r.mode.c_str(),
-              r.time.median_ms, r.gflops(), r.sgemm_gflops, r.pct_peak, r.check_error);
+              r.time.median_ms, r.gflops(), r.sgemm_gflops, r.pct_peak(), r.check_error);
   std::fflush(stdout);
 }
 
@@ -808,9 +805,8 @@ int main(int argc, char** argv) {
   for (size_t at = flop_lines.find('\n'); at != std::string::npos; at = flop_lines.find('\n', at + 1))
     flop_lines.insert(at + 1, "#");
   Yardstick yardstick(gemm_shapes[1]);
-  std::printf("# best SGEMM above = %.1f GFLOP/s; sgemm: rnnfast's SGEMM M=%lld N=%lld K=%lld timed right before "
-              "every repetition (median); %%peak: median over the repetitions of GFLOP/s / that repetition's sgemm\n"
-              "# FLOPs: %s\n",
+  std::printf("# best SGEMM above = %.1f GFLOP/s; sgemm: rnnfast's SGEMM M=%lld N=%lld K=%lld, the mean of its best "
+              "of 3 right before and right after each row; %%peak: GFLOP/s / sgemm\n# FLOPs: %s\n",
               peak, static_cast<long long>(yardstick.shape().M), static_cast<long long>(yardstick.shape().N),
               static_cast<long long>(yardstick.shape().K), flop_lines.c_str());
   std::printf("# check: max |kernel - double reference| / max |reference| over every output and gradient, on "
@@ -839,18 +835,17 @@ int main(int argc, char** argv) {
       consistency.require(cell, s, "fwd_infer", s, kCheckTolerance);
 
       const double fwd = forward_gflop(G, s);
-      auto add_row = [&](const Shape& shape, const char* mode, double gflop, const PairedTiming& t, double check) {
-        rows.push_back({cell, shape, mode, gflop, t.time, check, t.sgemm_gflops, t.pct_peak});
+      auto add_row = [&](const Shape& shape, const char* mode, double gflop, const TimedRow& t, double check) {
+        rows.push_back({cell, shape, mode, gflop, t.time, check, t.sgemm_gflops});
         print_row(rows.back());
       };
-      add_row(s, "fwd_train", fwd, time_paired(yardstick, fwd, warmup, opt.reps, [&] { kernel_forward(p, b, true); }),
+      add_row(s, "fwd_train", fwd, time_bracketed(yardstick, warmup, opt.reps, [&] { kernel_forward(p, b, true); }),
               checks.fwd_train);
-      add_row(s, "fwd_infer", fwd, time_paired(yardstick, fwd, warmup, opt.reps, [&] { kernel_forward(p, b, false); }),
+      add_row(s, "fwd_infer", fwd, time_bracketed(yardstick, warmup, opt.reps, [&] { kernel_forward(p, b, false); }),
               std::max(checks.fwd_infer, consistency.worst));
       kernel_forward(p, b, true);  // backward reads this forward's workspace
       add_row(s, "bwd", 2.0 * fwd,
-              time_paired(yardstick, 2.0 * fwd, warmup, opt.reps, [&] { kernel_backward(p, b); },
-                          [&] { b.zero_grads(); }),
+              time_bracketed(yardstick, warmup, opt.reps, [&] { kernel_backward(p, b); }, [&] { b.zero_grads(); }),
               checks.bwd);
 
       const Shape gen_shape{s.T, 1, s.I, s.H};
@@ -858,11 +853,9 @@ int main(int argc, char** argv) {
       seed += 4;
       StepState state(g.H);
       std::vector<float> y(g.T * g.H);
-      const double per_token_gflop = forward_gflop(G, {1, 1, s.I, s.H});
-      PairedTiming per_token = time_paired(yardstick, g.T * per_token_gflop, warmup, opt.reps,
-                                           [&] { kernel_steps(g, state, y.data()); });
+      TimedRow per_token = time_bracketed(yardstick, warmup, opt.reps, [&] { kernel_steps(g, state, y.data()); });
       per_token.time = {per_token.time.median_ms / g.T, per_token.time.min_ms / g.T};
-      add_row(gen_shape, "gen_step", per_token_gflop, per_token, checks.gen);
+      add_row(gen_shape, "gen_step", forward_gflop(G, {1, 1, s.I, s.H}), per_token, checks.gen);
     }
   }
   if (!opt.json.empty()) {
