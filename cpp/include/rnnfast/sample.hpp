@@ -100,7 +100,7 @@ constexpr int64_t kMaxSampledVocabulary = int64_t(1) << 32;
 // one binade of tempered probability wide, counted from the largest logit, and the filters take the fewest whole
 // buckets from the top that hold the k candidates or the top_p mass. A bucket is a function of the logit alone,
 // monotone, so whole buckets from the top are always a prefix of the ranking. (Sorting a 10,000-word vocabulary
-// whole took a millisecond a token, twice the model's own step.)
+// whole took a millisecond a token, longer than the model's own step.)
 template <class S>
 int64_t choose_token(const S* logits, int64_t V, const SamplingOptions& opt, std::mt19937_64& rng,
                      std::vector<RankKey<S>>& keys, std::vector<double>& probs) {
