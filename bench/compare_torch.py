@@ -8,6 +8,7 @@ a geometric mean per group; ``--json`` also writes every repetition.
 
     python bench/compare_torch.py --threads 2 --json results.json
     python bench/compare_torch.py --quick          # smoke run: small configs, 3 repetitions
+    python bench/compare_torch.py --sections train,infer --config lstm,20,128,300,300,1   # your own shapes
 """
 
 from __future__ import annotations
@@ -452,6 +453,18 @@ def section_list(text: str) -> list[str]:
     return names
 
 
+def layer_config(text: str) -> LayerConfig:
+    """cell,T,B,I,H,layers[,bi], e.g. lstm,20,128,300,300,1 or gru,50,32,256,256,2,bi"""
+    parts = text.split(",")
+    bidirectional = parts[-1] == "bi"
+    fields = parts[:-1] if bidirectional else parts
+    cell, sizes = (fields[0], fields[1:]) if fields else ("", [])
+    if cell not in ("lstm", "gru", "rnn") or len(sizes) != 5 or not all(v.isdigit() and int(v) > 0 for v in sizes):
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected cell,T,B,I,H,layers[,bi] with cell lstm, gru or rnn "
+                                         "and positive integers")
+    return LayerConfig(cell, *map(int, sizes), bidirectional=bidirectional)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=positive_int, default=2, help="threads for both libraries (default 2)")
@@ -462,6 +475,9 @@ def main(argv=None) -> int:
                         help="comma-separated subset of train,infer,generate,lm (default: all)")
     parser.add_argument("--no-mkldnn", action="store_true",
                         help="turn off PyTorch's oneDNN (mkldnn) path and compare with its native kernels")
+    parser.add_argument("--config", type=layer_config, action="append", metavar="CELL,T,B,I,H,LAYERS[,bi]",
+                        help="time this layer configuration instead of the built-in ones in the train and infer "
+                             "sections (repeatable), e.g. --config lstm,20,128,300,300,1")
     parser.add_argument("--json", metavar="FILE", help="also write every repetition and the summary as JSON")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 10)
@@ -485,6 +501,8 @@ def main(argv=None) -> int:
 
     train, infer, generate, lm = ((QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE, QUICK_LM) if args.quick
                                   else (TRAIN, INFER, GENERATE, LM))
+    if args.config:
+        train = infer = args.config
     groups = {}
 
     def run_group(title: str, bench, configs) -> None:
