@@ -9,11 +9,18 @@ a geometric mean per group; ``--json`` also writes every repetition.
     python bench/compare_torch.py --threads 2 --json results.json
     python bench/compare_torch.py --quick          # smoke run: small configs, 3 repetitions
     python bench/compare_torch.py --sections train,infer --config lstm,20,128,300,300,1   # your own shapes
+    python bench/compare_torch.py --sections train,infer,lm --matmul-precision bfloat16  # mixed precision
+
+With ``--matmul-precision bfloat16`` both sides multiply in bfloat16 with float32 sums: rnnfast under
+``rf.set_matmul_precision("bfloat16")``, PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``. rnnfast
+is then checked against PyTorch in float32 within BF16_TOLERANCE; PyTorch's own bfloat16 results are timed as
+they are, and their distance from float32 is reported (``torch_bf16_rel_diff``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -30,6 +37,9 @@ import rnnfast as rf
 # Worst |rnnfast - torch| over max |torch| of any output or gradient: float32 results of the same math summed in a
 # different order agree to ~1e-6; a wrong kernel is off by far more.
 TOLERANCE = 1e-4
+BF16_TOLERANCE = 5e-2  # bfloat16 keeps 8 significant bits; the two libraries round different intermediates
+# What PyTorch's forward passes run under: nothing, or bfloat16 autocast with --matmul-precision bfloat16.
+torch_precision: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
 
 
 @dataclass(frozen=True)
@@ -161,12 +171,23 @@ def rel_diff(ours, theirs) -> float:
     return float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-12))
 
 
+def in_float32(fn: Callable[[], object]):
+    """fn() with PyTorch in float32 (no autocast): the reference rnnfast is checked against."""
+    global torch_precision
+    saved, torch_precision = torch_precision, contextlib.nullcontext
+    try:
+        return fn()
+    finally:
+        torch_precision = saved
+
+
 def require_agreement(diffs: dict, what: str) -> float:
     worst_name = max(diffs, key=diffs.get)
     worst = diffs[worst_name]
-    if not worst <= TOLERANCE:
+    tolerance = TOLERANCE if rf.get_matmul_precision() == "float32" else BF16_TOLERANCE
+    if not worst <= tolerance:
         sys.exit(f"MISMATCH in {what}: {worst_name} differs from PyTorch by {worst:.3g} (max abs difference / "
-                 f"max abs value; tolerance {TOLERANCE:g}); not timing it")
+                 f"max abs value; tolerance {tolerance:g}); not timing it")
     return worst
 
 
@@ -207,8 +228,9 @@ def bench_train(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
     def torch_step():
         theirs.zero_grad()
         x_t.grad = None
-        y, state = theirs(x_t)
-        y.backward(dy_t)
+        with torch_precision():
+            y, state = theirs(x_t)
+        y.backward(dy_t.to(y.dtype))
         return y, state
 
     def rf_step():
@@ -217,16 +239,24 @@ def bench_train(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
         dx, _ = ours.backward(dy)
         return y, state, dx
 
-    y_t, state_t = torch_step()
+    def diffs_from(y, state, dx, grads) -> dict:
+        diffs = {"y": rel_diff(y, y_t), "dx": rel_diff(dx, dx_t), **state_diffs(state, state_t, cfg.cell)}
+        for name in grads_t:
+            diffs[f"d{name}"] = rel_diff(grads[name], grads_t[name])
+        return diffs
+
+    y_t, state_t = in_float32(torch_step)
+    dx_t, grads_t = x_t.grad.clone(), {name: p.grad.clone() for name, p in theirs.named_parameters()}
     y, state, dx = rf_step()
-    diffs = {"y": rel_diff(y, y_t), "dx": rel_diff(dx, x_t.grad), **state_diffs(state, state_t, cfg.cell)}
-    grads = ours.grads
-    for name, param in theirs.named_parameters():
-        diffs[f"d{name}"] = rel_diff(grads[name], param.grad)
-    worst = require_agreement(diffs, f"train {cfg.label()}")
+    worst = require_agreement(diffs_from(y, state, dx, ours.grads), f"train {cfg.label()}")
+    extra = {}
+    if torch_precision is not contextlib.nullcontext:
+        y_mixed, state_mixed = torch_step()
+        grads_mixed = {name: p.grad for name, p in theirs.named_parameters()}
+        extra["torch_bf16_rel_diff"] = max(diffs_from(y_mixed, state_mixed, x_t.grad, grads_mixed).values())
 
     torch_ms, rf_ms = interleaved(torch_step, rf_step, warmup, reps)
-    return result("train", cfg.label(), cfg, torch_ms, rf_ms, worst)
+    return result("train", cfg.label(), cfg, torch_ms, rf_ms, worst, **extra)
 
 
 def bench_infer(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
@@ -238,13 +268,13 @@ def bench_infer(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
     x_t = torch.from_numpy(x)
 
     def torch_forward():
-        with torch.no_grad():
+        with torch.no_grad(), torch_precision():
             return theirs(x_t)
 
     def rf_forward():
         return ours(x)
 
-    y_t, state_t = torch_forward()
+    y_t, state_t = in_float32(torch_forward)
     y, state = rf_forward()
     worst = require_agreement({"y": rel_diff(y, y_t), **state_diffs(state, state_t, cfg.cell)},
                               f"infer {cfg.label()}")
@@ -377,8 +407,9 @@ def bench_lm(torch, cfg: LMConfig, warmup: int, reps: int) -> dict:
     def torch_step():
         state = carried["torch"]
         state = None if state is None else tuple(s.detach() for s in state)
-        out, state = theirs.lstm(theirs.embedding(x_t), state)
-        loss = torch.nn.functional.cross_entropy(theirs.head(out).view(-1, cfg.vocab), y_t)
+        with torch_precision():
+            out, state = theirs.lstm(theirs.embedding(x_t), state)
+            loss = torch.nn.functional.cross_entropy(theirs.head(out).view(-1, cfg.vocab), y_t)
         torch_opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(theirs.parameters(), cfg.clip)
@@ -395,7 +426,7 @@ def bench_lm(torch, cfg: LMConfig, warmup: int, reps: int) -> dict:
         return loss
 
     # One step from the same weights: the same loss and the same updated weights.
-    diffs = {"loss": rel_diff(np.float64(rf_step()), np.float64(torch_step()))}
+    diffs = {"loss": rel_diff(np.float64(rf_step()), np.float64(in_float32(torch_step)))}
     ours_params = ours.named_parameters()
     for name, value in theirs.state_dict().items():
         diffs[name] = rel_diff(ours_params[name], value)
@@ -478,6 +509,8 @@ def main(argv=None) -> int:
     parser.add_argument("--config", type=layer_config, action="append", metavar="CELL,T,B,I,H,LAYERS[,bi]",
                         help="time this layer configuration instead of the built-in ones in the train and infer "
                              "sections (repeatable), e.g. --config lstm,20,128,300,300,1")
+    parser.add_argument("--matmul-precision", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16: rnnfast's bfloat16 matmul precision against PyTorch's bfloat16 autocast")
     parser.add_argument("--json", metavar="FILE", help="also write every repetition and the summary as JSON")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 10)
@@ -491,8 +524,15 @@ def main(argv=None) -> int:
     rf.set_num_threads(args.threads)
     if args.no_mkldnn:
         torch.backends.mkldnn.enabled = False
+    if args.matmul_precision == "bfloat16":
+        global torch_precision
+        try:
+            rf.set_matmul_precision("bfloat16")
+        except ValueError as exc:
+            sys.exit(f"--matmul-precision: {exc}")
+        torch_precision = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
 
-    meta = {"threads": args.threads, "reps": reps, "warmup": warmup, "quick": args.quick,
+    meta = {"threads": args.threads, "matmul_precision": args.matmul_precision, "reps": reps, "warmup": warmup, "quick": args.quick,
             "torch": torch.__version__, "torch_mkldnn": torch.backends.mkldnn.enabled,
             "rnnfast": rf.build_info(), "python": platform.python_version(), "machine": platform.machine()}
     print(f"# rnnfast {meta['rnnfast']['version']} ({meta['rnnfast']['isa']}) vs torch {torch.__version__} "

@@ -30,10 +30,32 @@ def get_num_threads() -> int:
     return int(core.get_num_threads())
 
 
+MATMUL_PRECISIONS = ("float32", "bfloat16")
+
+
+def set_matmul_precision(precision: str) -> None:
+    """How float32 models multiply matrices, process-wide: ``"float32"`` (the default, exact float32 products)
+    or ``"bfloat16"``: every product's operands are rounded to bfloat16 and summed in float32 on the CPU's AMX
+    tiles, as PyTorch's bfloat16 autocast does, while weights, cell math, loss and optimizer stay float32.
+    bfloat16 needs a CPU with AMX-BF16 (``build_info()["amx_bf16"]``); float64 models are never affected."""
+    from ._checks import choice
+
+    choice(precision, "precision", MATMUL_PRECISIONS)
+    if precision == "bfloat16" and not core.build_info()["amx_bf16"]:
+        raise ValueError(f"precision: got 'bfloat16', which needs AMX-BF16 tiles, and this machine runs the "
+                         f"{core.ISA!r} module without them (build_info()['amx_bf16'] is False); use 'float32'")
+    core.set_matmul_bfloat16(precision == "bfloat16")
+
+
+def get_matmul_precision() -> str:
+    return "bfloat16" if core.matmul_bfloat16() else "float32"
+
+
 def build_info() -> dict:
     """The native core in use: instruction set, OpenMP runtime, thread count, Eigen version and compiler."""
     info = dict(core.build_info())
     info["threads"] = get_num_threads()
+    info["matmul_precision"] = get_matmul_precision()
     info["available_isas"] = available_isas()
     info["version"] = __version__
     return info
@@ -41,5 +63,5 @@ def build_info() -> dict:
 
 __all__ = ["RNN", "LSTM", "GRU", "Embedding", "Linear", "Dropout", "LanguageModel", "cross_entropy", "Module",
            "Parameters", "optim", "clip_grad_norm", "clip_grad_value", "set_num_threads", "get_num_threads",
-           "build_info", "text", "data", "metrics", "save", "load", "Checkpoint", "CheckpointError",
+           "set_matmul_precision", "get_matmul_precision", "build_info", "text", "data", "metrics", "save", "load", "Checkpoint", "CheckpointError",
            "SequenceClassifier", "SequenceTagger", "Forecaster", "CRF"]

@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "every epoch)")
     t.add_argument("--skip-nonfinite", action="store_true", help="skip updates whose loss is NaN/Inf")
     t.add_argument("--threads", type=_positive_int, default=None)
+    t.add_argument("--matmul-precision", choices=("float32", "bfloat16"), default="float32",
+                   help="bfloat16: matrix products round their operands to bfloat16 and sum in float32 on AMX "
+                   "tiles (mixed precision, like PyTorch's bfloat16 autocast); needs a CPU with AMX-BF16")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--out", default=None, help="output directory (default runs/<data name>)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.rnnfast")
@@ -796,6 +799,10 @@ def main(argv=None) -> int:
             from . import set_num_threads
 
             set_num_threads(args.threads)
+        if getattr(args, "matmul_precision", "float32") != "float32":
+            from . import set_matmul_precision
+
+            set_matmul_precision(args.matmul_precision)
         return COMMANDS[args.command](args)
     except (ValueError, TypeError, OSError, MemoryError, UnicodeError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

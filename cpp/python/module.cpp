@@ -2,6 +2,7 @@
 #include <Eigen/Core>
 
 #include "registry.hpp"
+#include "rnnfast/amx.hpp"
 #include "rnnfast/build_info.hpp"
 #include "rnnfast/parallel.hpp"
 
@@ -40,6 +41,7 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
                  std::to_string(EIGEN_MINOR_VERSION);
     d["eigen_simd"] = std::string(Eigen::SimdInstructionSetsInUse());
     d["compiler"] = rnnfast::compiler_name();
+    d["amx_bf16"] = rnnfast::amx::available();
     return d;
   });
   // Fixes the default thread count at import, before other libraries in the process can change the runtime's.
@@ -47,5 +49,13 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
   Eigen::initParallel();
   m.def("set_num_threads", &rnnfast::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &rnnfast::max_threads);
+  // Python validates the name and whether this module can honour it (amx_bf16 in build_info).
+  m.def("set_matmul_bfloat16", [](bool on) {
+    rnnfast::matmul_precision_setting().store(
+        static_cast<int>(on ? rnnfast::MatmulPrecision::bfloat16 : rnnfast::MatmulPrecision::float32));
+  }, py::arg("on"));
+  m.def("matmul_bfloat16", [] {
+    return rnnfast::matmul_precision_setting().load() == static_cast<int>(rnnfast::MatmulPrecision::bfloat16);
+  });
   for (auto& registration : rnnfast::bind::registrations()) registration(m);
 }

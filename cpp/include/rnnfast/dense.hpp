@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "rnnfast/gemm.hpp"
+#include "rnnfast/matmul.hpp"
 #include "rnnfast/sequence.hpp"
 
 namespace rnnfast {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "rnnfast/cells.hpp"
-#include "rnnfast/gemm.hpp"
+#include "rnnfast/matmul.hpp"
 #include "rnnfast/parallel.hpp"
 
 namespace rnnfast {
