@@ -267,6 +267,30 @@ def test_thread_count_does_not_change_float64_results(one_and_two_threads):
 
 
 # ----- Python threads -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", [rf.GRU, rf.LSTM])
+def test_gradients_do_not_depend_on_earlier_calls(cell):
+    """The backward pass keeps its gate-gradient buffers between calls: what a larger call left there, with
+    other lengths and huge values, must not reach the next one."""
+    rng = np.random.default_rng(4)
+    layer = cell(5, 6, seed=2)
+    x = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    dy = rng.standard_normal((7, 3, 6)).astype(np.float32)
+    lengths = np.array([7, 2, 5])
+
+    def gradients():
+        layer.zero_grad()
+        layer.forward(x, lengths=lengths)
+        dx, dh0 = layer.backward(dy)
+        return [dx, *(dh0 if isinstance(dh0, tuple) else (dh0,)), *(g.copy() for g in layer.grads.values())]
+
+    first = gradients()
+    other = cell(9, 6, seed=3)
+    other.forward(rng.standard_normal((40, 8, 9)).astype(np.float32))
+    other.backward(np.full((40, 8, 6), 1e30, np.float32))
+    for before, after in zip(first, gradients()):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_models_trained_in_concurrent_python_threads_match_sequential_runs(restore_threads):
     """Each thread trains its own model while the other does: bitwise the same as one after the other."""
     rf.set_num_threads(2)
