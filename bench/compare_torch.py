@@ -164,7 +164,7 @@ def result(group: str, label: str, config, torch_ms, rf_ms, max_rel_diff, **extr
 # ----- agreement ------------------------------------------------------------------------------------------------
 
 def rel_diff(ours, theirs) -> float:
-    ours = np.asarray(ours, dtype=np.float64)
+    ours = ours.detach().double().numpy() if hasattr(ours, "detach") else np.asarray(ours, dtype=np.float64)
     theirs = theirs.detach().double().numpy() if hasattr(theirs, "detach") else np.asarray(theirs, np.float64)
     if ours.shape != theirs.shape:
         return math.inf
@@ -425,11 +425,14 @@ def bench_lm(torch, cfg: LMConfig, warmup: int, reps: int) -> dict:
         rf_opt.step()
         return loss
 
-    # One step from the same weights: the same loss and the same updated weights.
+    # One step from the same weights: the same loss and the same updated weights. With bfloat16 products only
+    # the loss is compared: Adam's first update is about lr * sign(gradient), so a gradient near zero that
+    # rounding flips moves a weight by 2 * lr, which is no measure of the step's accuracy.
     diffs = {"loss": rel_diff(np.float64(rf_step()), np.float64(in_float32(torch_step)))}
     ours_params = ours.named_parameters()
     for name, value in theirs.state_dict().items():
-        diffs[name] = rel_diff(ours_params[name], value)
+        if rf.get_matmul_precision() == "float32":
+            diffs[name] = rel_diff(ours_params[name], value)
     worst = require_agreement(diffs, f"lm {cfg.label()}")
 
     torch_ms, rf_ms = interleaved(torch_step, rf_step, warmup, reps)

@@ -304,9 +304,14 @@ inline void multiply(int64_t m, const gemm::View& a, const PackedB& b, float bet
     for (int64_t p = 0; p < b.num_panels(); ++p) gemm::scale_c(m, b.dest()[p].cols, beta, c + b.dest()[p].col, ldc);
   convert_rows(a, 0, m, 0, b.K(), b.kp(), scratch);
   std::fill(scratch + m * b.kp(), scratch + round_up(m, ROW_BLOCK) * b.kp(), bf16{0});
+  // Panels in groups of about 256 KB, each group against every row block: a group stays in L2 while A streams
+  // past it, instead of all of B (often more than L2 holds beside C) being read again for each row block.
+  const int64_t panel_bytes = b.kp() * TILE * static_cast<int64_t>(sizeof(bf16));
+  const int64_t group = std::max<int64_t>(2, (int64_t{256} * 1024 / panel_bytes) / 2 * 2);
   configure_tiles();
-  multiply_panels(m, scratch, b.kp(), b.kp(), b.data(), b.kp() * TILE, b.num_panels(), b.dest(), c, ldc,
-                  beta != 0.0f);
+  for (int64_t p0 = 0; p0 < b.num_panels(); p0 += group)
+    multiply_panels(m, scratch, b.kp(), b.kp(), b.data() + p0 * b.kp() * TILE, b.kp() * TILE,
+                    std::min(group, b.num_panels() - p0), b.dest() + p0, c, ldc, beta != 0.0f);
   release_tiles();
 }
 
