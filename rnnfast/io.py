@@ -95,6 +95,12 @@ def _plain_json(value, name: str):
             out[key] = _plain_json(item, f"{name}[{key!r}]")
         return out
     if isinstance(value, (list, tuple)):
+        # Rows of plain floats (a carried recurrent state is tens of thousands of them) skip the per-item call.
+        if all(type(item) is float for item in value):
+            for i, item in enumerate(value):
+                if not math.isfinite(item):
+                    raise ValueError(f"{name}[{i}]: got {item}, expected a finite number (JSON has no NaN or Inf)")
+            return list(value)
         return [_plain_json(item, f"{name}[{i}]") for i, item in enumerate(value)]
     raise TypeError(f"{name}: got {type(value).__name__}, expected JSON data (str, number, bool, None, list, "
                     f"dict with str keys)")

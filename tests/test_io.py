@@ -253,6 +253,8 @@ class _Unregistered(rf.GRU):
     ({"extra": [1]}, TypeError, "extra: got list"),
     ({"extra": {1: "x"}}, TypeError, "extra: got key 1"),
     ({"extra": {"loss": float("nan")}}, ValueError, r"extra\['loss'\]"),
+    ({"extra": {"state": [[0.5, 1.0], [2.0, float("inf")]]}}, ValueError, r"extra\['state'\]\[1\]\[1\]: got inf"),
+    ({"extra": {"state": [0.5, "x", float("nan")]}}, ValueError, r"extra\['state'\]\[2\]: got nan"),
     ({"extra": {"step": -1}}, ValueError, r"extra\['step'\]"),
     ({"extra": {"step": 1.5}}, TypeError, r"extra\['step'\]"),
     ({"extra": {"arr": np.ones(2)}}, TypeError, r"extra\['arr'\]: got ndarray"),
