@@ -6,11 +6,15 @@ clipping and evaluation schedule. Writes metrics.jsonl records with the keys rnn
 
     python bench/torch_lm.py --data ../shared/data/tinyshakespeare.txt --embed 64 --hidden 256 --layers 2 \\
         --seq-len 100 --batch-size 64 --lr 2e-3 --clip 5 --eval-every 100 --minutes 4 --out runs/torch-ts
+
+``--matmul-precision bfloat16`` runs the forward passes (training and evaluation) under PyTorch's bfloat16
+autocast, the counterpart of ``rnnfast train --matmul-precision bfloat16``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -47,10 +51,10 @@ def detach(state):
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-def evaluate(model, streams, seq_len):
+def evaluate(model, streams, seq_len, precision):
     model.eval()
     total, count, state = 0.0, 0, None
-    with torch.no_grad():
+    with torch.no_grad(), precision():
         for i in range(0, len(streams) - 1, seq_len):
             n = min(seq_len, len(streams) - 1 - i)
             logits, state = model(streams[i : i + n], state)
@@ -84,12 +88,15 @@ def main():
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--matmul-precision", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    precision = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.matmul_precision == "bfloat16"
+                 else contextlib.nullcontext)
     train_text = text.read_text(args.data)
     if args.val_data:
         val_text = text.read_text(args.val_data)
@@ -120,7 +127,7 @@ def main():
     def log_eval(epoch):
         nonlocal window_loss, window_items, window_t
         elapsed = time.perf_counter() - t0
-        val_loss = evaluate(model, val, args.seq_len)
+        val_loss = evaluate(model, val, args.seq_len, precision)
         rec = {"step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3),
                "train_loss": window_loss / max(window_items, 1), "val_loss": val_loss, "val_ppl": math.exp(val_loss),
                "val_bpc": val_loss / math.log(2), "tokens_per_s": window_items / (time.perf_counter() - window_t)}
@@ -140,8 +147,9 @@ def main():
             n = min(args.seq_len, len(train) - 1 - i)
             x, y = train[i : i + n], train[i + 1 : i + 1 + n]
             state = detach(state) if state is not None else None
-            logits, state = model(x, state)
-            loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
+            with precision():
+                logits, state = model(x, state)
+                loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1))
             opt.zero_grad()
             loss.backward()
             if args.clip:
@@ -160,7 +168,7 @@ def main():
         if done:
             break
     if test is not None:
-        test_loss = evaluate(model, test, args.seq_len)
+        test_loss = evaluate(model, test, args.seq_len, precision)
         rec = {"final": True, "step": step, "test_loss": test_loss, "test_ppl": math.exp(test_loss)}
         with open(metrics, "a") as f:
             f.write(json.dumps(rec) + "\n")
