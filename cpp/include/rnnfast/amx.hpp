@@ -18,8 +18,6 @@
 #include <atomic>
 #include <cstring>
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
 #include "rnnfast/gemm.hpp"
@@ -323,11 +321,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const gemm::View& a, const ge
   constexpr int64_t KC = 512, NC = 512;
   const int64_t kp = round_up(K, TILE_K), mp = round_up(M, ROW_BLOCK), npanels = (N + TILE - 1) / TILE;
   if (beta != 0.0f && beta != 1.0f) gemm::scale_c(M, N, beta, c, ldc);
-  const int64_t work = M * N * K;
-  int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / (1 << 20))));
-#ifdef _OPENMP
-  if (omp_in_parallel()) nthreads = 1;
-#endif
+  const int nthreads = gemm::threads_for_product(M, N, K);
   const bool split_columns = M <= N ? npanels >= nthreads : mp / ROW_BLOCK < nthreads;
   gemm::BufferOf<bf16> shared_a = gemm::allocate<bf16>(split_columns ? mp * kp : 0);
 #pragma omp parallel num_threads(nthreads)

@@ -442,6 +442,15 @@ inline void multiply(int64_t m, const View& a, const PackedB<T>& b, float beta, 
   }
 }
 
+// Threads for one product of M x K by K x N: about a million multiply-adds each at least, and only the calling
+// thread inside a parallel region (no nested teams).
+inline int threads_for_product(int64_t M, int64_t N, int64_t K) {
+#ifdef _OPENMP
+  if (omp_in_parallel()) return 1;
+#endif
+  return static_cast<int>(std::min<int64_t>(max_threads(), std::max<int64_t>(1, M * N * K / (1 << 20))));
+}
+
 // C (M x N) = beta*C + A (M x K) * B (K x N), threads splitting the columns (or the rows when N is narrow).
 // Called from inside a parallel region it runs on the calling thread alone.
 inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b, float beta, float* c,
@@ -451,11 +460,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b,
     scale_c(M, N, beta, c, ldc);
     return;
   }
-  const int64_t work = M * N * K;
-  int nthreads = static_cast<int>(std::min<int64_t>(max_threads(), std::max<int64_t>(1, work / (1 << 20))));
-#ifdef _OPENMP
-  if (omp_in_parallel()) nthreads = 1;
-#endif
+  const int nthreads = threads_for_product(M, N, K);
   // Each thread packs all of the operand it does not split: split the larger dimension, so the smaller operand
   // is the one packed twice.
   const bool split_columns = M <= N ? panels(N) >= nthreads : (M + MR - 1) / MR < nthreads;

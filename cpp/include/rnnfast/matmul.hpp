@@ -5,7 +5,6 @@
 
 #include <Eigen/Core>
 #include <cstdint>
-#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
