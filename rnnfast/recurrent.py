@@ -50,6 +50,7 @@ class _Recurrent(Module):
                 for name, shape in shapes:
                     self._add_param(name, self._rng.uniform(-bound, bound, size=shape).astype(dtype))
         self._cache = None
+        self._spare_workspaces = []
 
     def config(self) -> dict:
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
@@ -128,6 +129,8 @@ class _Recurrent(Module):
         hT = np.empty_like(h0)
         cT = np.empty_like(c0) if c0 is not None else None
         layer_cache = []
+        self._retire_cache()
+        spares, self._spare_workspaces = (self._spare_workspaces if training else []), []
         inp = x
         for layer in range(self.num_layers):
             mask = None
@@ -141,7 +144,8 @@ class _Recurrent(Module):
                 idx = layer * D + d
                 w = self._weights(params, layer, suffix)
                 h, c, ws = core.sequence_forward(
-                    self._cell, inp, h0[idx], None if c0 is None else c0[idx], *w, lengths, d == 1, training, y, d * H)
+                    self._cell, inp, h0[idx], None if c0 is None else c0[idx], *w, lengths, d == 1, training, y, d * H,
+                    spares[idx] if idx < len(spares) else None)
                 hT[idx] = h
                 if cT is not None:
                     cT[idx] = c
@@ -153,6 +157,13 @@ class _Recurrent(Module):
         return out, self._pack_state([hT] if cT is None else [hT, cT])
 
     __call__ = forward
+
+    def _retire_cache(self) -> None:
+        """Drop the cached forward (backward has used it, or a new forward replaces it) but keep its workspaces
+        for the next training forward: fresh memory of that size costs the kernel a page fault per page."""
+        if self._cache is not None:
+            self._spare_workspaces = [ws for _, _, workspaces in self._cache[0] for ws in workspaces]
+            self._cache = None
 
     def _weights(self, params, layer: int, suffix: str):
         key = f"l{layer}{suffix}"
@@ -178,7 +189,7 @@ class _Recurrent(Module):
         dh0 = np.empty_like(dparts[0])
         dc0 = np.empty_like(dparts[1]) if len(dparts) == 2 else None
         params, grads = self.named_parameters(), self.grads
-        self._cache = None
+        self._retire_cache()
         for layer in reversed(range(self.num_layers)):
             inp, mask, workspaces = layer_cache[layer]
             dx = np.empty_like(inp)

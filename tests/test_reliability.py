@@ -291,6 +291,32 @@ def test_gradients_do_not_depend_on_earlier_calls(cell):
         np.testing.assert_array_equal(before, after)
 
 
+@pytest.mark.parametrize("cell", [rf.GRU, rf.LSTM])
+def test_reused_workspaces_do_not_leak_into_later_gradients(cell):
+    """A training forward reuses the workspaces of the forward before it (once backward has consumed them, or a
+    new forward has replaced it): each layer must get one no other layer writes, and what an earlier call of the
+    same shape left there (full-length sequences, huge inputs) must not change the gradients."""
+    rng = np.random.default_rng(5)
+    layer = cell(5, 6, num_layers=2, seed=2)
+    x = rng.standard_normal((7, 3, 5)).astype(np.float32)
+    dy = rng.standard_normal((7, 3, 6)).astype(np.float32)
+    lengths = np.array([7, 2, 5])
+    huge = np.full((7, 3, 5), 1e30, np.float32)
+
+    def gradients():
+        layer.zero_grad()
+        layer.forward(x, lengths=lengths)
+        dx, dh0 = layer.backward(dy)
+        return [dx, *(dh0 if isinstance(dh0, tuple) else (dh0,)), *(g.copy() for g in layer.grads.values())]
+
+    first = gradients()
+    layer.forward(huge)
+    layer.backward(np.full((7, 3, 6), 1e30, np.float32))
+    layer.forward(-huge)
+    for before, after in zip(first, gradients()):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_models_trained_in_concurrent_python_threads_match_sequential_runs(restore_threads):
     """Each thread trains its own model while the other does: bitwise the same as one after the other."""
     rf.set_num_threads(2)

@@ -54,9 +54,18 @@ int64_t checked_column(py::array& y, const LayerArgs& a, int64_t column) {
 }
 
 template <class S>
+bool reusable(const py::object& spare, int64_t size) {
+  if (spare.is_none() || !py::isinstance<py::array>(spare)) return false;
+  const py::array a = py::cast<py::array>(spare);
+  return a.dtype().is(py::dtype::of<S>()) && a.ndim() == 1 && a.shape(0) == size && a.writeable() &&
+         (a.flags() & py::array::c_style) && a.owndata();
+}
+
+template <class S>
 py::tuple forward_impl(const LayerArgs& a, const py::array& x, const py::array& h0, const py::object& c0,
                        const py::array& W_ih, const py::array& W_hh, const py::object& b_ih, const py::object& b_hh,
-                       const py::object& lengths, bool reverse, bool training, py::array& y, int64_t column) {
+                       const py::object& lengths, bool reverse, bool training, py::array& y, int64_t column,
+                       const py::object& spare_workspace) {
   const LayerParams<S> p = layer_params<S>(a, W_ih, W_hh, b_ih, b_hh);
   const bool lstm = has_cell_state(a.cell);
   const S* x_p = in_ptr<S>(x, "x", {a.T, a.B, a.I});
@@ -76,7 +85,11 @@ py::tuple forward_impl(const LayerArgs& a, const py::array& x, const py::array& 
   py::object workspace = py::none();
   S* ws_p = nullptr;
   if (training) {
-    py::array_t<S> w(workspace_size(a.cell, a.T, a.B, a.H));
+    // A workspace is tens of megabytes; a fresh one arrives as new pages that the kernel must clear on first touch
+    // (thousands of page faults per call), so the caller hands back the previous call's when it is done with it.
+    const int64_t size = workspace_size(a.cell, a.T, a.B, a.H);
+    py::array_t<S> w = reusable<S>(spare_workspace, size) ? py::cast<py::array_t<S>>(spare_workspace)
+                                                         : py::array_t<S>(size);
     ws_p = w.mutable_data();
     workspace = w;
   }
@@ -129,11 +142,14 @@ py::tuple backward_impl(const LayerArgs& a, const py::array& x, const py::array&
 py::tuple sequence_forward_py(const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
                               const py::array& W_ih, const py::array& W_hh, const py::object& b_ih,
                               const py::object& b_hh, const py::object& lengths, bool reverse, bool training,
-                              py::array y, int64_t column) {
+                              py::array y, int64_t column, const py::object& spare_workspace) {
   const LayerArgs a = layer_args(cell, x, W_hh);
   if (has_cell_state(a.cell) && c0.is_none()) throw std::invalid_argument("c0: required for lstm");
-  if (is_float64(x)) return forward_impl<double>(a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column);
-  return forward_impl<float>(a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column);
+  if (is_float64(x))
+    return forward_impl<double>(a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column,
+                                spare_workspace);
+  return forward_impl<float>(a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column,
+                             spare_workspace);
 }
 
 py::tuple sequence_backward_py(const std::string& cell, const py::array& x, const py::array& workspace,
@@ -153,8 +169,9 @@ py::tuple sequence_backward_py(const std::string& cell, const py::array& x, cons
 const Register registration([](py::module_& m) {
   m.def("sequence_forward", &sequence_forward_py, py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
-        py::arg("training"), py::arg("y"), py::arg("column"),
-        "One layer direction over (T, B, I); writes y[..., column:column+H] and returns (hT, cT, workspace).");
+        py::arg("training"), py::arg("y"), py::arg("column"), py::arg("spare_workspace") = py::none(),
+        "One layer direction over (T, B, I); writes y[..., column:column+H] and returns (hT, cT, workspace). "
+        "In training, spare_workspace (a workspace the caller no longer needs) is reused when its size fits.");
   m.def("sequence_backward", &sequence_backward_py, py::arg("cell"), py::arg("x"), py::arg("workspace"),
         py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("dy"), py::arg("column"), py::arg("dhT"), py::arg("dcT"), py::arg("dx"), py::arg("accumulate_dx"),
