@@ -144,6 +144,30 @@ def test_layer_forward_and_backward_follow_rounded_products(torch, cell, batch, 
 
 
 @needs_amx
+def test_long_sequence_projection_follows_rounded_products(bfloat16_products):
+    """The input projection of a whole sequence converts its rows to bfloat16 a few thousand at a time: 4,500
+    tokens of 37 inputs span three such chunks, each of which must land on its own rows."""
+    T, B, I, H = 3, 1500, 37, 16
+    layer = rf.RNN(I, H, seed=6)  # training mode: the whole sequence is projected at once
+    x = np.random.default_rng(7).standard_normal((T, B, I), dtype=np.float32)
+    y, _ = layer.forward(x)
+    p = {k: v.astype(np.float64) for k, v in layer.state_dict().items()}
+
+    def reference(rd):
+        h, ys = np.zeros((B, H)), []
+        for t in range(T):
+            h = np.tanh(rd(x[t]) @ rd(p["weight_ih_l0"]).T + p["bias_ih_l0"] + rd(h) @ rd(p["weight_hh_l0"]).T
+                        + p["bias_hh_l0"])
+            ys.append(h)
+        return np.stack(ys)
+
+    rounded_ref, exact_ref = reference(rounded64), reference(lambda a: np.asarray(a, np.float64))
+    rounding_effect = np.abs(rounded_ref - exact_ref).max()
+    assert rounding_effect > 0
+    assert np.abs(y - rounded_ref).max() <= 0.2 * rounding_effect
+
+
+@needs_amx
 def test_language_model_trains_under_bfloat16_products(bfloat16_products):
     """A small character model learns a repeating text about as well in bfloat16 products as in float32."""
     text = np.array([ord(ch) % 16 for ch in "the quick brown fox jumps over the lazy dog. " * 30])

@@ -135,9 +135,20 @@ inline void convert_rows(const gemm::View& view, int64_t r0, int64_t rows, int64
   for (int64_t i = 0; i < rows; ++i) std::fill(dst + i * kp + K, dst + (i + 1) * kp, bf16{0});
 }
 
-// B's rows [k0, k0 + kc) and columns [j0, j0 + cols) as one VNNI panel: kpad/2 rows of 16 column pairs. Missing
-// columns and k are zero. Full panels go a vector (non-transposed B) or a VL x VL register transpose (the weights,
-// B = W^T) at a time.
+// Packing B's rows [k0, k0 + kc) and columns [j0, j0 + cols) as one VNNI panel (kpad/2 rows of 16 column pairs),
+// from k_done on: the k a vectorized loop left, one value at a time, then zeros for the missing k.
+inline void finish_panel(const gemm::View& b, int64_t k0, int64_t kc, int64_t kpad, int64_t j0, int64_t cols,
+                         int64_t k_done, bf16* out) {
+  std::fill(out + k_done * TILE, out + kpad * TILE, bf16{0});
+  for (int64_t k = k_done; k < kc; ++k)
+    for (int64_t j = 0; j < cols; ++j) {
+      const float v = b.trans ? b.p[(j0 + j) * b.ld + k0 + k] : b.p[(k0 + k) * b.ld + j0 + j];
+      out[(k / 2) * 2 * TILE + j * 2 + (k & 1)] = gemm::to_bf16(v);
+    }
+}
+
+// One VNNI panel of B (see finish_panel). Full panels go a vector (non-transposed B) or a VL x VL register
+// transpose (the weights, B = W^T) at a time; missing columns and k are zero.
 inline void pack_panel(const gemm::View& b, int64_t k0, int64_t kc, int64_t kpad, int64_t j0, int64_t cols,
                        bf16* out) {
   static_assert(gemm::VL == TILE, "a panel is one vector of columns");
@@ -154,12 +165,30 @@ inline void pack_panel(const gemm::View& b, int64_t k0, int64_t kc, int64_t kpad
       for (int q = 0; q < TILE; q += 2) store_pairs(out + (k_done + q) * TILE, block[q], block[q + 1]);
     }
   }
-  std::fill(out + k_done * TILE, out + kpad * TILE, bf16{0});
-  for (int64_t k = k_done; k < kc; ++k)
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = b.trans ? b.p[(j0 + j) * b.ld + k0 + k] : b.p[(k0 + k) * b.ld + j0 + j];
-      out[(k / 2) * 2 * TILE + j * 2 + (k & 1)] = gemm::to_bf16(v);
-    }
+  finish_panel(b, k0, kc, kpad, j0, cols, k_done, out);
+}
+
+// The panels `dest` of B's rows [k0, k0 + kc), panel q at out + q * kpad * TILE. A non-transposed B (a gradient
+// product's activations or gate gradients, often tens of megabytes) is read a pair of whole rows at a time: a
+// panel at a time would walk down a 64-byte strip, one row (and, for wide B, one page) per step, which the
+// hardware prefetchers do not follow; that walk took a third of a 1024 x 256 x 6400 product.
+inline void pack_panels(const gemm::View& b, int64_t k0, int64_t kc, int64_t kpad, const gemm::PanelDest* dest,
+                        int64_t npanels, bf16* out) {
+  if (b.trans) {
+    for (int64_t q = 0; q < npanels; ++q) pack_panel(b, k0, kc, kpad, dest[q].col, dest[q].cols, out + q * kpad * TILE);
+    return;
+  }
+  const int64_t pairs_end = kc / 2 * 2;
+  for (int64_t k = 0; k < pairs_end; k += 2) {
+    const float* row = b.p + (k0 + k) * b.ld;
+    for (int64_t q = 0; q < npanels; ++q)
+      if (dest[q].cols == TILE)
+        store_pairs(out + q * kpad * TILE + k * TILE, gemm::load(row + dest[q].col),
+                    gemm::load(row + b.ld + dest[q].col));
+  }
+  for (int64_t q = 0; q < npanels; ++q)
+    finish_panel(b, k0, kc, kpad, dest[q].col, dest[q].cols, dest[q].cols == TILE ? pairs_end : 0,
+                 out + q * kpad * TILE);
 }
 
 // A right-hand operand packed once for all k: the weights of a sequence's products (see FixedRhs).
@@ -189,8 +218,17 @@ class PackedB {
   gemm::BufferOf<bf16> data_;
 };
 
+// Rows of A that multiply() converts at a time: about 256 KB of bfloat16, so they stay in L2 while every panel of
+// B passes them, and a projection over a whole sequence does not need its own copy of the sequence in bfloat16.
+inline int64_t chunk_rows(int64_t K) {
+  const int64_t rows = int64_t{256} * 1024 / (round_up(K, TILE_K) * int64_t{sizeof(bf16)});
+  return std::max<int64_t>(ROW_BLOCK, rows / ROW_BLOCK * ROW_BLOCK);
+}
+
 // bfloat16 elements of scratch that multiply() needs for m rows of K.
-inline int64_t scratch_size(int64_t m, int64_t K) { return round_up(std::max<int64_t>(m, 1), ROW_BLOCK) * round_up(K, TILE_K); }
+inline int64_t scratch_size(int64_t m, int64_t K) {
+  return std::min(round_up(std::max<int64_t>(m, 1), ROW_BLOCK), chunk_rows(K)) * round_up(K, TILE_K);
+}
 
 // Every tile is 16 rows of 64 bytes: C tiles 0-3 (16 x 16 float), A tiles 4-5 (16 x 32 bfloat16), B tiles 6-7
 // (16 k-pairs x 16 columns).
@@ -300,17 +338,44 @@ inline void multiply(int64_t m, const gemm::View& a, const PackedB& b, float bet
   if (m == 0) return;
   if (beta != 0.0f && beta != 1.0f)
     for (int64_t p = 0; p < b.num_panels(); ++p) gemm::scale_c(m, b.dest()[p].cols, beta, c + b.dest()[p].col, ldc);
-  convert_rows(a, 0, m, 0, b.K(), b.kp(), scratch);
-  std::fill(scratch + m * b.kp(), scratch + round_up(m, ROW_BLOCK) * b.kp(), bf16{0});
-  // Panels in groups of about 256 KB, each group against every row block: a group stays in L2 while A streams
-  // past it, instead of all of B (often more than L2 holds beside C) being read again for each row block.
+  // Panels in groups of about 256 KB, each group against every row block of a chunk: a group stays in L2 while
+  // A streams past it, instead of all of B (often more than L2 holds beside C) being read again for each row block.
   const int64_t panel_bytes = b.kp() * TILE * static_cast<int64_t>(sizeof(bf16));
   const int64_t group = std::max<int64_t>(2, (int64_t{256} * 1024 / panel_bytes) / 2 * 2);
+  const int64_t rows_per_chunk = chunk_rows(b.K());
   configure_tiles();
-  for (int64_t p0 = 0; p0 < b.num_panels(); p0 += group)
-    multiply_panels(m, scratch, b.kp(), b.kp(), b.data() + p0 * b.kp() * TILE, b.kp() * TILE,
-                    std::min(group, b.num_panels() - p0), b.dest() + p0, c, ldc, beta != 0.0f);
+  for (int64_t r0 = 0; r0 < m; r0 += rows_per_chunk) {
+    const int64_t rows = std::min(rows_per_chunk, m - r0);
+    convert_rows(a, r0, rows, 0, b.K(), b.kp(), scratch);
+    std::fill(scratch + rows * b.kp(), scratch + round_up(rows, ROW_BLOCK) * b.kp(), bf16{0});
+    for (int64_t p0 = 0; p0 < b.num_panels(); p0 += group)
+      multiply_panels(rows, scratch, b.kp(), b.kp(), b.data() + p0 * b.kp() * TILE, b.kp() * TILE,
+                      std::min(group, b.num_panels() - p0), b.dest() + p0, c + r0 * ldc, ldc, beta != 0.0f);
+  }
   release_tiles();
+}
+
+// C (cols x rows, ldc) = beta*C + X^T for X (rows x cols, dense), a VL x VL block at a time.
+inline void add_transpose(int64_t rows, int64_t cols, const float* x, float beta, float* c, int64_t ldc) {
+  constexpr int64_t VL = gemm::VL;
+  auto out = [&](int64_t i, int64_t j, float v) {
+    float& dst = c[i * ldc + j];
+    dst = (beta == 0.0f ? 0.0f : beta * dst) + v;
+  };
+  const int64_t full_rows = rows / VL * VL, full_cols = cols / VL * VL;
+  for (int64_t r0 = 0; r0 < full_rows; r0 += VL)
+    for (int64_t c0 = 0; c0 < full_cols; c0 += VL) {
+      gemm::vf block[VL];
+      for (int q = 0; q < VL; ++q) block[q] = gemm::load(x + (r0 + q) * cols + c0);
+      gemm::transpose_in_registers(block);
+      for (int q = 0; q < VL; ++q) {
+        float* dst = c + (c0 + q) * ldc + r0;
+        const gemm::vf old = beta == 0.0f ? gemm::vf{} : gemm::load(dst) * beta;
+        gemm::store(dst, old + block[q]);
+      }
+    }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t col = r < full_rows ? full_cols : 0; col < cols; ++col) out(col, r, x[r * cols + col]);
 }
 
 // sgemm on tiles. Threads split the larger of M and N (as gemm::sgemm does). Each packs B in KC x NC blocks that
@@ -318,6 +383,15 @@ inline void multiply(int64_t m, const gemm::View& a, const PackedB& b, float bet
 // converts its own 32-row blocks as it goes, so they are still in cache for the tiles.
 inline void sgemm(int64_t M, int64_t N, int64_t K, const gemm::View& a, const gemm::View& b, float beta, float* c,
                   int64_t ldc) {
+  if (a.trans && M > N) {
+    // A transposed is the slow operand to convert: its rows are columns in memory, read in 16-float strips down
+    // the rows. The product's transpose C^T = B^T A^T converts only the smaller B that way and packs A's rows as
+    // stored (the parameter gradients dW = dG^T x: dG is 4 x wider than x for an LSTM, tens of megabytes).
+    gemm::Buffer transposed = gemm::allocate(N * M);
+    amx::sgemm(N, M, K, gemm::View{b.p, b.ld, !b.trans}, gemm::View{a.p, a.ld, !a.trans}, 0.0f, transposed.get(), M);
+    add_transpose(N, M, transposed.get(), beta, c, ldc);
+    return;
+  }
   constexpr int64_t KC = 512, NC = 512;
   const int64_t kp = round_up(K, TILE_K), mp = round_up(M, ROW_BLOCK), npanels = (N + TILE - 1) / TILE;
   if (beta != 0.0f && beta != 1.0f) gemm::scale_c(M, N, beta, c, ldc);
@@ -355,8 +429,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const gemm::View& a, const ge
         for (int64_t k0 = 0; k0 < kp; k0 += KC) {
           const int64_t kc = std::min(KC, K - k0), kpad = std::min(KC, kp - k0);
           const bool accumulate = k0 > 0 || beta != 0.0f;
-          for (int64_t q = 0; q < np; ++q)
-            pack_panel(b, k0, kc, kpad, dest[q].col, dest[q].cols, bp.get() + q * kpad * TILE);
+          pack_panels(b, k0, kc, kpad, dest.data(), np, bp.get());
           if (split_columns) {
             multiply_panels(M, shared_a.get() + k0, kp, kpad, bp.get(), kpad * TILE, np, dest.data(), c, ldc,
                             accumulate);
