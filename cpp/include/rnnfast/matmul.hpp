@@ -11,6 +11,7 @@
 
 #include "rnnfast/amx.hpp"
 #include "rnnfast/gemm.hpp"
+#include "rnnfast/parallel.hpp"
 
 namespace rnnfast {
 
@@ -43,11 +44,16 @@ void matmul(int64_t M, int64_t N, int64_t K, const gemm::MatView<S>& a, const ge
 }
 
 // out (cols) += the sum of the rows of a (rows x cols), added row by row: a fixed order whatever the alignment
-// (Eigen's colwise().sum() peels unaligned heads differently, which changes the last bits between runs).
+// (Eigen's colwise().sum() peels unaligned heads differently, which changes the last bits between runs) and
+// whatever the thread count, since threads own ranges of columns.
 template <class S>
 void add_column_sums(const S* a, int64_t rows, int64_t cols, S* out) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[c] += a[r * cols + c];
+#pragma omp parallel num_threads(threads_for_elements(rows * cols))
+  {
+    const UnitRange own = unit_range(cols, team_size(), thread_id());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = own.begin; c < own.end; ++c) out[c] += a[r * cols + c];
+  }
 }
 
 // c (cols) = beta*c + a (K) * B (K x cols) for a few rows, without packing: dot products in fixed 16-lane blocks

@@ -11,10 +11,6 @@
 
 namespace rnnfast {
 
-inline int threads_for_elements(int64_t n) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), n / 65536)));
-}
-
 // Hyper-parameters arrive as double and derived constants are rounded to S once, as PyTorch's Python-side scalars
 // are, which keeps float32 updates bit-compatible with torch.optim.
 

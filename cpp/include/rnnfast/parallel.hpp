@@ -69,6 +69,11 @@ inline UnitRange unit_range(int64_t units, int threads, int tid) {
   return {begin, std::min<int64_t>(units, begin + per)};
 }
 
+// Threads for one pass over n elements (optimizer updates, sums, bias adds): each gets at least 64K of them.
+inline int threads_for_elements(int64_t n) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), n / 65536)));
+}
+
 // A thread must own enough work per step to pay for one barrier (about a microsecond).
 inline int threads_for_step(int64_t batch, int64_t gate_units, int64_t depth, int64_t units) {
   const int64_t flops_per_step = 2 * batch * gate_units * depth;
