@@ -130,7 +130,10 @@ class _Recurrent(Module):
         cT = np.empty_like(c0) if c0 is not None else None
         layer_cache = []
         self._retire_cache()
-        spares, self._spare_workspaces = (self._spare_workspaces if training else []), []
+        spares, self._spare_workspaces = self._spare_workspaces, []
+        # Spares of another size are let go before this call allocates, so two sets never coexist.
+        if not training or any(w.size != core.workspace_size(self._cell, T, B, H) for w in spares):
+            spares = []
         inp = x
         for layer in range(self.num_layers):
             mask = None

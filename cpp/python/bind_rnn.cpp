@@ -172,6 +172,9 @@ const Register registration([](py::module_& m) {
         py::arg("training"), py::arg("y"), py::arg("column"), py::arg("spare_workspace") = py::none(),
         "One layer direction over (T, B, I); writes y[..., column:column+H] and returns (hT, cT, workspace). "
         "In training, spare_workspace (a workspace the caller no longer needs) is reused when its size fits.");
+  m.def("workspace_size", [](const std::string& cell, int64_t T, int64_t B, int64_t H) {
+    return workspace_size(cell_from_name(cell), T, B, H);
+  }, py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"), "Elements of a training forward's workspace.");
   m.def("sequence_backward", &sequence_backward_py, py::arg("cell"), py::arg("x"), py::arg("workspace"),
         py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("dy"), py::arg("column"), py::arg("dhT"), py::arg("dcT"), py::arg("dx"), py::arg("accumulate_dx"),
