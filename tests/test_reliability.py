@@ -268,7 +268,15 @@ def test_thread_count_does_not_change_float64_results(one_and_two_threads):
     assert two["kernels"]["float64"] == one["kernels"]["float64"]
 
 
-# ----- Python threads -------------------------------------------------------------------------------------------
+# ----- buffers kept between calls -----------------------------------------------------------------------------
+def layer_gradients(layer, x, dy, lengths) -> list:
+    """dx, dstate0 and every parameter gradient of one forward and backward from zeroed gradients."""
+    layer.zero_grad()
+    layer.forward(x, lengths=lengths)
+    dx, dh0 = layer.backward(dy)
+    return [dx, *(dh0 if isinstance(dh0, tuple) else (dh0,)), *(g.copy() for g in layer.grads.values())]
+
+
 @pytest.mark.parametrize("cell", [rf.GRU, rf.LSTM])
 def test_gradients_do_not_depend_on_earlier_calls(cell):
     """The backward pass keeps its gate-gradient buffers between calls: what a larger call left there, with
@@ -278,18 +286,11 @@ def test_gradients_do_not_depend_on_earlier_calls(cell):
     x = rng.standard_normal((7, 3, 5)).astype(np.float32)
     dy = rng.standard_normal((7, 3, 6)).astype(np.float32)
     lengths = np.array([7, 2, 5])
-
-    def gradients():
-        layer.zero_grad()
-        layer.forward(x, lengths=lengths)
-        dx, dh0 = layer.backward(dy)
-        return [dx, *(dh0 if isinstance(dh0, tuple) else (dh0,)), *(g.copy() for g in layer.grads.values())]
-
-    first = gradients()
+    first = layer_gradients(layer, x, dy, lengths)
     other = cell(9, 6, seed=3)
     other.forward(rng.standard_normal((40, 8, 9)).astype(np.float32))
     other.backward(np.full((40, 8, 6), 1e30, np.float32))
-    for before, after in zip(first, gradients()):
+    for before, after in zip(first, layer_gradients(layer, x, dy, lengths)):
         np.testing.assert_array_equal(before, after)
 
 
@@ -304,18 +305,11 @@ def test_reused_workspaces_do_not_leak_into_later_gradients(cell):
     dy = rng.standard_normal((7, 3, 6)).astype(np.float32)
     lengths = np.array([7, 2, 5])
     huge = np.full((7, 3, 5), 1e30, np.float32)
-
-    def gradients():
-        layer.zero_grad()
-        layer.forward(x, lengths=lengths)
-        dx, dh0 = layer.backward(dy)
-        return [dx, *(dh0 if isinstance(dh0, tuple) else (dh0,)), *(g.copy() for g in layer.grads.values())]
-
-    first = gradients()
+    first = layer_gradients(layer, x, dy, lengths)
     layer.forward(huge)
     layer.backward(np.full((7, 3, 6), 1e30, np.float32))
     layer.forward(-huge)
-    for before, after in zip(first, gradients()):
+    for before, after in zip(first, layer_gradients(layer, x, dy, lengths)):
         np.testing.assert_array_equal(before, after)
 
 
@@ -338,6 +332,7 @@ def test_a_training_forward_of_another_shape_lets_the_kept_workspaces_go():
     assert peak - before < one_set / 2
 
 
+# ----- Python threads -------------------------------------------------------------------------------------------
 def test_models_trained_in_concurrent_python_threads_match_sequential_runs(restore_threads):
     """Each thread trains its own model while the other does: bitwise the same as one after the other."""
     rf.set_num_threads(2)

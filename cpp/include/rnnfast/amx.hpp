@@ -103,8 +103,8 @@ inline void store_pairs(bf16* dst, gemm::vf even_k, gemm::vf odd_k) {
 }
 
 // Rows [r0, r0 + rows) and k in [k0, k0 + K) of A (as seen through the view) as bfloat16 into dst, row stride kp;
-// columns K..kp are zeroed. A transposed view (the gradient products' dy^T) is read VL x VL blocks at a time, transposed in
-// registers, so every load and store is a whole vector.
+// columns K..kp are zeroed. A transposed view (the gradient products' dy^T) is read VL x VL blocks at a time,
+// transposed in registers, so every load and store is a whole vector.
 inline void convert_rows(const gemm::View& view, int64_t r0, int64_t rows, int64_t k0, int64_t K, int64_t kp,
                          bf16* dst) {
   constexpr int64_t VL = gemm::VL;
