@@ -385,18 +385,30 @@ def _progress_of_a_python_thread_during(call) -> tuple[float, float]:
 
 def test_kernels_release_the_gil(restore_threads):
     """A Python thread keeps running while a long kernel call is under way; were the GIL held, it would stop for
-    the whole call (the switch interval only applies between bytecodes)."""
+    the whole call (the switch interval only applies between bytecodes). Each call is grown until it takes at least
+    0.1 s on this machine, so a fast CPU cannot make it too short to show anything."""
     rf.set_num_threads(1)
     rng = np.random.default_rng(0)
     layer = rf.LSTM(64, 256, seed=0)
-    x = rng.standard_normal((800, 8, 64)).astype(np.float32)
     model = rf.LanguageModel(50, 32, 256, seed=0)
-    calls = {"sequence_forward": lambda: layer(x),
-             "generate": lambda: model.generate([1], 20000, seed=0)}
-    for name, call in calls.items():
-        started = time.perf_counter()
-        call()
-        assert time.perf_counter() - started > 0.05, f"{name} is too quick to show anything"
+
+    def forward_over(steps):
+        x = rng.standard_normal((steps, 8, 64)).astype(np.float32)
+        return lambda: layer(x)
+
+    def generate_for(steps):
+        return lambda: model.generate([1], 25 * steps, seed=0)
+
+    sized_calls = {"sequence_forward": forward_over, "generate": generate_for}
+    for name, sized_call in sized_calls.items():
+        size, took = 200, 0.0
+        while took < 0.1:
+            size *= 2
+            call = sized_call(size)
+            started = time.perf_counter()
+            call()
+            took = time.perf_counter() - started
+            assert size < 10 ** 6, f"{name} stays under 0.1 s however large; it cannot show anything"
         during, alone = _progress_of_a_python_thread_during(call)
         assert during > 0.1 * alone, (f"{name}: a Python thread ran at {during:.0f}/s during the call, "
                                       f"{alone:.0f}/s alone")
