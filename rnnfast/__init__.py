@@ -36,14 +36,15 @@ MATMUL_PRECISIONS = ("float32", "bfloat16")
 def set_matmul_precision(precision: str) -> None:
     """How float32 models multiply matrices, process-wide: ``"float32"`` (the default, exact float32 products)
     or ``"bfloat16"``: every product's operands are rounded to bfloat16 and summed in float32 on the CPU's AMX
-    tiles, as PyTorch's bfloat16 autocast does, while weights, cell math, loss and optimizer stay float32.
-    bfloat16 needs a CPU with AMX-BF16 (``build_info()["amx_bf16"]``); float64 models are never affected."""
+    tiles or AVX512-BF16 instructions, as PyTorch's bfloat16 autocast does, while weights, cell math, loss and
+    optimizer stay float32. bfloat16 needs a CPU with AMX-BF16 or AVX512-BF16 (``build_info()["bf16_products"]``
+    names the one in use); float64 models are never affected."""
     from ._checks import choice
 
     choice(precision, "precision", MATMUL_PRECISIONS)
-    if precision == "bfloat16" and not core.build_info()["amx_bf16"]:
-        raise ValueError(f"precision: got 'bfloat16', which needs AMX-BF16 tiles, and this machine runs the "
-                         f"{core.ISA!r} module without them (build_info()['amx_bf16'] is False); use 'float32'")
+    if precision == "bfloat16" and not core.build_info()["bf16_products"]:
+        raise ValueError(f"precision: got 'bfloat16', which needs AMX-BF16 or AVX512-BF16, and this machine runs the "
+                         f"{core.ISA!r} module without either (build_info()['bf16_products'] is None); use 'float32'")
     core.set_matmul_bfloat16(precision == "bfloat16")
 
 

@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=_positive_int, default=None)
     t.add_argument("--matmul-precision", choices=("float32", "bfloat16"), default="float32",
                    help="bfloat16: matrix products round their operands to bfloat16 and sum in float32 on AMX "
-                   "tiles (mixed precision, like PyTorch's bfloat16 autocast); needs a CPU with AMX-BF16")
+                   "tiles or AVX512-BF16 (mixed precision, like PyTorch's bfloat16 autocast); needs a CPU with "
+                   "either")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--out", default=None, help="output directory (default runs/<data name>)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last.rnnfast")

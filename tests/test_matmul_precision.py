@@ -10,6 +10,9 @@ so equality is not expected.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,8 +21,8 @@ from rnnfast._native import core
 
 from test_generate import bfloat16_rounded
 
-AMX = bool(core.build_info()["amx_bf16"])
-needs_amx = pytest.mark.skipif(not AMX, reason="this CPU or module has no AMX-BF16 tiles")
+BF16_UNIT = core.build_info()["bf16_products"]
+needs_bf16_unit = pytest.mark.skipif(not BF16_UNIT, reason="this CPU or module has neither AMX-BF16 nor AVX512-BF16")
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ LINEAR_SHAPES = [(37, 45, 29), (5, 17, 3), (1, 300, 40), (100, 1, 7), (64, 256, 
                  (33, 1100, 530), (400, 200, 1000)]
 
 
-@needs_amx
+@needs_bf16_unit
 @pytest.mark.parametrize("shape", LINEAR_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_linear_products_equal_float64_products_of_rounded_operands(shape, bfloat16_products):
     N, I, O = shape
@@ -59,7 +62,7 @@ def test_linear_products_equal_float64_products_of_rounded_operands(shape, bfloa
         assert np.abs(y - exact).max() > 100 * 1e-6 * np.abs(exact).max()  # the products really were rounded
 
 
-@needs_amx
+@needs_bf16_unit
 def test_accumulating_products_add_to_what_is_there(bfloat16_products):
     rng = np.random.default_rng(3)
     dy, x = rng.standard_normal((50, 70), dtype=np.float32), rng.standard_normal((50, 20), dtype=np.float32)
@@ -116,7 +119,7 @@ def reference_layer(torch, cell: str, params: dict, x: np.ndarray, h0: np.ndarra
     return y.detach().numpy(), grads, w_y.numpy()
 
 
-@needs_amx
+@needs_bf16_unit
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("batch", [3, 40])  # few rows (one tile, staged edges) and more than one row block
 def test_layer_forward_and_backward_follow_rounded_products(torch, cell, batch, bfloat16_products):
@@ -143,7 +146,7 @@ def test_layer_forward_and_backward_follow_rounded_products(torch, cell, batch, 
         assert np.abs(got - rounded_ref).max() <= 0.2 * rounding_effect
 
 
-@needs_amx
+@needs_bf16_unit
 def test_long_sequence_projection_follows_rounded_products(bfloat16_products):
     """The input projection of a whole sequence converts its rows to bfloat16 a few thousand at a time: 4,500
     tokens of 37 inputs span three such chunks, each of which must land on its own rows."""
@@ -167,7 +170,7 @@ def test_long_sequence_projection_follows_rounded_products(bfloat16_products):
     assert np.abs(y - rounded_ref).max() <= 0.2 * rounding_effect
 
 
-@needs_amx
+@needs_bf16_unit
 def test_language_model_trains_under_bfloat16_products(bfloat16_products):
     """A small character model learns a repeating text about as well in bfloat16 products as in float32."""
     text = np.array([ord(ch) % 16 for ch in "the quick brown fox jumps over the lazy dog. " * 30])
@@ -200,7 +203,8 @@ def test_unknown_precision_is_refused_with_the_choices():
 
 @pytest.fixture
 def core_without_tiles(monkeypatch):
-    """The package sees a core module that reports no AMX-BF16, as on a CPU without it."""
+    """The package sees a core module that reports no bfloat16 unit, as on a CPU without AMX-BF16 and
+    AVX512-BF16."""
 
     class NoTiles:
         ISA = "avx2"
@@ -209,23 +213,31 @@ def core_without_tiles(monkeypatch):
             return getattr(core, name)
 
         def build_info(self):
-            return {**core.build_info(), "amx_bf16": False}
+            return {**core.build_info(), "amx_bf16": False, "bf16_products": None}
 
     monkeypatch.setattr(rf, "core", NoTiles())
 
 
 def test_bfloat16_without_tiles_is_refused_clearly(core_without_tiles):
-    with pytest.raises(ValueError, match=r"precision: got 'bfloat16', which needs AMX-BF16.*'avx2'"):
+    with pytest.raises(ValueError, match=r"precision: got 'bfloat16', which needs AMX-BF16 or AVX512-BF16.*'avx2'"):
         rf.set_matmul_precision("bfloat16")
     assert rf.get_matmul_precision() == "float32"
 
 
-def test_build_info_reports_the_precision_and_the_tiles():
+def test_build_info_reports_the_precision_and_the_bfloat16_unit():
     info = rf.build_info()
     assert info["matmul_precision"] == "float32"
-    assert info["amx_bf16"] in (True, False)
+    assert info["bf16_products"] in ("amx", "avx512_bf16", None)
+    assert info["amx_bf16"] is (info["bf16_products"] == "amx")
     if info["isa"] != "avx512":
-        assert info["amx_bf16"] is False
+        assert info["bf16_products"] is None
+    cpuinfo = Path("/proc/cpuinfo")
+    if info["isa"] == "avx512" and cpuinfo.exists():
+        flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo.read_text(), re.M).group(1).split())
+        if "avx512_bf16" in flags:  # the kernel's view of the CPU, independent of the module's own check
+            assert info["bf16_products"] in ("amx", "avx512_bf16")
+        if not {"avx512_bf16", "amx_bf16"} & flags:
+            assert info["bf16_products"] is None
 
 
 # ----- command line ----------------------------------------------------------------------------------------------
@@ -235,7 +247,7 @@ def write_corpus(folder) -> str:
     return str(path)
 
 
-@needs_amx
+@needs_bf16_unit
 def test_train_with_bfloat16_products_learns_like_float32(tmp_path, capsys):
     from test_cli_lm import SMALL, read_metrics, run_main
 

@@ -41,7 +41,12 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
                  std::to_string(EIGEN_MINOR_VERSION);
     d["eigen_simd"] = std::string(Eigen::SimdInstructionSetsInUse());
     d["compiler"] = rnnfast::compiler_name();
-    d["amx_bf16"] = rnnfast::amx::available();
+    d["amx_bf16"] = rnnfast::amx::unit() == rnnfast::amx::Unit::tiles;
+    // The unit bfloat16 matmul precision would use: "amx", "avx512_bf16", or None where there is none.
+    if (rnnfast::amx::available())
+      d["bf16_products"] = rnnfast::amx::unit_name();
+    else
+      d["bf16_products"] = py::none();
     return d;
   });
   // Fixes the default thread count at import, before other libraries in the process can change the runtime's.
@@ -49,7 +54,7 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
   Eigen::initParallel();
   m.def("set_num_threads", &rnnfast::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &rnnfast::max_threads);
-  // Python validates the name and whether this module can honour it (amx_bf16 in build_info).
+  // Python validates the name and whether this module can honour it (bf16_products in build_info).
   m.def("set_matmul_bfloat16", [](bool on) {
     rnnfast::matmul_precision_setting().store(
         static_cast<int>(on ? rnnfast::MatmulPrecision::bfloat16 : rnnfast::MatmulPrecision::float32));

@@ -1,13 +1,14 @@
-// Products with bfloat16 operands and float32 sums on AMX tiles, for float32 models trained or run with
+// Products with bfloat16 operands and float32 sums, for float32 models trained or run with
 // set_matmul_precision("bfloat16") (the same trade as PyTorch's bfloat16 autocast): every product's operands
-// are rounded to bfloat16 (round to nearest even), each tile multiply sums 32 such products exactly in float32
-// and accumulates into float32 C, and everything outside the products (cell math, the loss, optimizer updates,
-// the weights themselves) stays float32. One AMX unit multiplies about three times as fast as the core's float32
-// FMAs here, and a bfloat16 operand is half the bytes.
+// are rounded to bfloat16 (round to nearest even), multiplied in pairs and summed in float32, and everything
+// outside the products (cell math, the loss, optimizer updates, the weights themselves) stays float32.
 //
-// Only the AVX-512 module can hold this code (the tile instructions are compiled per function, so the module
-// still runs on AVX-512 CPUs without AMX), and it runs only where the CPU has AMX-BF16 and the kernel grants the
-// process its tile state.
+// Two units can multiply: AMX tiles (Xeon 4th generation on), about three times the core's float32 FMA rate, and
+// AVX512-BF16's VDPBF16PS (AMD Zen 4 and later, Xeon 3rd generation), which does two multiply-adds per float32
+// lane per instruction, twice the float32 FMA rate. Both read the same converted A and packed B. Only the AVX-512
+// module can hold this code (the instructions are compiled per function, so the module still runs on AVX-512 CPUs
+// without them), and it runs only where the CPU has one of the units (and, for tiles, the kernel grants the
+// process its tile state).
 //
 // Layouts: A is converted to row-major bfloat16, K padded with zeros to a multiple of 32 (one tile row), rows
 // padded to a multiple of 32 (two tiles). B is packed in 16-column panels in the "VNNI" order the tile multiply
@@ -30,6 +31,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #define RNNFAST_AMX_TARGET __attribute__((target("amx-tile,amx-bf16")))
+#define RNNFAST_DOT_TARGET __attribute__((target("avx512bf16")))
 #else
 #define RNNFAST_HAVE_AMX 0
 #endif
@@ -45,24 +47,39 @@ inline std::atomic<int>& matmul_precision_setting() {
 
 namespace amx {
 
-// Whether this module can run tile products here: compiled in, the CPU has AMX-BF16, and Linux granted the tile
-// state (asked once per process, as the kernel requires before the first tile instruction).
-inline bool available() {
+// The unit that multiplies bfloat16 operands here, if any.
+enum class Unit { none, tiles, vector_dot };
+
+// Tiles: compiled in, the CPU has AMX-BF16, and Linux granted the tile state (asked once per process, as the
+// kernel requires before the first tile instruction). Else VDPBF16PS: compiled in and the CPU has AVX512-BF16.
+inline Unit unit() {
 #if RNNFAST_HAVE_AMX
-  static const bool ok = [] {
+  static const Unit found = [] {
     unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-    const bool tile = edx & (1u << 24), bf16 = edx & (1u << 22);
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return Unit::none;
+    const bool tile = edx & (1u << 24), tile_bf16 = edx & (1u << 22);
     constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return tile && bf16 && syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+    if (tile && tile_bf16 && syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0) return Unit::tiles;
+    const bool avx512_bf16 = __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 5));
+    return avx512_bf16 ? Unit::vector_dot : Unit::none;
   }();
-  return ok;
+  return found;
 #else
-  return false;
+  return Unit::none;
 #endif
 }
 
-// Products of float32 operands use the tiles: the precision asks for it and the hardware allows it.
+inline const char* unit_name() {
+  switch (unit()) {
+    case Unit::tiles: return "amx";
+    case Unit::vector_dot: return "avx512_bf16";
+    default: return "";
+  }
+}
+
+inline bool available() { return unit() != Unit::none; }
+
+// Products of float32 operands round to bfloat16: the precision asks for it and the hardware allows it.
 inline bool enabled() {
   return matmul_precision_setting().load(std::memory_order_relaxed) == static_cast<int>(MatmulPrecision::bfloat16) &&
          available();
@@ -239,12 +256,21 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
 };
 
-RNNFAST_AMX_TARGET inline void configure_tiles() {
+RNNFAST_AMX_TARGET inline void load_tile_config() {
   static const TileConfig config;
   _tile_loadconfig(&config);
 }
 
-RNNFAST_AMX_TARGET inline void release_tiles() { _tile_release(); }
+RNNFAST_AMX_TARGET inline void release_tile_state() { _tile_release(); }
+
+// Tile state is per thread: each thread that multiplies configures it first and releases it after.
+inline void configure_tiles() {
+  if (unit() == Unit::tiles) load_tile_config();
+}
+
+inline void release_tiles() {
+  if (unit() == Unit::tiles) release_tile_state();
+}
 
 // Where one C tile is read and written: C itself (full tiles) or a 16 x 16 staging buffer (edges).
 struct TileTarget {
@@ -287,7 +313,7 @@ RNNFAST_AMX_TARGET inline void tile_kernel(int64_t kp, const bf16* a, int64_t ld
 
 // C rows [0, m) += or = the converted A (rows of stride lda, k over [0, kpad)) times `npanels` panels (stride
 // panel_stride) landing at dest. Tiles at the edges of C go through staging buffers, so no write leaves C.
-inline void multiply_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad, const bf16* panels_data,
+inline void tile_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad, const bf16* panels_data,
                             int64_t panel_stride, int64_t npanels, const gemm::PanelDest* dest, float* c, int64_t ldc,
                             bool accumulate) {
   alignas(64) float staging[2][2][TILE * TILE];
@@ -330,6 +356,80 @@ inline void multiply_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad,
         }
     }
   }
+}
+
+// The same product with VDPBF16PS: a block of R rows of A against P panels, R x P accumulators of 16 floats.
+// Each step takes one k pair: a panel row is one vector of 16 column pairs, and each row of A contributes its pair
+// broadcast to all lanes. Edge columns are masked, so no write leaves C.
+template <int R, int P>
+RNNFAST_DOT_TARGET inline void dot_kernel(int64_t kpad, const bf16* a, int64_t lda, const bf16* b, int64_t panel_stride,
+                                          const gemm::PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+  __m512 acc[R][P];
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < P; ++q) acc[r][q] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kpad; k += 2) {
+    __m512bh bv[P];
+    for (int q = 0; q < P; ++q) bv[q] = (__m512bh)_mm512_loadu_si512(b + q * panel_stride + k * TILE);
+    for (int r = 0; r < R; ++r) {
+      uint32_t pair;
+      std::memcpy(&pair, a + r * lda + k, sizeof pair);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      for (int q = 0; q < P; ++q) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], av, bv[q]);
+    }
+  }
+  for (int q = 0; q < P; ++q) {
+    const __mmask16 cols = static_cast<__mmask16>((1u << dest[q].cols) - 1u);
+    for (int r = 0; r < R; ++r) {
+      float* p = c + r * ldc + dest[q].col;
+      const __m512 sum = accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(cols, p), acc[r][q]) : acc[r][q];
+      _mm512_mask_storeu_ps(p, cols, sum);
+    }
+  }
+}
+
+// Rows per dot_kernel call: 12 rows x 2 panels keep 24 of the 32 vector registers accumulating.
+constexpr int DOT_ROWS = 12;
+
+// Panels per call for a block of R rows: four while that stays within 24 accumulators (few rows would otherwise
+// leave the multiply-adds waiting on each other's latency), else two.
+template <int R>
+constexpr int dot_panels_at_once() {
+  return R * 4 <= 24 ? 4 : 2;
+}
+
+// One block of `rows` (1..DOT_ROWS) rows against every panel, dispatched to its fixed-R kernels.
+template <int R = DOT_ROWS>
+inline void dot_row_block(int64_t rows, int64_t kpad, const bf16* a, int64_t lda, const bf16* panels_data,
+                          int64_t panel_stride, int64_t npanels, const gemm::PanelDest* dest, float* c, int64_t ldc,
+                          bool accumulate) {
+  if constexpr (R > 1)
+    if (rows < R)
+      return dot_row_block<R - 1>(rows, kpad, a, lda, panels_data, panel_stride, npanels, dest, c, ldc, accumulate);
+  constexpr int P = dot_panels_at_once<R>();
+  int64_t p = 0;
+  for (; p + P <= npanels; p += P)
+    dot_kernel<R, P>(kpad, a, lda, panels_data + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
+  for (; p < npanels; ++p)
+    dot_kernel<R, 1>(kpad, a, lda, panels_data + p * panel_stride, panel_stride, dest + p, c, ldc, accumulate);
+}
+
+// tile_panels' product on VDPBF16PS. Row block by row block, each against every panel: the block's rows of A
+// (DOT_ROWS x kpad) stay in L1 while the panels stream from L2.
+inline void dot_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad, const bf16* panels_data,
+                       int64_t panel_stride, int64_t npanels, const gemm::PanelDest* dest, float* c, int64_t ldc,
+                       bool accumulate) {
+  for (int64_t i0 = 0; i0 < m; i0 += DOT_ROWS)
+    dot_row_block(std::min<int64_t>(DOT_ROWS, m - i0), kpad, a + i0 * lda, lda, panels_data, panel_stride, npanels,
+                  dest, c + i0 * ldc, ldc, accumulate);
+}
+
+inline void multiply_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad, const bf16* panels_data,
+                            int64_t panel_stride, int64_t npanels, const gemm::PanelDest* dest, float* c, int64_t ldc,
+                            bool accumulate) {
+  if (unit() == Unit::tiles)
+    tile_panels(m, a, lda, kpad, panels_data, panel_stride, npanels, dest, c, ldc, accumulate);
+  else
+    dot_panels(m, a, lda, kpad, panels_data, panel_stride, npanels, dest, c, ldc, accumulate);
 }
 
 // C = beta*C + A (m x K) * B over the columns B's panels cover, single-threaded; scratch from scratch_size().
