@@ -314,8 +314,8 @@ RNNFAST_AMX_TARGET inline void tile_kernel(int64_t kp, const bf16* a, int64_t ld
 // C rows [0, m) += or = the converted A (rows of stride lda, k over [0, kpad)) times `npanels` panels (stride
 // panel_stride) landing at dest. Tiles at the edges of C go through staging buffers, so no write leaves C.
 inline void tile_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad, const bf16* panels_data,
-                            int64_t panel_stride, int64_t npanels, const gemm::PanelDest* dest, float* c, int64_t ldc,
-                            bool accumulate) {
+                        int64_t panel_stride, int64_t npanels, const gemm::PanelDest* dest, float* c, int64_t ldc,
+                        bool accumulate) {
   alignas(64) float staging[2][2][TILE * TILE];
   for (int64_t i0 = 0; i0 < m; i0 += ROW_BLOCK) {
     const int64_t block_rows = std::min(ROW_BLOCK, m - i0);
