@@ -42,11 +42,9 @@ PYBIND11_MODULE(RNNFAST_MODULE_NAME, m) {
     d["eigen_simd"] = std::string(Eigen::SimdInstructionSetsInUse());
     d["compiler"] = rnnfast::compiler_name();
     d["amx_bf16"] = rnnfast::amx::unit() == rnnfast::amx::Unit::tiles;
-    // The unit bfloat16 matmul precision would use: "amx", "avx512_bf16", or None where there is none.
-    if (rnnfast::amx::available())
-      d["bf16_products"] = rnnfast::amx::unit_name();
-    else
-      d["bf16_products"] = py::none();
+    // The unit bfloat16 matmul precision would use, or None.
+    const char* bf16_unit = rnnfast::amx::unit_name();
+    d["bf16_products"] = bf16_unit ? py::object(py::str(bf16_unit)) : py::object(py::none());
     return d;
   });
   // Fixes the default thread count at import, before other libraries in the process can change the runtime's.

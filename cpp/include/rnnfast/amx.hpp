@@ -69,11 +69,12 @@ inline Unit unit() {
 #endif
 }
 
+// "amx", "avx512_bf16", or nullptr where there is no unit.
 inline const char* unit_name() {
   switch (unit()) {
     case Unit::tiles: return "amx";
     case Unit::vector_dot: return "avx512_bf16";
-    default: return "";
+    default: return nullptr;
   }
 }
 
