@@ -4,7 +4,7 @@
 // its units (all gates), projects its own columns of the input for all steps, and then per step runs only its
 // recurrent GEMM and the fused pointwise pass for its units. Steps are separated by a single barrier, because
 // every thread needs the whole h_prev. Backward mirrors this: pointwise for own units, a barrier, then own
-// columns of dh_prev; the parameter and input gradients are a few large GEMMs over all steps afterwards.
+// columns of dh_prev; the weight and input gradients are a few large GEMMs over all steps afterwards.
 //
 // Variable lengths follow PyTorch's packed sequences: at a position t >= lengths[b] the output is 0, the state
 // passes through unchanged and no gradient is produced, so the final state is the one after each sequence's
