@@ -188,13 +188,22 @@ inline void pack_b(const View& b, int64_t k0, int64_t kc, int64_t j0, int64_t n,
   }
 }
 
-// One block of R rows of A (not transposed): k-major, the R values of each k contiguous. Fixed R lets the
-// compiler keep R row streams in registers instead of scattering element by element.
+// One block of R rows of A (not transposed): k-major, the R values of each k contiguous. VL k at a time, the R
+// rows are loaded as vectors and transposed in registers, so each k takes one R-float store instead of R scalar
+// loads and stores (which made packing 7% of an LSTM backward at B = 64, H = 256).
 template <int R>
 inline void pack_a_block(const View& a, int64_t i, int64_t k0, int64_t kc, float* dst) {
+  static_assert(R <= VL, "a block's rows must fit the lanes of one vector");
   const float* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = a.p + (i + r) * a.ld + k0;
-  for (int64_t k = 0; k < kc; ++k)
+  int64_t k = 0;
+  for (; k + VL <= kc; k += VL) {
+    vf tile[VL];
+    for (int r = 0; r < VL; ++r) tile[r] = r < R ? load(rows[r] + k) : vf{};
+    transpose_in_registers(tile);
+    for (int j = 0; j < VL; ++j) std::memcpy(dst + (k + j) * R, &tile[j], sizeof(float) * R);
+  }
+  for (; k < kc; ++k)
     for (int r = 0; r < R; ++r) dst[k * R + r] = rows[r][k];
 }
 
