@@ -44,12 +44,10 @@ constexpr int kBlock = 16;
 template <class S>
 using Block = Eigen::Array<S, kBlock, 1>;
 
-// Every gate's loads and stores go through BlockIO, so a call that is not inlined costs more than the math
-// (GCC stopped inlining `in` when a header elsewhere grew, and the LSTM backward's pointwise pass took 1.3x as long).
 template <class S>
 struct BlockIO {
   int64_t k0, m;  // first element and count of this block
-  [[gnu::always_inline]] Block<S> in(const S* p) const {
+  Block<S> in(const S* p) const {
     Block<S> v;
     if (m == kBlock) {
       std::memcpy(v.data(), p + k0, sizeof(S) * kBlock);
@@ -60,7 +58,7 @@ struct BlockIO {
     return v;
   }
   // Full blocks copy a compile-time size (a few vector moves); only the short last block pays for a memcpy call.
-  [[gnu::always_inline]] void out(S* p, const Block<S>& v) const {
+  void out(S* p, const Block<S>& v) const {
     if (m == kBlock)
       std::memcpy(p + k0, v.data(), sizeof(S) * kBlock);
     else
@@ -97,8 +95,11 @@ struct RowForward {
   S* aux0;          // training: LSTM tanh(c_new) / GRU W_hn h + b_hn, (n); nullptr in inference
 };
 
+// The row functions are flattened: every load, store and gate lambda inside must inline into one loop, and GCC's
+// own choice changed with unrelated code in the same module (an out-of-line `pre` lambda made a language-model
+// forward 1.5x slower).
 template <class S>
-inline void cell_forward_row(Cell cell, int64_t H, int64_t n, const RowForward<S>& r) {
+[[gnu::flatten]] inline void cell_forward_row(Cell cell, int64_t H, int64_t n, const RowForward<S>& r) {
   for_blocks<S>(n, [&](const BlockIO<S>& io) {
     auto pre = [&](int g) { return Block<S>(io.in(r.pre + g * H) + io.in(r.rec + g * n)); };
     switch (cell) {
@@ -156,7 +157,7 @@ struct RowBackward {
 };
 
 template <class S>
-inline void cell_backward_row(Cell cell, int64_t H, int64_t n, const RowBackward<S>& r) {
+[[gnu::flatten]] inline void cell_backward_row(Cell cell, int64_t H, int64_t n, const RowBackward<S>& r) {
   for_blocks<S>(n, [&](const BlockIO<S>& io) {
     const Block<S> dh = io.in(r.dh);
     switch (cell) {
