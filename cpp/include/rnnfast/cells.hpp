@@ -1,8 +1,9 @@
 // Per-cell gate math: the pointwise part of one time step for a slice of hidden units, forward and backward.
 //
 // Gate layouts follow PyTorch: LSTM (i, f, g, o), GRU (r, z, n) with the reset gate applied to W_hn h + b_hn,
-// vanilla RNN one gate. Pre-activations arrive split in two: `pre` holds W_ih x + folded biases in the global
-// (G*H) layout of one row, `rec` holds h_prev W_hh^T for this thread's slice of units only, in (G*n) layout.
+// vanilla RNN one gate. Pre-activations arrive in three parts: `pre` holds W_ih x and `bias` the folded biases,
+// both in the global (G*H) layout of one row; `rec` holds h_prev W_hh^T for this thread's slice of units only, in
+// (G*n) layout.
 // Eigen array expressions give vectorised exp/tanh/logistic without -ffast-math.
 #pragma once
 
@@ -85,6 +86,7 @@ inline int64_t workspace_units(Cell cell) {
 template <class S>
 struct RowForward {
   const S* pre;     // (G*H) row of input projections, offset by j0; gate g at pre[g*H + k]
+  const S* bias;    // (G*H) folded biases in the same layout, added to pre first
   const S* rec;     // (G*n) this slice's recurrent product; gate g at rec[g*n + k]
   const S* b_hn;    // GRU: (n) hidden bias of the n gate, or nullptr
   const S* h_prev;  // (n)
@@ -101,7 +103,7 @@ struct RowForward {
 template <class S>
 [[gnu::flatten]] inline void cell_forward_row(Cell cell, int64_t H, int64_t n, const RowForward<S>& r) {
   for_blocks<S>(n, [&](const BlockIO<S>& io) {
-    auto pre = [&](int g) { return Block<S>(io.in(r.pre + g * H) + io.in(r.rec + g * n)); };
+    auto pre = [&](int g) { return Block<S>(io.in(r.pre + g * H) + io.in(r.bias + g * H) + io.in(r.rec + g * n)); };
     switch (cell) {
       case Cell::RNN_TANH:
       case Cell::RNN_RELU: {
@@ -129,7 +131,7 @@ template <class S>
         Block<S> hn = io.in(r.rec + 2 * n);
         if (r.b_hn) hn += io.in(r.b_hn);
         const Block<S> rg = pre(0).logistic(), z = pre(1).logistic();
-        const Block<S> ng = (io.in(r.pre + 2 * H) + rg * hn).tanh();
+        const Block<S> ng = (io.in(r.pre + 2 * H) + io.in(r.bias + 2 * H) + rg * hn).tanh();
         io.out(r.h_new, (S(1) - z) * ng + z * io.in(r.h_prev));
         if (r.act) {
           io.out(r.act, rg);

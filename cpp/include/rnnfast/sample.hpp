@@ -212,24 +212,23 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
     const int64_t v_per = (V + nth - 1) / nth, v0 = std::min(V, v_per * tid), nv = std::min(V, v0 + v_per) - v0;
     // Each thread's gate rows of every layer, packed once for all tokens (with float weights, the same products as
     // the sequence kernel, so generation and the training-mode forward agree to the last bit).
-    std::vector<std::vector<S>> bias_own(L);
+    // The input product lands in `pre`, laid out (G*H) like a row of the sequence kernel's projection, so the same
+    // cell code applies.
+    std::vector<std::vector<S>> bias(L);
     std::vector<FixedRhs<S>> input_rhs, recurrent_rhs;
     for (int64_t l = 0; l < L; ++l) {
       const LayerParams<S>& p = w.rnn[l];
       std::vector<gemm::Segment<S>> input_columns, recurrent_columns;
       for (int g = 0; g < G; ++g) {
-        input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * p.I, p.I, true}, n, g * n});
+        input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * p.I, p.I, true}, n, g * H + j0});
         recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
       }
       input_rhs.emplace_back(input_columns, p.I, 1, weight_storage);
       recurrent_rhs.emplace_back(recurrent_columns, H, 1, weight_storage);
-      const std::vector<S> folded = folded_bias(p);
-      bias_own[l].resize(G * n);
-      for (int g = 0; g < G; ++g)
-        std::copy(folded.begin() + g * H + j0, folded.begin() + g * H + j0 + n, bias_own[l].begin() + g * n);
+      bias[l] = folded_bias(p);
     }
     const FixedRhs<S> head_rhs(gemm::MatView<S>{w.head_W + v0 * H, H, true}, H, nv, 1, weight_storage);
-    std::vector<S> gi(G * n), rec(G * n);
+    std::vector<S> rec(G * n);
 
     for (int64_t step = 0; step <= total_steps; ++step) {
       const int64_t cur = step & 1, nxt = cur ^ 1;
@@ -240,14 +239,12 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
           const S* x = l == 0 ? x0.data() + cur * E : h.data() + (nxt * L + l - 1) * H;
           const S* h_prev = h.data() + (cur * L + l) * H;
           S* h_new = h.data() + (nxt * L + l) * H;
-          input_rhs[l].apply(1, x, w.rnn[l].I, S(0), gi.data(), G * n);
-          recurrent_rhs[l].apply(1, h_prev, H, S(0), rec.data(), G * n);
-          // `pre` is laid out (G*H) like a row of the sequence kernel's projection, so the same cell code applies.
           S* pre_l = pre.data() + l * GH;
-          for (int g = 0; g < G; ++g)
-            for (int64_t k = 0; k < n; ++k) pre_l[g * H + j0 + k] = gi[g * n + k] + bias_own[l][g * n + k];
+          input_rhs[l].apply(1, x, w.rnn[l].I, S(0), pre_l, GH);
+          recurrent_rhs[l].apply(1, h_prev, H, S(0), rec.data(), G * n);
           RowForward<S> r;
           r.pre = pre_l + j0;
+          r.bias = bias[l].data() + j0;
           r.rec = rec.data();
           r.b_hn = (cell == Cell::GRU && w.rnn[l].b_hh) ? w.rnn[l].b_hh + 2 * H + j0 : nullptr;
           r.h_prev = h_prev + j0;

@@ -11,7 +11,6 @@
 // own last step (forward) or after t = 0 (reverse).
 #pragma once
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -22,17 +21,6 @@
 #include "rnnfast/parallel.hpp"
 
 namespace rnnfast {
-
-template <class S>
-using MatR = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class S>
-using MapR = Eigen::Map<MatR<S>>;
-template <class S>
-using ConstMapR = Eigen::Map<const MatR<S>>;
-template <class S>
-using StridedMapR = Eigen::Map<MatR<S>, 0, Eigen::OuterStride<>>;
-template <class S>
-using ConstStridedMapR = Eigen::Map<const MatR<S>, 0, Eigen::OuterStride<>>;
 
 template <class S>
 struct LayerParams {
@@ -147,10 +135,6 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
         chunk_t_lo = s.reverse ? t - steps + 1 : t;
         S* dst = training ? proj + chunk_t_lo * B * GH : proj;
         projection.apply(steps * B, x + chunk_t_lo * B * I, I, S(0), dst, GH);
-        for (int g = 0; g < G; ++g) {
-          StridedMapR<S>(dst + g * H + j0, steps * B, n, Eigen::OuterStride<>(GH)).rowwise() +=
-              Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(bias.data() + g * H + j0, n);
-        }
       }
       if (n > 0) {
         recurrence.apply(B, h_cur, H, S(0), rec.data(), G * n);
@@ -170,6 +154,7 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
           }
           RowForward<S> r;
           r.pre = pre_t + b * GH + j0;
+          r.bias = bias.data() + j0;
           r.rec = rec.data() + b * G * n;
           r.b_hn = b_hn;
           r.h_prev = h_cur + hb;
