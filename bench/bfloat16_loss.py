@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import rnnfast as rf
-from rnnfast.tasks import LanguageModelTask
+from rnnfast.tasks.lm import LanguageModelTask
 
 
 def evaluate(model, ids: np.ndarray, seq_len: int, batch_size: int) -> dict:

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
-from ._native import available_isas, core
+
+def _compiled_core_dir(path_entries):
+    """Where this package's compiled core lies: this directory when it has one (an installed package), else, for
+    a source checkout, the first installed rnnfast on ``path_entries`` that has one."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    has_core = lambda d: any(d.glob("_core*.so")) or any(d.glob("_core*.pyd"))  # noqa: E731
+    if has_core(here) or not (here.parent / "pyproject.toml").is_file():
+        return here
+    for entry in path_entries:
+        candidate = Path(entry or ".").resolve() / "rnnfast"
+        if candidate != here and (candidate / "__init__.py").is_file() and has_core(candidate):
+            return candidate
+    return here
+
+
+# `python -m pytest` and `python -c` from the repository root put the source checkout, which holds no compiled
+# core, first on sys.path: its submodules then come from the installed build, so both test what is installed.
+__path__ = [str(_compiled_core_dir(__import__("sys").path))]
+
+from ._native import available_isas, core  # noqa: E402
 from . import data, metrics, optim, text
 from .io import Checkpoint, CheckpointError, load, save
 from .layers import Dropout, Embedding, Linear

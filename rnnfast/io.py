@@ -11,6 +11,8 @@ N bytes of JSON header, then the raw little-endian tensor data. The header maps 
 - ``tokenizer`` (JSON of ``to_dict()``), ``optimizer`` (JSON ``{"keys": [...], "values": {...}}``: the
   non-array entries of the optimizer's state dict; array entries are the tensors ``optimizer.<key>``) and
   ``extra`` (JSON), each only when given;
+- the tensors ``state.<name>``: arrays saved beside the model (``save(arrays=...)``, e.g. the recurrent state a
+  language model carries from one batch to the next), returned as ``Checkpoint.arrays``;
 - ``checksum``, ``"sha256:<hex>"``, written last. It is the SHA-256 of the header as written without the
   checksum entry (compact JSON, i.e. the bytes up to ``,"checksum":...`` followed by ``}}``), then of the data.
   Any changed byte in the header or data is detected; trailing spaces pad the header to a multiple of 8 bytes.
@@ -28,7 +30,7 @@ import os
 import struct
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,7 +59,8 @@ class CheckpointError(ValueError):
 class Checkpoint:
     """What ``load`` returns: the rebuilt ``model`` (in its constructor's default, training, mode), the
     ``tokenizer`` and ``optimizer_state`` (None when not saved), ``step`` (``extra["step"]``, default 0),
-    ``extra``, the model's ``config``, the file's format ``version`` and its ``path``."""
+    ``extra``, the model's ``config``, the file's format ``version``, its ``path`` and the named ``arrays``
+    saved with it."""
 
     model: Any
     tokenizer: Any
@@ -67,6 +70,7 @@ class Checkpoint:
     config: dict
     version: int
     path: str
+    arrays: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"Checkpoint({self.path!r}, model={self.model!r}, tokenizer={self.tokenizer!r}, "
@@ -189,11 +193,12 @@ def _check_path(path) -> str:
     return os.fspath(path)
 
 
-def save(path, model, tokenizer=None, optimizer=None, extra=None) -> None:
+def save(path, model, tokenizer=None, optimizer=None, extra=None, arrays=None) -> None:
     """Write a checkpoint to ``path`` atomically: a crash or error midway leaves any earlier file intact.
 
     ``optimizer`` is an optimizer (its ``state_dict()`` is saved) or such a state dict; ``extra`` is JSON data,
-    with ``extra["step"]`` (default 0) the training step ``load`` reports.
+    with ``extra["step"]`` (default 0) the training step ``load`` reports; ``arrays`` maps names to numeric
+    arrays saved as tensors (``Checkpoint.arrays``).
     """
     path = _check_path(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -212,6 +217,10 @@ def save(path, model, tokenizer=None, optimizer=None, extra=None) -> None:
         optimizer_meta, optimizer_tensors = _optimizer_parts(optimizer)
         metadata["optimizer"] = _dumps(optimizer_meta)
         tensors.update(optimizer_tensors)
+    if arrays is not None:
+        if not isinstance(arrays, Mapping):
+            raise TypeError(f"arrays: got {type(arrays).__name__}, expected a dict of arrays")
+        tensors.update({f"state.{name}": _tensor(value, f"arrays[{name!r}]") for name, value in arrays.items()})
     extra = _extra(extra)
     if extra:
         metadata["extra"] = _dumps(extra)
@@ -393,9 +402,10 @@ def load(path) -> Checkpoint:
     weights = {name[len("model."):]: arr for name, arr in tensors.items() if name.startswith("model.")}
     optimizer_arrays = {name[len("optimizer."):]: arr for name, arr in tensors.items()
                         if name.startswith("optimizer.")}
-    stray = [name for name in tensors if not name.startswith(("model.", "optimizer."))]
+    arrays = {name[len("state."):]: arr for name, arr in tensors.items() if name.startswith("state.")}
+    stray = [name for name in tensors if not name.startswith(("model.", "optimizer.", "state."))]
     if stray:
-        fail(f"unexpected tensors {stray}, expected names starting with 'model.' or 'optimizer.'")
+        fail(f"unexpected tensors {stray}, expected names starting with 'model.', 'optimizer.' or 'state.'")
 
     model_class = metadata.get("model_class")
     cls = MODULE_TYPES.get(model_class)
@@ -427,7 +437,7 @@ def load(path) -> Checkpoint:
     if type(step) is not int or step < 0:
         fail(f"extra['step'] is {step!r}, expected a non-negative integer")
     return Checkpoint(model=model, tokenizer=tokenizer, optimizer_state=optimizer_state, step=step, extra=extra,
-                      config=config, version=version, path=path)
+                      config=config, version=version, path=path, arrays=arrays)
 
 
 def _optimizer_state(meta: dict, arrays: dict[str, np.ndarray], fail) -> dict:

@@ -337,3 +337,31 @@ def open_tokens(path, verify: bool = True) -> tuple[np.memmap, CharTokenizer | W
 
 __all__ = ["prepare", "open_tokens", "Prepared", "TokenFileError", "id_dtype", "MAGIC", "FORMAT",
            "FORMAT_VERSION"]
+
+
+# ----- command line -----------------------------------------------------------------------------------------
+def add_prepare_command(subparsers) -> None:
+    """``rnnfast prepare TEXT OUT``."""
+    from .tasks.common import positive_int
+
+    r = subparsers.add_parser("prepare", help="tokenize a text file once into a token file for language-model "
+                              "training", description="Writes the token ids of TEXT to the token file OUT, which "
+                              "train --data and eval --data read from disk, and prints one JSON object: path, count "
+                              "(ids), vocab_size, dtype, level.")
+    r.add_argument("text", help="the text file")
+    r.add_argument("out", help="the token file to write (e.g. corpus.tokens)")
+    r.add_argument("--level", choices=("char", "word"), default="char", help="tokens are characters or words")
+    r.add_argument("--encoding", default="utf-8", help="text encoding of TEXT")
+    r.add_argument("--max-vocab", type=positive_int, help="word: at most this many tokens, <unk> and <eos> included")
+    r.add_argument("--min-count", type=positive_int, help="word: words seen fewer times are <unk> (default 1)")
+
+
+def prepare_command(args) -> int:
+    if args.level == "char" and (args.max_vocab is not None or args.min_count is not None):
+        raise ValueError("--max-vocab, --min-count: only for --level word (a character vocabulary keeps every "
+                         "character)")
+    result = prepare(args.text, args.out, level=args.level, encoding=args.encoding, max_vocab=args.max_vocab,
+                     min_count=1 if args.min_count is None else args.min_count)
+    print(json.dumps({"path": result.path, "count": result.count, "vocab_size": result.tokenizer.vocab_size,
+                      "dtype": result.dtype.name, "level": result.tokenizer.kind}))
+    return 0

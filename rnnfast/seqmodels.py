@@ -22,6 +22,7 @@ from .layers import Dropout, Embedding, Linear
 from .models import CELLS, _softmax_cross_entropy, make_recurrent
 from .module import Module
 from .recurrent import LSTM
+from .train import Trainable
 
 POOLINGS = ("last", "mean", "max")
 FORECAST_LOSSES = ("mse", "mae")
@@ -183,13 +184,19 @@ class _RecurrentModel(Module):
 
 
 # ----- classification ---------------------------------------------------------------------------------------
-class SequenceClassifier(_RecurrentModel):
+class SequenceClassifier(_RecurrentModel, Trainable):
     """One label per sequence: recurrent stack -> pooling over each sequence's steps -> linear layer.
 
     ``pooling`` "last" takes each sequence's own last step (both final states when bidirectional), "mean" and
     "max" pool over its steps. ``dropout`` applies to the inputs, between recurrent layers and to the pooled
     vector.
+
+    ``fit(x, y)``, ``evaluate(x, y)``, ``predict(x)``: ``x`` is a list of sequences (1-d token ids, or (T_i,
+    input_size) features for a model built with ``input_size``), or a padded time-major array (T, N) / (T, N,
+    input_size) with ``lengths=`` (N,); ``y`` one class id per sequence.
     """
+
+    TASK = "classify"
 
     def __init__(self, num_classes, vocab_size=None, input_size=None, embed_dim=100, hidden_size=128, num_layers=1,
                  cell="lstm", bidirectional=False, pooling="last", dropout=0.0, seed=None, dtype="float32"):
@@ -242,18 +249,25 @@ class SequenceClassifier(_RecurrentModel):
         dpooled = self.drop_out.backward(self.head.backward(dlogits))
         self._unembed(self._unrecurrent(self._pool.backward(dpooled)))
 
-    def predict_proba(self, inputs, lengths=None) -> np.ndarray:
-        """Class probabilities (B, num_classes), float64."""
+    def _logits(self, inputs, lengths) -> np.ndarray:
+        if isinstance(inputs, (list, tuple)):
+            from .tasks.classify import predict_labels
+            from .tasks.common import sequences_of
+
+            return predict_labels(self, sequences_of(inputs, lengths, "inputs"))[1]
         with evaluation_mode(self):
-            logits = self.forward(inputs, lengths).astype(np.float64)
+            return self.forward(inputs, lengths)
+
+    def predict_proba(self, inputs, lengths=None) -> np.ndarray:
+        """Class probabilities (B, num_classes), float64, of a padded batch or a list of sequences."""
+        logits = self._logits(inputs, lengths).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         return probs / probs.sum(axis=1, keepdims=True)
 
     def predict(self, inputs, lengths=None) -> np.ndarray:
-        """The most likely class of each sequence, int64 (B,)."""
-        with evaluation_mode(self):
-            return self.forward(inputs, lengths).argmax(axis=1).astype(np.int64)
+        """The most likely class of each sequence, int64 (B,), of a padded batch or a list of sequences."""
+        return self._logits(inputs, lengths).argmax(axis=1).astype(np.int64)
 
 
 # ----- CRF --------------------------------------------------------------------------------------------------
@@ -339,7 +353,7 @@ class CRF(Module):
 
 
 # ----- tagging ----------------------------------------------------------------------------------------------
-class SequenceTagger(_RecurrentModel):
+class SequenceTagger(_RecurrentModel, Trainable):
     """One tag per token: [word embedding | feature embeddings | character features] -> recurrent stack (two
     directions by default) -> linear layer -> per-token softmax, or a CRF with ``crf=True``.
 
@@ -353,15 +367,23 @@ class SequenceTagger(_RecurrentModel):
     def __init__(self, num_tags, vocab_size=None, input_size=None, embed_dim=100, hidden_size=128, num_layers=1,
                  cell="lstm", bidirectional=True, feature_vocab_sizes=(), feature_dim=20, char_features=False,
                  char_vocab_size=None, char_embed_dim=25, char_hidden_size=25, crf=False, dropout=0.0, seed=None,
-                 dtype="float32"):
+                 dtype="float32", tag_names=None):
+
+    ``fit(x, y)``, ``evaluate(x, y)``: ``x`` as for SequenceClassifier, ``y`` one array of tag ids per sequence;
+    ``tag_names`` (an option of both, saved with the model) name the tag ids, and chunk tags (IOB1, IOB2, IOBES)
+    make ``evaluate`` report conlleval's chunk F1 and ``fit`` keep the weights of the best one. ``predict`` of a
+    list of sequences returns a list of tag-id arrays.
         super().__init__()
         self.num_tags = _checks.positive_int(num_tags, "num_tags", minimum=2)
+    TASK = "tag"
+
         if isinstance(feature_vocab_sizes, (str, bytes)) or not hasattr(feature_vocab_sizes, "__iter__"):
             raise TypeError(f"feature_vocab_sizes: got {type(feature_vocab_sizes).__name__}, expected a list of "
                             "vocabulary sizes, one per feature column")
         self.feature_vocab_sizes = tuple(_checks.positive_int(v, f"feature_vocab_sizes[{k}]")
                                          for k, v in enumerate(feature_vocab_sizes))
         self.feature_dim = _checks.positive_int(feature_dim, "feature_dim")
+        self.tag_names = tag_names
         self.char_features = bool(char_features)
         if self.char_features:
             if char_vocab_size is None:
@@ -397,7 +419,25 @@ class SequenceTagger(_RecurrentModel):
         return {"num_tags": self.num_tags, **self._front_config(),
                 "feature_vocab_sizes": list(self.feature_vocab_sizes), "feature_dim": self.feature_dim,
                 "char_features": self.char_features, "char_vocab_size": self.char_vocab_size,
-                "char_embed_dim": self.char_embed_dim, "char_hidden_size": self.char_hidden_size, "crf": self.crf}
+                "char_embed_dim": self.char_embed_dim, "char_hidden_size": self.char_hidden_size, "crf": self.crf,
+                "tag_names": self.tag_names}
+
+    @property
+    def tag_names(self) -> list[str] | None:
+        """The name of each tag id (saved with the model); chunk tags (IOB1, IOB2, IOBES) give chunk F1 in
+        ``evaluate``."""
+        return self._tag_names
+
+    @tag_names.setter
+    def tag_names(self, names) -> None:
+        if names is not None:
+            if isinstance(names, (str, bytes)) or not hasattr(names, "__iter__"):
+                raise TypeError(f"tag_names: got {type(names).__name__}, expected a list of {self.num_tags} names")
+            names = [str(n) for n in names]
+            if len(names) != self.num_tags or len(set(names)) != len(names):
+                raise ValueError(f"tag_names: got {len(names)} names ({len(set(names))} distinct), expected "
+                                 f"{self.num_tags} distinct names, one per tag id")
+        self._tag_names = names
 
     # ----- inputs -------------------------------------------------------------------------------------------
     def _features(self, features, T: int, B: int):
@@ -519,7 +559,13 @@ class SequenceTagger(_RecurrentModel):
 
     def predict(self, inputs, lengths=None, features=None, chars=None) -> np.ndarray:
         """The best tag of every token, int64 (T, B), -1 at padded positions: Viterbi with a CRF, else each
-        token's most likely tag."""
+        token's most likely tag. ``inputs`` a list of sequences (without features or characters) gives a list
+        of tag-id arrays, one per sequence."""
+        if isinstance(inputs, (list, tuple)):
+            from .tasks.common import sequences_of
+            from .tasks.tag import EncodedSentences, predict_tags
+
+            return predict_tags(self, EncodedSentences(sequences_of(inputs, lengths, "inputs"), None, None, None))
         with evaluation_mode(self):
             emissions = self.forward(inputs, lengths, features, chars)
         T, B = emissions.shape[:2]
@@ -530,7 +576,7 @@ class SequenceTagger(_RecurrentModel):
 
 
 # ----- forecasting ------------------------------------------------------------------------------------------
-class Forecaster(_RecurrentModel):
+class Forecaster(_RecurrentModel, Trainable):
     """Forecasts the next ``horizon`` values of ``input_size`` series from a history window.
 
     Scaling: ``fit_scaler`` takes the mean and standard deviation of each series from the training split (they
@@ -545,15 +591,24 @@ class Forecaster(_RecurrentModel):
     """
 
     def __init__(self, input_size=1, hidden_size=64, num_layers=1, cell="lstm", horizon=1, loss="mse",
-                 dropout=0.0, mean=None, std=None, seed=None, dtype="float32"):
+                 dropout=0.0, mean=None, std=None, seed=None, dtype="float32", window=None):
         super().__init__()
         self.horizon = _checks.positive_int(horizon, "horizon")
+
+    ``fit(x)`` and ``evaluate(x)`` take a series (N,) (or (N, input_size)); options ``window`` (history length,
+    default two seasons, else 24; ``fit`` saves it with the model) and ``season`` (for the seasonal-naive
+    baseline). ``fit`` sets the scaling from the training part; ``validation_data`` is a series that continues
+    ``x`` and ``validation_split`` takes the end of ``x``.
         self.loss_kind = _checks.choice(loss, "loss", FORECAST_LOSSES)
         input_size = _checks.positive_int(input_size, "input_size")
+    TASK = "forecast"
+
         next_seed = _seeds(seed)
         # Real-valued inputs only (embed_dim is unused); the second input per series is its change from the
         # window's last value.
         self._build_front(None, input_size, 1, hidden_size, num_layers, cell, False, dropout, dtype, next_seed,
+        # The history length it was trained on (set by fit); evaluate's default window.
+        self.window = None if window is None else _checks.positive_int(window, "window")
                           extra_input=input_size)
         self.head = self._add_child("head", Linear(self.hidden_size, self.horizon * input_size, True, dtype,
                                                    next_seed()))
@@ -567,7 +622,7 @@ class Forecaster(_RecurrentModel):
     def config(self) -> dict:
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "cell": self.cell, "horizon": self.horizon, "loss": self.loss_kind, "dropout": self.dropout_p,
-                "mean": self.mean.tolist(), "std": self.std.tolist(), "dtype": self.dtype.name}
+                "mean": self.mean.tolist(), "std": self.std.tolist(), "dtype": self.dtype.name, "window": self.window}
 
     def _scale_values(self, value, name: str) -> np.ndarray:
         if np.ndim(value) == 0:  # one number for every series

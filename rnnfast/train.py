@@ -1,16 +1,6 @@
-"""One training loop for every task: batches from a task, optimizer and clipping, periodic evaluation,
-metrics.jsonl, best/last checkpoints, time limits, Ctrl-C/SIGTERM handling and exact resumption.
-
-A task supplies the data side:
-    task.train_batches(epoch, start)  -> iterator over batches of one epoch, beginning at batch ``start``
-    task.num_train_batches()          -> batches per epoch
-    task.train_step(model, batch, carry) -> (mean loss, items, carry)  # forward + backward, no update
-    task.evaluate(model, split)       -> dict of metrics with at least "loss" ("val"/"test" splits)
-    task.carry_to_json(carry) / task.carry_from_json(obj)  state carried between batches (e.g. hidden state)
-    task.metric_names                 -> metric keys reported as val_<key> in metrics.jsonl
-    task.selection (optional)         -> (metric key, "min" or "max") that picks the best checkpoint; default
-                                         ("loss", "min")
-"""
+"""The one training loop, for every task, for ``model.fit`` and for ``rnnfast train``: batches from a task
+(rnnfast.tasks.Task), optimizer and clipping, periodic evaluation, metrics.jsonl, best/last checkpoints, time
+limits, early stopping, callbacks, Ctrl-C/SIGTERM handling and exact resumption."""
 
 from __future__ import annotations
 
@@ -22,9 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import io
-from .optim import OPTIMIZERS, StepDecay, clip_grad_norm
+import numpy as np
 
+from . import _checks, io
+from .optim import OPTIMIZERS, StepDecay, clip_grad_norm
 
 class TrainingError(RuntimeError):
     """Training stopped for a reason the user must act on (e.g. a non-finite loss)."""
@@ -32,7 +23,7 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    epochs: int = 1
+    epochs: int | None = 1  # None: until ``minutes`` run out
     minutes: float | None = None
     optimizer: str = "adam"
     lr: float = 2e-3
@@ -41,10 +32,44 @@ class TrainConfig:
     clip: float | None = 5.0
     eval_every: int | None = None
     skip_nonfinite: bool = False
-    out: str = "runs/rnnfast"
+    out: str | None = "runs/rnnfast"  # None: no files (fit without out=)
     resume: bool = False
     progress: bool | None = None  # None: a bar on terminals, log lines otherwise
+    patience: int | None = None  # stop after this many evaluations without a better validation score
+    callbacks: tuple = ()  # called with each evaluation record; one that returns True stops training
     extra: dict = field(default_factory=dict)  # task settings saved with checkpoints
+
+
+def default_lr(optimizer: str) -> float:
+    return 1.0 if optimizer == "sgd" else 2e-3
+
+
+def add_loop_options(parser) -> None:
+    """The command-line options of this loop (``rnnfast train``)."""
+    from .tasks.common import non_negative_float, positive_float, positive_int
+
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam")
+    parser.add_argument("--lr", type=positive_float, help="learning rate (adam 2e-3, sgd 1.0)")
+    parser.add_argument("--lr-decay", type=positive_float, help="multiply the lr by this every epoch...")
+    parser.add_argument("--decay-after", type=int, default=1, help="...starting after this many epochs")
+    parser.add_argument("--clip", type=non_negative_float, default=5.0, help="max global gradient norm (0: off)")
+    parser.add_argument("--epochs", type=positive_int)
+    parser.add_argument("--minutes", type=positive_float, help="stop after this much training time")
+    parser.add_argument("--patience", type=positive_int, help="stop after this many evaluations without a better "
+                        "validation score (the best checkpoint is kept)")
+    parser.add_argument("--eval-every", type=positive_int, help="evaluate every N steps (default: every epoch)")
+    parser.add_argument("--skip-nonfinite", action="store_true", help="skip updates whose loss is NaN/Inf")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.rnnfast")
+    parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+
+
+def config_from_args(args, out: str, extra: dict) -> "TrainConfig":
+    return TrainConfig(epochs=args.epochs, minutes=args.minutes, optimizer=args.optimizer,
+                       lr=args.lr or default_lr(args.optimizer), lr_decay=args.lr_decay, decay_after=args.decay_after,
+                       clip=args.clip or None, eval_every=args.eval_every, skip_nonfinite=args.skip_nonfinite,
+                       out=out, resume=args.resume, progress=False if args.no_progress else None,
+                       patience=args.patience, extra=extra)
 
 
 def rng_states(model) -> list:
@@ -133,7 +158,8 @@ def _plot(metrics_path: Path, out_png: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     steps = [r["step"] for r in records]
     ax.plot(steps, [r["train_loss"] for r in records], label="train")
-    ax.plot(steps, [r["val_loss"] for r in records], label="validation")
+    if "val_loss" in records[0]:
+        ax.plot(steps, [r["val_loss"] for r in records], label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats)")
     ax.legend()
@@ -142,17 +168,43 @@ def _plot(metrics_path: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-def train(model, task, config: TrainConfig, tokenizer=None, log=None):
-    """Train ``model`` on ``task``; returns the list of evaluation records written to metrics.jsonl."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    best_path, last_path, metrics_path = out / "model.rnnfast", out / "last.rnnfast", out / "metrics.jsonl"
+
+
+def _carry_arrays(checkpoint) -> dict:
+    """The carried state of a checkpoint: its ``state.`` tensors, or the JSON lists (h, c) that checkpoints
+    held before carried state was saved as tensors."""
+    if checkpoint.arrays:
+        return checkpoint.arrays
+    old = checkpoint.extra.get("carry")
+    return {} if old is None else {name: np.asarray(part) for name, part in zip(("h", "c"), old)}
+
+
+def _copy_weights(model) -> dict:
+    return {name: value.copy() for name, value in model.state_dict().items()}
+
+
+def train(model, task, config: TrainConfig, tokenizer=None):
+    """Train ``model`` on ``task`` (an rnnfast.tasks.Task); returns the list of evaluation records (the lines of
+    metrics.jsonl). On return the model holds the weights of the best validation score (the last weights when
+    the task has no validation split), which ``out/model.rnnfast`` also holds."""
+    if config.epochs is None and config.minutes is None:
+        raise ValueError("epochs, minutes: got neither, expected a number of epochs or a time limit")
+    out = None if config.out is None else Path(config.out)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        best_path, last_path, metrics_path = out / "model.rnnfast", out / "last.rnnfast", out / "metrics.jsonl"
+    elif config.resume:
+        raise ValueError("resume: needs an output directory (out) to resume from")
+    has_val = task.has_split("val")
+    if config.patience is not None and not has_val:
+        raise ValueError(f"patience: got {config.patience}, which needs validation data to watch, and there is none")
     optimizer = OPTIMIZERS[config.optimizer](model, lr=config.lr)
     schedule = StepDecay(optimizer, config.lr_decay, 1, config.decay_after) if config.lr_decay else None
     per_epoch = task.num_train_batches()
     select_key, select_mode = getattr(task, "selection", ("loss", "min"))
     step, epoch, start_batch, carry = 0, 0, 0, None
-    best_val, elapsed_before = math.inf, 0.0  # best_val: the selection metric, negated when larger is better
+    # best_val: the selection metric, negated when larger is better; stale: evaluations since it last improved
+    best_val, stale, elapsed_before, best_weights = math.inf, 0, 0.0, None
     if config.resume:
         if not last_path.exists():
             raise FileNotFoundError(f"--resume: {last_path} does not exist")
@@ -163,18 +215,20 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
         step, epoch, start_batch = ex["step"], ex["epoch"], ex["batch"]
         # JSON has no infinity: a run stopped before its first evaluation saved best_val as null.
         best_val = math.inf if ex.get("best_val") is None else ex["best_val"]
+        stale = ex.get("stale", 0)
         elapsed_before = ex.get("elapsed_s", 0.0)
-        carry = task.carry_from_json(ex.get("carry"))
+        carry = task.carry_from_arrays(_carry_arrays(ckpt))
         set_rng_states(model, ex["rng"])
-    elif metrics_path.exists():
+    elif out is not None and metrics_path.exists():
         metrics_path.unlink()
 
-    def checkpoint_extra(batch_index: int, elapsed: float) -> dict:
-        return {"step": step, "epoch": epoch, "batch": batch_index,
-                "best_val": best_val if math.isfinite(best_val) else None, "elapsed_s": elapsed,
-                "carry": task.carry_to_json(carry), "rng": rng_states(model), "task": config.extra}
+    def save(path, batch_index: int, elapsed: float) -> None:
+        extra = {"step": step, "epoch": epoch, "batch": batch_index,
+                 "best_val": best_val if math.isfinite(best_val) else None, "stale": stale, "elapsed_s": elapsed,
+                 "rng": rng_states(model), "task": config.extra}
+        io.save(path, model, tokenizer, optimizer, extra, arrays=task.carry_to_arrays(carry))
 
-    total_steps = config.epochs * per_epoch
+    total_steps = None if config.epochs is None else config.epochs * per_epoch
     reporter = _Reporter(total_steps, config.progress)
     if reporter.bar is not None:
         reporter.bar.update(step)
@@ -183,35 +237,52 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
     window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
     deadline = None if config.minutes is None else config.minutes * 60.0
 
-    def evaluate(batch_index: int) -> dict:
-        nonlocal best_val, window_loss, window_items, window_start
+    def evaluate(batch_index: int) -> str | None:
+        """Evaluate, record, save; the reason to stop (early stopping or a callback), if any."""
+        nonlocal best_val, stale, best_weights, window_loss, window_items, window_start
         elapsed = time.perf_counter() - t0
-        model.eval()
-        metrics = task.evaluate(model, "val")
-        model.train()
+        metrics = {}
+        if has_val:
+            model.eval()
+            metrics = task.evaluate(model, "val")
+            model.train()
         tokens_per_s = window_items / max(time.perf_counter() - window_start, 1e-9)
         record = {"step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3),
                   "train_loss": window_loss / max(window_items, 1) if window_items else None,
                   **{f"val_{k}": v for k, v in metrics.items()}, "tokens_per_s": round(tokens_per_s, 1),
                   "lr": optimizer.lr}
-        _json_line(metrics_path, record)
         records.append(record)
-        selected = "" if select_key == "loss" else f" {select_key} {metrics[select_key]:.4f}"
-        reporter.log("step {step} epoch {epoch} train {tl} val {vl:.4f}{sel} ({tps:,.0f} tok/s, {el:.0f}s)".format(
-            step=step, epoch=epoch, tl="-" if record["train_loss"] is None else f"{record['train_loss']:.4f}",
-            vl=metrics["loss"], sel=selected, tps=tokens_per_s, el=elapsed))
-        score = metrics[select_key] if select_mode == "min" else -metrics[select_key]
-        if score < best_val:
-            best_val = score
-            io.save(best_path, model, tokenizer, optimizer, checkpoint_extra(batch_index, elapsed))
-        io.save(last_path, model, tokenizer, optimizer, checkpoint_extra(batch_index, elapsed))
+        line = f"step {step} epoch {epoch} train " + ("-" if record["train_loss"] is None
+                                                        else f"{record['train_loss']:.4f}")
+        improved = True
+        if has_val:
+            line += f" val {metrics['loss']:.4f}" + ("" if select_key == "loss"
+                                                     else f" {select_key} {metrics[select_key]:.4f}")
+            score = metrics[select_key] if select_mode == "min" else -metrics[select_key]
+            improved = score < best_val
+            if improved:
+                best_val = score
+        stale = 0 if improved else stale + 1
+        if improved:
+            best_weights = _copy_weights(model)
+        reporter.log(f"{line} ({tokens_per_s:,.0f} tok/s, {elapsed:.0f}s)")
+        if out is not None:
+            _json_line(metrics_path, record)
+            if improved:
+                save(best_path, batch_index, elapsed)
+            save(last_path, batch_index, elapsed)
         window_loss, window_items, window_start = 0.0, 0, time.perf_counter()
-        return record
+        if config.patience is not None and stale >= config.patience:
+            reporter.log(f"no better validation {select_key} in {stale} evaluations: stopping early")
+            return "patience"
+        if any(callback(dict(record)) is True for callback in config.callbacks):
+            return "callback"
+        return None
 
     stopped_by = None
     with _StopRequest() as stop:
         try:
-            while epoch < config.epochs and stopped_by is None:
+            while (config.epochs is None or epoch < config.epochs) and stopped_by is None:
                 if schedule is not None:
                     schedule.step(epoch)
                 for batch_index, batch in enumerate(task.train_batches(epoch, start_batch), start=start_batch):
@@ -236,35 +307,111 @@ def train(model, task, config: TrainConfig, tokenizer=None, log=None):
                     step += 1
                     reporter.step(loss, window_items / max(time.perf_counter() - window_start, 1e-9))
                     if config.eval_every and step % config.eval_every == 0:
-                        evaluate(batch_index + 1)
+                        stopped_by = evaluate(batch_index + 1)
                     if stop.requested:
                         stopped_by = "signal"
                     elif deadline is not None and time.perf_counter() - t0 >= deadline:
-                        stopped_by = "time"
+                        stopped_by = stopped_by or "time"
                     if stopped_by:
                         start_batch = batch_index + 1
                         break
                 else:
                     epoch, start_batch, carry = epoch + 1, 0, None
                     if not config.eval_every or step % config.eval_every:
-                        evaluate(0)
+                        stopped_by = evaluate(0)
             if stopped_by == "time" and (not records or records[-1]["step"] != step):
                 evaluate(start_batch)
         finally:
             reporter.close()
         if stopped_by == "signal":
-            io.save(last_path, model, tokenizer, optimizer,
-                    checkpoint_extra(start_batch, time.perf_counter() - t0))
-            reporter.log(f"interrupted at step {step}: saved {last_path}; continue with --resume")
+            if out is not None:
+                save(last_path, start_batch, time.perf_counter() - t0)
+                reporter.log(f"interrupted at step {step}: saved {last_path}; continue with --resume")
             raise KeyboardInterrupt
 
-    if hasattr(task, "evaluate") and task.has_split("test"):
-        best = io.load(best_path).model if best_path.exists() else model
-        best.eval()
-        test = task.evaluate(best, "test")
+    if best_weights is None and out is not None and best_path.exists():
+        best_weights = io.load(best_path).model.state_dict()  # a resumed run that found nothing better
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    if task.has_split("test"):
+        model.eval()
+        test = task.evaluate(model, "test")
+        model.train()
         final = {"final": True, "step": step, **{f"test_{k}": v for k, v in test.items()}}
-        _json_line(metrics_path, final)
         records.append(final)
+        if out is not None:
+            _json_line(metrics_path, final)
         reporter.log("test " + " ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float)))
-    _plot(metrics_path, out / "loss.png")
+    if out is not None:
+        _plot(metrics_path, out / "loss.png")
     return records
+
+
+def fit(model, task_name: str, x, y=None, *, validation_data=None, validation_split=0.0, epochs=None, minutes=None,
+        batch_size=None, optimizer="adam", lr=None, clip=5.0, patience=None, callbacks=(), out=None, seed=None,
+        progress=None, **task_options) -> list[dict]:
+    """``model.fit``: the task's in-memory data through ``train``. See ``Trainable.fit``."""
+    from . import tasks
+
+    module = tasks.get(task_name)
+    if validation_data is not None and validation_split:
+        raise ValueError("validation_data, validation_split: got both, expected one way to validate")
+    split = _checks.real(validation_split, "validation_split", 0.0, 1.0, high_open=True)
+    validation = validation_data if validation_data is not None else (split or None)
+    if epochs is None and minutes is None:
+        epochs = module.DEFAULTS["epochs"]
+    epochs = None if epochs is None else _checks.positive_int(epochs, "epochs")
+    minutes = None if minutes is None else _checks.real(minutes, "minutes", 0.0, low_open=True)
+    batch_size = _checks.positive_int(module.DEFAULTS["batch_size"] if batch_size is None else batch_size,
+                                      "batch_size")
+    optimizer = _checks.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
+    lr = default_lr(optimizer) if lr is None else _checks.real(lr, "lr", 0.0, low_open=True)
+    clip = _checks.real(clip, "clip", 0.0) if clip is not None else None
+    patience = None if patience is None else _checks.positive_int(patience, "patience")
+    if callable(callbacks):
+        callbacks = (callbacks,)
+    callbacks = tuple(callbacks)
+    for k, callback in enumerate(callbacks):
+        if not callable(callback):
+            raise TypeError(f"callbacks[{k}]: got {type(callback).__name__}, expected a callable")
+    seed = int(np.random.default_rng().integers(2**31)) if seed is None else _checks.integer(seed, "seed", 0)
+    task, settings, tokenizer = module.fit_task(model, x, y, validation, batch_size, seed, dict(task_options))
+    from .tasks.common import settings_to_dict
+
+    config = TrainConfig(epochs=epochs, minutes=minutes, optimizer=optimizer, lr=lr, clip=clip or None,
+                         out=None if out is None else str(out), progress=progress, patience=patience,
+                         callbacks=callbacks, extra=settings_to_dict(task_name, settings))
+    model.train()
+    return train(model, task, config, tokenizer)
+
+
+class Trainable:
+    """``fit`` and ``evaluate`` on in-memory data for a model of task ``TASK`` (rnnfast.tasks)."""
+
+    TASK: str
+
+    def fit(self, x, y=None, *, validation_data=None, validation_split=0.0, epochs=None, minutes=None,
+            batch_size=None, optimizer="adam", lr=None, clip=5.0, patience=None, callbacks=(), out=None, seed=None,
+            progress=None, **task_options) -> list[dict]:
+        """Train on ``x`` (and targets ``y``) with the loop ``rnnfast train`` runs; returns the evaluation
+        records (the dicts of metrics.jsonl: ``step``, ``epoch``, ``train_loss``, ``val_<metric>``, ...).
+
+        ``x``, ``y`` and ``task_options`` depend on the model: see its class docstring. ``validation_data``
+        (data like ``x``, ``y``, as a tuple) or ``validation_split`` (a fraction of ``x`` held out) give the
+        validation scores, which pick the best weights (the model holds them on return), stop training early
+        after ``patience`` evaluations without improvement, and are what ``callbacks`` see: callables given
+        each record, any of which may return True to stop. ``epochs`` (default: the task's) and ``minutes``
+        limit training; ``minutes`` alone trains until the time is up. ``optimizer`` "adam", "adamw" or "sgd"
+        with ``lr`` (default 2e-3, sgd 1.0); ``clip`` the global gradient norm (None: off). ``out``: a directory
+        for model.rnnfast (best), last.rnnfast, metrics.jsonl and loss.png, as ``rnnfast train`` writes.
+        ``seed`` fixes the order of the batches. ``progress``: a bar (True), log lines (False) or a bar on
+        terminals only (None). Ctrl-C stops between steps and raises KeyboardInterrupt."""
+        return fit(self, self.TASK, x, y, validation_data=validation_data, validation_split=validation_split,
+                   epochs=epochs, minutes=minutes, batch_size=batch_size, optimizer=optimizer, lr=lr, clip=clip,
+                   patience=patience, callbacks=callbacks, out=out, seed=seed, progress=progress, **task_options)
+
+    def evaluate(self, x, y=None, **task_options) -> dict:
+        """The metrics ``rnnfast eval`` prints for this task, on ``x`` (and ``y``), in evaluation mode."""
+        from . import tasks
+
+        return tasks.get(self.TASK).evaluate_arrays(self, x, y, dict(task_options))

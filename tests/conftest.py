@@ -37,17 +37,6 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _outside_the_source_tree(tmp_path_factory):
-    """The tests run from a temporary directory: child processes (`python -c`, `python -m`) put their working
-    directory first on sys.path, and from the repository root they would import the source tree, which holds no
-    compiled core, instead of the installed package. Session-scoped, so module fixtures run there too."""
-    previous = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("cwd"))
-    yield
-    os.chdir(previous)
-
-
 @pytest.fixture
 def one_thread():
     """For tiny models: one thread is fastest and immune to other processes on a shared machine."""

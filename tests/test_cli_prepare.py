@@ -117,14 +117,15 @@ def test_word_level_token_file_with_text_validation(corpus):
 def test_validation_fraction_of_a_word_token_file_ends_training_at_a_line_break(corpus):
     """--val-fraction takes the end of the memory map as a view, and at word level moves the cut back to just after
     the last <eos> before it, as the text path moves it to just after a newline."""
-    from rnnfast.cli import _load_lm_token_file, build_parser
+    from rnnfast.cli import build_parser
+    from rnnfast.tasks.lm import load_token_file
 
     path = corpus / "lines.tokens"
     prepared(corpus / "corpus.txt", path, "--level", "word")
     ids, tokenizer = open_tokens(path)
     args = build_parser().parse_args(["train", "--val-fraction", "0.3"])
     args.data = str(path)  # cmd_train's reading of --data for a language model: one file
-    loaded, splits = _load_lm_token_file(args)
+    loaded, splits = load_token_file(args)
     assert loaded == tokenizer
     eos = [i for i, token in enumerate(ids.tolist()) if token == tokenizer.eos_id]
     cut = max(i for i in eos if i < int(len(ids) * 0.7)) + 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import rnnfast as rf
-from rnnfast.tasks import LanguageModelTask, batchify
+from rnnfast.tasks.lm import LanguageModelTask, batchify
 
 from numeric_checks import central_differences
 

@@ -9,7 +9,9 @@ import pytest
 
 import rnnfast as rf
 from rnnfast import data
-from rnnfast.tasks import ClassificationTask, ForecastTask, TaggingTask, TaggingVocabulary, predict_tags
+from rnnfast.tasks.classify import ClassificationTask
+from rnnfast.tasks.forecast import ForecastTask
+from rnnfast.tasks.tag import TaggingTask, TaggingVocabulary, predict_tags
 from rnnfast.train import TrainConfig, train
 
 from numeric_checks import central_differences
