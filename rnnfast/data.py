@@ -104,7 +104,8 @@ def read_conll(path, word_column: int = 0, tag_column: int | None = -1, feature_
                encoding: str = "utf-8") -> TaggedSentences:
     """Read a CoNLL column file: one token per line, columns separated by whitespace, a blank line between
     sentences; ``-DOCSTART-`` lines are skipped. Column indices may be negative (-1 is the last column);
-    ``tag_column=None`` reads untagged text. A line with too few columns raises ValueError naming the line."""
+    ``tag_column=None`` reads untagged text. A line with too few columns, or with another number of columns
+    than the first token line, raises ValueError naming the file and the line."""
     word_column = _column_index(word_column, "word_column")
     tag_column = None if tag_column is None else _column_index(tag_column, "tag_column")
     feature_columns = [_column_index(c, f"feature_columns[{k}]") for k, c in
@@ -126,6 +127,7 @@ def read_conll(path, word_column: int = 0, tag_column: int | None = -1, feature_
             lines.append([line for line, _ in current])
             current.clear()
 
+    width = None  # columns of the file's first token line: every token line must have as many
     for number, line in enumerate(_read_lines(path, encoding), start=1):
         columns = line.split()
         if not columns:
@@ -133,6 +135,12 @@ def read_conll(path, word_column: int = 0, tag_column: int | None = -1, feature_
             continue
         if columns[0] == _DOCSTART:
             continue
+        if width is None:
+            width, first = len(columns), number
+        elif len(columns) != width:
+            # A short line would otherwise shift its columns: its last column would silently become the tag.
+            raise ValueError(f"{path}: line {number} has {len(columns)} column(s), expected {width} like line "
+                             f"{first}: {line!r}")
         if len(columns) < needed:
             raise ValueError(f"{path}: line {number} has {len(columns)} column(s), expected at least {needed} "
                              f"(word_column={word_column}, tag_column={tag_column}, "

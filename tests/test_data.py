@@ -45,10 +45,22 @@ def test_read_conll_other_columns(tmp_path):
 
 def test_read_conll_too_few_columns_names_path_and_line(tmp_path):
     path = write(tmp_path, "bad.conll", "EU B-ORG\nrejects O\n\nPeter\n")
-    with pytest.raises(ValueError, match=r"bad\.conll: line 4 has 1 column\(s\), expected at least 2"):
+    with pytest.raises(ValueError, match=r"bad\.conll: line 4 has 1 column\(s\), expected 2 like line 1"):
         data.read_conll(path)
+    with pytest.raises(ValueError, match=r"bad\.conll: line 1 has 2 column\(s\), expected at least 3"):
+        data.read_conll(write(tmp_path, "bad.conll", "EU B-ORG\nrejects O\n"), tag_column=2)
     with pytest.raises(ValueError, match="line 1 has 2 column.*expected at least 4"):
         data.read_conll(path, feature_columns=(3,))
+
+
+def test_read_conll_refuses_a_line_with_another_number_of_columns(tmp_path):
+    """A line that lacks its part-of-speech column would otherwise have its word read as the POS feature and the
+    chunk tag as the tag of a shifted layout: the file is refused, naming the line."""
+    path = write(tmp_path, "short.conll", "EU NNP B-NP\nrejects VBZ B-VP\n\nPeter B-NP\nsleeps VBZ B-VP\n")
+    with pytest.raises(ValueError, match=r"short\.conll: line 4 has 2 column\(s\), expected 3 like line 1"):
+        data.read_conll(path, feature_columns=(1,))
+    with pytest.raises(ValueError, match="line 4"):
+        data.read_conll(path)
 
 
 def test_read_conll_encoding(tmp_path):
