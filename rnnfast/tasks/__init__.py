@@ -84,8 +84,9 @@ class TaskModule(Protocol):
     def predict_files(self, checkpoint, settings, args) -> Callable[[str], None]:
         """``rnnfast predict``: a function that writes the predictions for ``args.data`` to a path."""
 
-    def fit_task(self, model, x, y, validation, batch_size: int, seed: int, options: dict) -> Task:
-        """``model.fit``: a Task over in-memory data; ``validation`` is (x, y), a fraction, or None."""
+    def fit_task(self, model, x, y, validation, batch_size: int, seed: int, options: dict) -> tuple:
+        """``model.fit``: (Task over in-memory data, settings, tokenizer or None); ``validation`` is data like
+        (x, y), a fraction of ``x`` to hold out, or None; ``options`` are the task's keyword options."""
 
     def evaluate_arrays(self, model, x, y, options: dict) -> dict:
         """``model.evaluate``: the keys ``rnnfast eval`` prints for this task."""
