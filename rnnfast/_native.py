@@ -1,15 +1,17 @@
-"""Loads the native core built for the best instruction set this CPU supports.
+"""Loads the native core with the kernels built for the best instruction set this CPU supports.
 
-The same C++ sources are compiled once per instruction set (``_core_baseline``, ``_core_avx2``,
-``_core_avx512``), so a wheel runs on any x86-64 CPU and still uses wide vectors where they exist.
-``RNNFAST_ISA=baseline|avx2|avx512`` overrides the choice.
+The bindings are one extension module, ``_core``, compiled once for any x86-64 CPU. The kernels are compiled once
+per instruction set into libraries next to it (``_core_kernels_baseline.so``, ``_core_kernels_avx2.so``,
+``_core_kernels_avx512.so``), and ``_core`` calls the ones loaded here, so a wheel runs on any x86-64 CPU and
+still uses wide vectors where they exist. ``RNNFAST_ISA=baseline|avx2|avx512`` overrides the choice. float64
+kernels (gradient checks, references) always come from the baseline library.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
+
+from . import _core as core
 
 ISAS = ("baseline", "avx2", "avx512")
 _REQUIRED_FEATURES = {
@@ -19,25 +21,18 @@ _REQUIRED_FEATURES = {
 }
 
 
-def _import(isa: str):
-    return importlib.import_module(f"rnnfast._core_{isa}")
-
-
 def available_isas() -> list[str]:
     """Instruction-set variants that are both built into this install and supported by this CPU."""
-    baseline = _import("baseline")
-    features = baseline.cpu_features()
-    # A variant's own static initialisers may already use its instructions, so never import one the CPU lacks.
-    return [
-        isa
-        for isa in ISAS
-        if all(features.get(f, False) for f in _REQUIRED_FEATURES[isa])
-        and importlib.util.find_spec(f"rnnfast._core_{isa}") is not None
-    ]
+    features = core.cpu_features()
+    built = set(core.built_isas())
+    # A variant's own static initialisers may already use its instructions, so never load one the CPU lacks.
+    return [isa for isa in ISAS if isa in built and all(features.get(f, False) for f in _REQUIRED_FEATURES[isa])]
 
 
-def _load():
+def _load() -> None:
     usable = available_isas()
+    if not usable:
+        raise ImportError(f"rnnfast: no kernel library found next to {core.__file__} (reinstall the package)")
     requested = os.environ.get("RNNFAST_ISA", "").strip().lower()
     if requested:
         if requested not in ISAS:
@@ -46,17 +41,18 @@ def _load():
             raise ImportError(
                 f"RNNFAST_ISA: {requested!r} is not usable here (built and supported: {', '.join(usable)})"
             )
-        return _import(requested)
-    return _import(usable[-1])
+        core.load_kernels(isa=requested)
+    else:
+        core.load_kernels(isa=usable[-1])
 
 
-core = _load()
+_load()
 
 
 def _single_threaded_after_fork() -> None:
     # GNU OpenMP's thread pool does not survive fork(): a forked child that opened a parallel region would hang.
     # One thread needs no pool; a child may raise the count again only if it never forks with threads running.
-    core.set_num_threads(1)
+    core.set_num_threads(n=1)
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,6 +1,5 @@
 // Bindings for one recurrent layer direction over a sequence (rnnfast/sequence.hpp).
 #include "registry.hpp"
-#include "rnnfast/sequence.hpp"
 
 namespace rnnfast::bind {
 namespace {
@@ -26,8 +25,8 @@ LayerArgs layer_args(const std::string& cell_name, const py::array& x, const py:
 }
 
 template <class S>
-LayerParams<S> layer_params(const LayerArgs& a, const py::array& W_ih, const py::array& W_hh,
-                            const py::object& b_ih, const py::object& b_hh) {
+LayerParams<S> layer_params(const LayerArgs& a, const py::array& W_ih, const py::array& W_hh, const py::object& b_ih,
+                            const py::object& b_hh) {
   return LayerParams<S>{a.cell,
                         a.I,
                         a.H,
@@ -35,15 +34,6 @@ LayerParams<S> layer_params(const LayerArgs& a, const py::array& W_ih, const py:
                         in_ptr<S>(W_hh, "W_hh", {a.G * a.H, a.H}),
                         optional_in_ptr<S>(b_ih, "b_ih", {a.G * a.H}),
                         optional_in_ptr<S>(b_hh, "b_hh", {a.G * a.H})};
-}
-
-const int64_t* lengths_ptr(const py::object& lengths, const LayerArgs& a) {
-  const int64_t* len = optional_in_ptr<int64_t>(lengths, "lengths", {a.B});
-  for (int64_t b = 0; len && b < a.B; ++b)
-    if (len[b] < 1 || len[b] > a.T)
-      throw std::invalid_argument("lengths: got " + std::to_string(len[b]) + " at index " + std::to_string(b) +
-                                  ", expected 1.." + std::to_string(a.T));
-  return len;
 }
 
 int64_t checked_column(py::array& y, const LayerArgs& a, int64_t column) {
@@ -62,10 +52,10 @@ bool reusable(const py::object& spare, int64_t size) {
 }
 
 template <class S>
-py::tuple forward_impl(const LayerArgs& a, const py::array& x, const py::array& h0, const py::object& c0,
-                       const py::array& W_ih, const py::array& W_hh, const py::object& b_ih, const py::object& b_hh,
-                       const py::object& lengths, bool reverse, bool training, py::array& y, int64_t column,
-                       const py::object& spare_workspace) {
+py::tuple forward_impl(const TypedKernels<S>& k, const LayerArgs& a, const py::array& x, const py::array& h0,
+                       const py::object& c0, const py::array& W_ih, const py::array& W_hh, const py::object& b_ih,
+                       const py::object& b_hh, const py::object& lengths, bool reverse, bool training, py::array& y,
+                       int64_t column, const py::object& spare_workspace) {
   const LayerParams<S> p = layer_params<S>(a, W_ih, W_hh, b_ih, b_hh);
   const bool lstm = has_cell_state(a.cell);
   const S* x_p = in_ptr<S>(x, "x", {a.T, a.B, a.I});
@@ -73,7 +63,7 @@ py::tuple forward_impl(const LayerArgs& a, const py::array& x, const py::array& 
   const S* c0_p = lstm ? in_ptr<S>(py::cast<py::array>(c0), "c0", {a.B, a.H}) : nullptr;
   const int64_t ldy = checked_column(y, a, column);
   S* y_p = out_ptr<S>(y, "y", {a.T, a.B, ldy}) + column;
-  const SeqShape shape{a.T, a.B, lengths_ptr(lengths, a), reverse};
+  const SeqShape shape{a.T, a.B, checked_lengths(lengths, a.B, a.T), reverse};
   py::array_t<S> hT({a.B, a.H});
   py::object cT = py::none();
   S* cT_p = nullptr;
@@ -88,22 +78,22 @@ py::tuple forward_impl(const LayerArgs& a, const py::array& x, const py::array& 
     // A workspace is tens of megabytes; a fresh one arrives as new pages that the kernel must clear on first touch
     // (thousands of page faults per call), so the caller hands back the previous call's when it is done with it.
     const int64_t size = workspace_size(a.cell, a.T, a.B, a.H);
-    py::array_t<S> w = reusable<S>(spare_workspace, size) ? py::cast<py::array_t<S>>(spare_workspace)
-                                                         : py::array_t<S>(size);
+    py::array_t<S> w =
+        reusable<S>(spare_workspace, size) ? py::cast<py::array_t<S>>(spare_workspace) : py::array_t<S>(size);
     ws_p = w.mutable_data();
     workspace = w;
   }
   S* hT_p = hT.mutable_data();
   {
     py::gil_scoped_release release;
-    sequence_forward<S>(p, shape, x_p, h0_p, c0_p, y_p, ldy, hT_p, cT_p, ws_p);
+    k.sequence_forward(p, shape, x_p, h0_p, c0_p, y_p, ldy, hT_p, cT_p, ws_p);
   }
   return py::make_tuple(hT, cT, workspace);
 }
 
 template <class S>
-py::tuple backward_impl(const LayerArgs& a, const py::array& x, const py::array& workspace, const py::array& W_ih,
-                        const py::array& W_hh, const py::object& b_ih, const py::object& b_hh,
+py::tuple backward_impl(const TypedKernels<S>& k, const LayerArgs& a, const py::array& x, const py::array& workspace,
+                        const py::array& W_ih, const py::array& W_hh, const py::object& b_ih, const py::object& b_hh,
                         const py::object& lengths, bool reverse, const py::array& dy, int64_t column,
                         const py::object& dhT, const py::object& dcT, py::array& dx, bool accumulate_dx,
                         py::array& dW_ih, py::array& dW_hh, const py::object& db_ih, const py::object& db_hh) {
@@ -122,7 +112,7 @@ py::tuple backward_impl(const LayerArgs& a, const py::array& x, const py::array&
                   optional_out_ptr<S>(db_ih, "db_ih", {GH}), optional_out_ptr<S>(db_hh, "db_hh", {GH})};
   if ((g.db_ih == nullptr) != (p.b_ih == nullptr) || (g.db_hh == nullptr) != (p.b_hh == nullptr))
     throw std::invalid_argument("db_ih, db_hh: expected bias gradients exactly when the layer has biases");
-  const SeqShape shape{a.T, a.B, lengths_ptr(lengths, a), reverse};
+  const SeqShape shape{a.T, a.B, checked_lengths(lengths, a.B, a.T), reverse};
   py::array_t<S> dh0({a.B, a.H});
   py::object dc0 = py::none();
   S* dc0_p = nullptr;
@@ -134,7 +124,7 @@ py::tuple backward_impl(const LayerArgs& a, const py::array& x, const py::array&
   S* dh0_p = dh0.mutable_data();
   {
     py::gil_scoped_release release;
-    sequence_backward<S>(p, shape, x_p, ws_p, dy_p, ldy, dhT_p, dcT_p, dx_p, accumulate_dx, dh0_p, dc0_p, g);
+    k.sequence_backward(p, shape, x_p, ws_p, dy_p, ldy, dhT_p, dcT_p, dx_p, accumulate_dx, dh0_p, dc0_p, g);
   }
   return py::make_tuple(dh0, dc0);
 }
@@ -145,11 +135,10 @@ py::tuple sequence_forward_py(const std::string& cell, const py::array& x, const
                               py::array y, int64_t column, const py::object& spare_workspace) {
   const LayerArgs a = layer_args(cell, x, W_hh);
   if (has_cell_state(a.cell) && c0.is_none()) throw std::invalid_argument("c0: required for lstm");
-  if (is_float64(x))
-    return forward_impl<double>(a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column,
-                                spare_workspace);
-  return forward_impl<float>(a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column,
-                             spare_workspace);
+  return with_kernels_for(x, [&](const auto& k) {
+    return forward_impl(k, a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column,
+                        spare_workspace);
+  });
 }
 
 py::tuple sequence_backward_py(const std::string& cell, const py::array& x, const py::array& workspace,
@@ -159,22 +148,24 @@ py::tuple sequence_backward_py(const std::string& cell, const py::array& x, cons
                                bool accumulate_dx, py::array dW_ih, py::array dW_hh, const py::object& db_ih,
                                const py::object& db_hh) {
   const LayerArgs a = layer_args(cell, x, W_hh);
-  if (is_float64(x))
-    return backward_impl<double>(a, x, workspace, W_ih, W_hh, b_ih, b_hh, lengths, reverse, dy, column, dhT, dcT, dx,
-                                 accumulate_dx, dW_ih, dW_hh, db_ih, db_hh);
-  return backward_impl<float>(a, x, workspace, W_ih, W_hh, b_ih, b_hh, lengths, reverse, dy, column, dhT, dcT, dx,
-                              accumulate_dx, dW_ih, dW_hh, db_ih, db_hh);
+  return with_kernels_for(x, [&](const auto& k) {
+    return backward_impl(k, a, x, workspace, W_ih, W_hh, b_ih, b_hh, lengths, reverse, dy, column, dhT, dcT, dx,
+                         accumulate_dx, dW_ih, dW_hh, db_ih, db_hh);
+  });
 }
 
-const Register registration([](py::module_& m) {
+const Register rnn_bindings([](py::module_& m) {
   m.def("sequence_forward", &sequence_forward_py, py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("training"), py::arg("y"), py::arg("column"), py::arg("spare_workspace") = py::none(),
         "One layer direction over (T, B, I); writes y[..., column:column+H] and returns (hT, cT, workspace). "
         "In training, spare_workspace (a workspace the caller no longer needs) is reused when its size fits.");
-  m.def("workspace_size", [](const std::string& cell, int64_t T, int64_t B, int64_t H) {
-    return workspace_size(cell_from_name(cell), T, B, H);
-  }, py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"), "Elements of a training forward's workspace.");
+  m.def(
+      "workspace_size",
+      [](const std::string& cell, int64_t T, int64_t B, int64_t H) {
+        return workspace_size(cell_from_name(cell), T, B, H);
+      },
+      py::arg("cell"), py::arg("T"), py::arg("B"), py::arg("H"), "Elements of a training forward's workspace.");
   m.def("sequence_backward", &sequence_backward_py, py::arg("cell"), py::arg("x"), py::arg("workspace"),
         py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("dy"), py::arg("column"), py::arg("dhT"), py::arg("dcT"), py::arg("dx"), py::arg("accumulate_dx"),

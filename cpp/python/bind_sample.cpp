@@ -1,22 +1,25 @@
 // Binding for the fused generation loop (rnnfast/sample.hpp).
+#include <cmath>
+
 #include "registry.hpp"
-#include "rnnfast/sample.hpp"
 
 namespace rnnfast::bind {
 namespace {
 
 template <class S>
-py::array_t<int64_t> generate_impl(const std::string& cell_name, const py::array& embedding, const py::list& layers,
-                                   const py::array& head_W, const py::object& head_b, const py::array& prompt,
-                                   int64_t steps, double temperature, int64_t top_k, double top_p, uint64_t seed,
-                                   py::array& h, const py::object& c, const std::string& weight_dtype) {
+py::array_t<int64_t> generate_impl(const TypedKernels<S>& k, const std::string& cell_name, const py::array& embedding,
+                                   const py::list& layers, const py::array& head_W, const py::object& head_b,
+                                   const py::array& prompt, int64_t steps, double temperature, int64_t top_k,
+                                   double top_p, uint64_t seed, py::array& h, const py::object& c,
+                                   const std::string& weight_dtype) {
   if (weight_dtype != "float32" && weight_dtype != "bfloat16")
     throw std::invalid_argument("weight_dtype: got '" + weight_dtype + "', expected 'float32' or 'bfloat16'");
   const RhsStorage storage = weight_dtype == "bfloat16" ? RhsStorage::packed_bf16 : RhsStorage::packed;
   LanguageModelWeights<S> w;
   w.cell = cell_from_name(cell_name);
   const int G = num_gates(w.cell);
-  if (embedding.ndim() != 2) throw std::invalid_argument("embedding: got shape " + shape_str(embedding) + ", expected (V, E)");
+  if (embedding.ndim() != 2)
+    throw std::invalid_argument("embedding: got shape " + shape_str(embedding) + ", expected (V, E)");
   w.vocab = embedding.shape(0);
   w.embed = embedding.shape(1);
   w.layers = static_cast<int64_t>(layers.size());
@@ -53,26 +56,27 @@ py::array_t<int64_t> generate_impl(const std::string& cell_name, const py::array
   const SamplingOptions opt{temperature, top_k, top_p, seed};
   {
     py::gil_scoped_release release;
-    generate<S>(w, pp, P, steps, opt, hp, cp, op, storage);
+    k.generate(w, pp, P, steps, opt, hp, cp, op, storage);
   }
   return out;
 }
 
-const Register registration([](py::module_& m) {
-  m.def("generate", [](const std::string& cell, const py::array& embedding, const py::list& layers,
-                       const py::array& head_W, const py::object& head_b, const py::array& prompt, int64_t steps,
-                       double temperature, int64_t top_k, double top_p, uint64_t seed, py::array h,
-                       const py::object& c, const std::string& weight_dtype) {
-    return is_float64(embedding)
-               ? generate_impl<double>(cell, embedding, layers, head_W, head_b, prompt, steps, temperature, top_k,
-                                       top_p, seed, h, c, weight_dtype)
-               : generate_impl<float>(cell, embedding, layers, head_W, head_b, prompt, steps, temperature, top_k,
-                                      top_p, seed, h, c, weight_dtype);
-  }, py::arg("cell"), py::arg("embedding"), py::arg("layers"), py::arg("head_W"), py::arg("head_b"),
-     py::arg("prompt"), py::arg("steps"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
-     py::arg("seed"), py::arg("h"), py::arg("c"), py::arg("weight_dtype") = "float32",
-     "Feed the prompt, then sample `steps` ids; h (L, H) and c (LSTM) hold the initial state and receive the "
-     "final one. weight_dtype 'bfloat16' multiplies by the weight matrices rounded to bfloat16 (float32 models).");
+const Register sample_bindings([](py::module_& m) {
+  m.def(
+      "generate",
+      [](const std::string& cell, const py::array& embedding, const py::list& layers, const py::array& head_W,
+         const py::object& head_b, const py::array& prompt, int64_t steps, double temperature, int64_t top_k,
+         double top_p, uint64_t seed, py::array h, const py::object& c, const std::string& weight_dtype) {
+        return with_kernels_for(embedding, [&](const auto& k) {
+          return generate_impl(k, cell, embedding, layers, head_W, head_b, prompt, steps, temperature, top_k, top_p,
+                               seed, h, c, weight_dtype);
+        });
+      },
+      py::arg("cell"), py::arg("embedding"), py::arg("layers"), py::arg("head_W"), py::arg("head_b"), py::arg("prompt"),
+      py::arg("steps"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("seed"), py::arg("h"),
+      py::arg("c"), py::arg("weight_dtype") = "float32",
+      "Feed the prompt, then sample `steps` ids; h (L, H) and c (LSTM) hold the initial state and receive the "
+      "final one. weight_dtype 'bfloat16' multiplies by the weight matrices rounded to bfloat16 (float32 models).");
 });
 
 }  // namespace

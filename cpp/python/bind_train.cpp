@@ -1,31 +1,30 @@
 // Bindings for the dense layers, the fused loss and the optimizer updates.
 #include "registry.hpp"
-#include "rnnfast/dense.hpp"
-#include "rnnfast/loss.hpp"
-#include "rnnfast/optim.hpp"
 
 namespace rnnfast::bind {
 namespace {
 
 int64_t dim(const py::array& a, int axis, const char* name, const char* expected) {
-  if (a.ndim() <= axis) throw std::invalid_argument(std::string(name) + ": got shape " + shape_str(a) + ", expected " + expected);
+  if (a.ndim() <= axis)
+    throw std::invalid_argument(std::string(name) + ": got shape " + shape_str(a) + ", expected " + expected);
   return a.shape(axis);
 }
 
 template <class S>
-void linear_forward_impl(const py::array& x, const py::array& W, const py::object& b, py::array& y) {
+void linear_forward_impl(const TypedKernels<S>& k, const py::array& x, const py::array& W, const py::object& b,
+                         py::array& y) {
   const int64_t N = dim(x, 0, "x", "(N, I)"), I = dim(x, 1, "x", "(N, I)"), O = dim(W, 0, "W", "(O, I)");
   const S* xp = in_ptr<S>(x, "x", {N, I});
   const S* Wp = in_ptr<S>(W, "W", {O, I});
   const S* bp = optional_in_ptr<S>(b, "b", {O});
   S* yp = out_ptr<S>(y, "y", {N, O});
   py::gil_scoped_release release;
-  linear_forward<S>(xp, N, I, Wp, O, bp, yp);
+  k.linear_forward(xp, N, I, Wp, O, bp, yp);
 }
 
 template <class S>
-void linear_backward_impl(const py::array& dy, const py::array& x, const py::array& W, const py::object& dx,
-                          py::array& dW, const py::object& db) {
+void linear_backward_impl(const TypedKernels<S>& k, const py::array& dy, const py::array& x, const py::array& W,
+                          const py::object& dx, py::array& dW, const py::object& db) {
   const int64_t N = dim(x, 0, "x", "(N, I)"), I = dim(x, 1, "x", "(N, I)"), O = dim(W, 0, "W", "(O, I)");
   const S* dyp = in_ptr<S>(dy, "dy", {N, O});
   const S* xp = in_ptr<S>(x, "x", {N, I});
@@ -34,7 +33,7 @@ void linear_backward_impl(const py::array& dy, const py::array& x, const py::arr
   S* dWp = out_ptr<S>(dW, "dW", {O, I});
   S* dbp = optional_out_ptr<S>(db, "db", {O});
   py::gil_scoped_release release;
-  linear_backward<S>(dyp, N, O, xp, I, Wp, dxp, dWp, dbp);
+  k.linear_backward(dyp, N, O, xp, I, Wp, dxp, dWp, dbp);
 }
 
 // ids in [0, V), or equal to *ignored when that is given.
@@ -48,7 +47,7 @@ const int64_t* checked_ids(const py::array& ids, const char* name, int64_t N, in
 }
 
 template <class S>
-void embedding_backward_impl(py::array ids, py::array dy, py::array& dW) {
+void embedding_backward_impl(const TypedKernels<S>& k, py::array ids, py::array dy, py::array& dW) {
   const int64_t N = ids.size(), V = dim(dW, 0, "dW", "(V, E)"), E = dim(dW, 1, "dW", "(V, E)");
   const py::array flat_ids = ids.reshape({N});  // both kept alive while their pointers are in use
   const py::array flat_dy = dy.reshape({N, E});
@@ -56,12 +55,12 @@ void embedding_backward_impl(py::array ids, py::array dy, py::array& dW) {
   const S* dyp = in_ptr<S>(flat_dy, "dy", {N, E});
   S* dWp = out_ptr<S>(dW, "dW", {V, E});
   py::gil_scoped_release release;
-  embedding_backward<S>(idp, N, dyp, E, dWp, V);
+  k.embedding_backward(idp, N, dyp, E, dWp, V);
 }
 
 template <class S>
-py::tuple cross_entropy_impl(const py::array& logits, const py::array& targets, int64_t ignore_index,
-                             const py::object& dlogits, double grad_scale) {
+py::tuple cross_entropy_impl(const TypedKernels<S>& k, const py::array& logits, const py::array& targets,
+                             int64_t ignore_index, const py::object& dlogits, double grad_scale) {
   const int64_t N = dim(logits, 0, "logits", "(N, V)"), V = dim(logits, 1, "logits", "(N, V)");
   const S* zp = in_ptr<S>(logits, "logits", {N, V});
   const int64_t* tp = checked_ids(targets, "targets", N, V, &ignore_index);
@@ -69,26 +68,26 @@ py::tuple cross_entropy_impl(const py::array& logits, const py::array& targets, 
   LossResult r;
   {
     py::gil_scoped_release release;
-    r = softmax_cross_entropy<S>(zp, N, V, tp, ignore_index, dp, grad_scale);
+    r = k.softmax_cross_entropy(zp, N, V, tp, ignore_index, dp, grad_scale);
   }
   return py::make_tuple(r.loss_sum, r.count, r.correct);
 }
 
 template <class S>
-void sgd_impl(py::array& p, const py::array& g, const py::object& buf, double lr, double momentum,
-              double weight_decay, double dampening, bool nesterov, bool first_step) {
+void sgd_impl(const TypedKernels<S>& k, py::array& p, const py::array& g, const py::object& buf, double lr,
+              double momentum, double weight_decay, double dampening, bool nesterov, bool first_step) {
   const int64_t n = p.size();
   S* pp = out_ptr<S>(p, "params", {n});
   const S* gp = in_ptr<S>(g, "grads", {n});
   S* bp = optional_out_ptr<S>(buf, "momentum_buffer", {n});
   if (momentum != 0 && !bp) throw std::invalid_argument("momentum_buffer: required when momentum != 0");
   py::gil_scoped_release release;
-  sgd_step<S>(pp, gp, bp, n, lr, momentum, weight_decay, dampening, nesterov, first_step);
+  k.sgd_step(pp, gp, bp, n, lr, momentum, weight_decay, dampening, nesterov, first_step);
 }
 
 template <class S>
-void adam_impl(py::array& p, const py::array& g, py::array& m, py::array& v, double lr, double beta1, double beta2,
-               double eps, double weight_decay, bool decoupled, int64_t step) {
+void adam_impl(const TypedKernels<S>& k, py::array& p, const py::array& g, py::array& m, py::array& v, double lr,
+               double beta1, double beta2, double eps, double weight_decay, bool decoupled, int64_t step) {
   const int64_t n = p.size();
   S* pp = out_ptr<S>(p, "params", {n});
   const S* gp = in_ptr<S>(g, "grads", {n});
@@ -96,71 +95,85 @@ void adam_impl(py::array& p, const py::array& g, py::array& m, py::array& v, dou
   S* vp = out_ptr<S>(v, "exp_avg_sq", {n});
   if (step < 1) throw std::invalid_argument("step: got " + std::to_string(step) + ", expected >= 1");
   py::gil_scoped_release release;
-  adam_step<S>(pp, gp, mp, vp, n, lr, beta1, beta2, eps, weight_decay, decoupled, step);
+  k.adam_step(pp, gp, mp, vp, n, lr, beta1, beta2, eps, weight_decay, decoupled, step);
 }
 
 template <class S>
-double sum_of_squares_impl(const py::array& x) {
+double sum_of_squares_impl(const TypedKernels<S>& k, const py::array& x) {
   const int64_t n = x.size();
   const S* xp = in_ptr<S>(x, "x", {n});
   py::gil_scoped_release release;
-  return sum_of_squares<S>(xp, n);
+  return k.sum_of_squares(xp, n);
 }
 
 template <class S>
-void scale_impl(py::array& x, double factor) {
+void scale_impl(const TypedKernels<S>& k, py::array& x, double factor) {
   const int64_t n = x.size();
   S* xp = out_ptr<S>(x, "x", {n});
   py::gil_scoped_release release;
-  scale_in_place<S>(xp, n, static_cast<S>(factor));
+  k.scale_in_place(xp, n, static_cast<S>(factor));
 }
 
 template <class S>
-void clamp_impl(py::array& x, double limit) {
+void clamp_impl(const TypedKernels<S>& k, py::array& x, double limit) {
   const int64_t n = x.size();
   S* xp = out_ptr<S>(x, "x", {n});
   py::gil_scoped_release release;
-  clamp_in_place<S>(xp, n, static_cast<S>(limit));
+  k.clamp_in_place(xp, n, static_cast<S>(limit));
 }
 
-// Dispatch on the dtype of the first array argument: float64 runs the double kernels, anything else float.
-#define RNNFAST_DISPATCH(first, call) (is_float64(first) ? call<double> : call<float>)
+// impl(kernels, args...) with the kernels of the dtype of `first`, the array each kernel is typed by.
+#define RNNFAST_CALL(first, impl, ...) with_kernels_for(first, [&](const auto& k) { return impl(k, __VA_ARGS__); })
 
-const Register registration([](py::module_& m) {
-  m.def("linear_forward", [](const py::array& x, const py::array& W, const py::object& b, py::array y) {
-    RNNFAST_DISPATCH(x, linear_forward_impl)(x, W, b, y);
-  }, py::arg("x"), py::arg("W"), py::arg("b"), py::arg("y"), "y (N, O) = x (N, I) W^T + b");
-  m.def("linear_backward", [](const py::array& dy, const py::array& x, const py::array& W, const py::object& dx,
-                              py::array dW, const py::object& db) {
-    RNNFAST_DISPATCH(x, linear_backward_impl)(dy, x, W, dx, dW, db);
-  }, py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("dx"), py::arg("dW"), py::arg("db"),
-     "dx = dy W (overwritten, optional); dW += dy^T x; db += sum(dy)");
-  m.def("embedding_backward", [](py::array ids, py::array dy, py::array dW) {
-    RNNFAST_DISPATCH(dW, embedding_backward_impl)(ids, dy, dW);
-  }, py::arg("ids"), py::arg("dy"), py::arg("dW"), "dW[ids[n]] += dy[n]");
-  m.def("softmax_cross_entropy", [](const py::array& logits, const py::array& targets, int64_t ignore_index,
-                                    const py::object& dlogits, double grad_scale) {
-    return RNNFAST_DISPATCH(logits, cross_entropy_impl)(logits, targets, ignore_index, dlogits, grad_scale);
-  }, py::arg("logits"), py::arg("targets"), py::arg("ignore_index"), py::arg("dlogits"), py::arg("grad_scale"),
-     "Returns (summed NLL, counted rows, correct argmax); writes grad_scale*(softmax-onehot) into dlogits "
-     "(may alias logits).");
-  m.def("sgd_step", [](py::array p, const py::array& g, const py::object& buf, double lr, double momentum,
-                       double weight_decay, double dampening, bool nesterov, bool first_step) {
-    RNNFAST_DISPATCH(p, sgd_impl)(p, g, buf, lr, momentum, weight_decay, dampening, nesterov, first_step);
-  }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffer"), py::arg("lr"), py::arg("momentum"),
-     py::arg("weight_decay"), py::arg("dampening"), py::arg("nesterov"), py::arg("first_step"));
-  m.def("adam_step", [](py::array p, const py::array& g, py::array m_, py::array v, double lr, double beta1,
-                        double beta2, double eps, double weight_decay, bool decoupled, int64_t step) {
-    RNNFAST_DISPATCH(p, adam_impl)(p, g, m_, v, lr, beta1, beta2, eps, weight_decay, decoupled, step);
-  }, py::arg("params"), py::arg("grads"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"),
-     py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"),
-     py::arg("step"));
-  m.def("sum_of_squares", [](const py::array& x) { return RNNFAST_DISPATCH(x, sum_of_squares_impl)(x); },
-        py::arg("x"));
-  m.def("scale_in_place", [](py::array x, double f) { RNNFAST_DISPATCH(x, scale_impl)(x, f); }, py::arg("x"),
-        py::arg("factor"));
-  m.def("clamp_in_place", [](py::array x, double lim) { RNNFAST_DISPATCH(x, clamp_impl)(x, lim); }, py::arg("x"),
-        py::arg("limit"));
+const Register train_bindings([](py::module_& m) {
+  m.def(
+      "linear_forward",
+      [](const py::array& x, const py::array& W, const py::object& b, py::array y) {
+        RNNFAST_CALL(x, linear_forward_impl, x, W, b, y);
+      },
+      py::arg("x"), py::arg("W"), py::arg("b"), py::arg("y"), "y (N, O) = x (N, I) W^T + b");
+  m.def(
+      "linear_backward",
+      [](const py::array& dy, const py::array& x, const py::array& W, const py::object& dx, py::array dW,
+         const py::object& db) { RNNFAST_CALL(x, linear_backward_impl, dy, x, W, dx, dW, db); },
+      py::arg("dy"), py::arg("x"), py::arg("W"), py::arg("dx"), py::arg("dW"), py::arg("db"),
+      "dx = dy W (overwritten, optional); dW += dy^T x; db += sum(dy)");
+  m.def(
+      "embedding_backward",
+      [](py::array ids, py::array dy, py::array dW) { RNNFAST_CALL(dW, embedding_backward_impl, ids, dy, dW); },
+      py::arg("ids"), py::arg("dy"), py::arg("dW"), "dW[ids[n]] += dy[n]");
+  m.def(
+      "softmax_cross_entropy",
+      [](const py::array& logits, const py::array& targets, int64_t ignore_index, const py::object& dlogits,
+         double grad_scale) {
+        return RNNFAST_CALL(logits, cross_entropy_impl, logits, targets, ignore_index, dlogits, grad_scale);
+      },
+      py::arg("logits"), py::arg("targets"), py::arg("ignore_index"), py::arg("dlogits"), py::arg("grad_scale"),
+      "Returns (summed NLL, counted rows, correct argmax); writes grad_scale*(softmax-onehot) into dlogits "
+      "(may alias logits).");
+  m.def(
+      "sgd_step",
+      [](py::array p, const py::array& g, const py::object& buf, double lr, double momentum, double weight_decay,
+         double dampening, bool nesterov, bool first_step) {
+        RNNFAST_CALL(p, sgd_impl, p, g, buf, lr, momentum, weight_decay, dampening, nesterov, first_step);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("momentum_buffer"), py::arg("lr"), py::arg("momentum"),
+      py::arg("weight_decay"), py::arg("dampening"), py::arg("nesterov"), py::arg("first_step"));
+  m.def(
+      "adam_step",
+      [](py::array p, const py::array& g, py::array m_, py::array v, double lr, double beta1, double beta2, double eps,
+         double weight_decay, bool decoupled, int64_t step) {
+        RNNFAST_CALL(p, adam_impl, p, g, m_, v, lr, beta1, beta2, eps, weight_decay, decoupled, step);
+      },
+      py::arg("params"), py::arg("grads"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
+      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"), py::arg("step"));
+  m.def("sum_of_squares", [](const py::array& x) { return RNNFAST_CALL(x, sum_of_squares_impl, x); }, py::arg("x"));
+  m.def(
+      "scale_in_place", [](py::array x, double f) { RNNFAST_CALL(x, scale_impl, x, f); }, py::arg("x"),
+      py::arg("factor"));
+  m.def(
+      "clamp_in_place", [](py::array x, double lim) { RNNFAST_CALL(x, clamp_impl, x, lim); }, py::arg("x"),
+      py::arg("limit"));
 });
 
 }  // namespace

@@ -1,4 +1,8 @@
-// Each binding file registers its functions here, so adding a file to cpp/python/ is all it takes to bind it.
+// What every binding file shares: registration (adding a file to cpp/python/ is all it takes to bind it), the
+// array checks, the one lengths validator, and the one dtype dispatch that picks the loaded kernels.
+//
+// The files compile as one unity translation unit (pybind11's headers and templates are most of their compile
+// time, and one unit pays for them once), so each file's registration and helpers need names of their own.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -8,7 +12,10 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "kernel_table.hpp"
 
 namespace rnnfast::bind {
 
@@ -42,15 +49,14 @@ inline std::string shape_str(const std::vector<int64_t>& shape) {
 template <class T>
 void check_array(const py::array& a, const char* name, const std::vector<int64_t>& shape) {
   if (!py::isinstance<py::array_t<T>>(a) || !a.dtype().is(py::dtype::of<T>()))
-    throw std::invalid_argument(std::string(name) + ": got dtype " + std::string(py::str(a.dtype())) +
-                                ", expected " + std::string(py::str(py::dtype::of<T>())));
+    throw std::invalid_argument(std::string(name) + ": got dtype " + std::string(py::str(a.dtype())) + ", expected " +
+                                std::string(py::str(py::dtype::of<T>())));
   if (!(a.flags() & py::array::c_style))
     throw std::invalid_argument(std::string(name) + ": expected a C-contiguous array");
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
   if (!ok)
-    throw std::invalid_argument(std::string(name) + ": got shape " + shape_str(a) + ", expected " +
-                                shape_str(shape));
+    throw std::invalid_argument(std::string(name) + ": got shape " + shape_str(a) + ", expected " + shape_str(shape));
 }
 
 template <class T>
@@ -80,5 +86,48 @@ T* optional_out_ptr(const py::object& o, const char* name, const std::vector<int
 }
 
 inline bool is_float64(const py::array& a) { return a.dtype().is(py::dtype::of<double>()); }
+
+// lengths: None (every sequence has all T steps) or int64 (B,) with every value in 1..T.
+inline const int64_t* checked_lengths(const py::object& lengths, int64_t B, int64_t T) {
+  const int64_t* len = optional_in_ptr<int64_t>(lengths, "lengths", {B});
+  for (int64_t b = 0; len && b < B; ++b)
+    if (len[b] < 1 || len[b] > T)
+      throw std::invalid_argument("lengths: got " + std::to_string(len[b]) + " at index " + std::to_string(b) +
+                                  ", expected values in 1.." + std::to_string(T));
+  return len;
+}
+
+// The kernel tables in use, set once by load_kernels (module.cpp): float32 kernels of the chosen instruction set,
+// float64 kernels of the baseline library.
+struct LoadedKernels {
+  const KernelTable* f32 = nullptr;
+  const KernelTable* f64 = nullptr;
+};
+
+inline LoadedKernels& loaded_kernels() {
+  static LoadedKernels loaded;
+  return loaded;
+}
+
+template <class S>
+const TypedKernels<S>& kernels() {
+  const LoadedKernels& k = loaded_kernels();
+  if (!k.f32 || !k.f64) throw std::runtime_error("rnnfast._core: no kernels loaded (import rnnfast, which loads them)");
+  if constexpr (std::is_same_v<S, double>)
+    return k.f64->f64;
+  else
+    return k.f32->f32;
+}
+
+// The one dtype dispatch: f(kernels) with the float64 kernels when `first` is float64, else the float32 ones (whose
+// array checks then name any other dtype). The scalar type is std::decay_t<decltype(kernels)>::Scalar.
+template <class F>
+decltype(auto) with_kernels_for(const py::array& first, F&& f) {
+  if (is_float64(first)) return f(kernels<double>());
+  return f(kernels<float>());
+}
+
+template <class K>
+using ScalarOf = typename std::decay_t<K>::Scalar;
 
 }  // namespace rnnfast::bind
