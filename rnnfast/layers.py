@@ -51,7 +51,7 @@ class Embedding(Module):
         if dy.shape != ids.shape + (self.embedding_dim,):
             raise ValueError(f"dy: got shape {dy.shape}, expected {ids.shape + (self.embedding_dim,)}")
         self._ids = None  # only now: a refused dy leaves the forward to differentiate
-        core.embedding_backward(ids, dy, self._grads["weight"])
+        core.embedding_backward(ids=ids, dy=dy, dW=self._grads["weight"])
 
 
 class Linear(Module):
@@ -106,7 +106,7 @@ class Linear(Module):
         _checks.check_finite(x, "x")
         flat = x.reshape(-1, self.in_features)
         y = np.empty((flat.shape[0], self.out_features), dtype=self.dtype)
-        core.linear_forward(flat, self._weight_and_grad()[0], self._params.get("bias"), y)
+        core.linear_forward(x=flat, W=self._weight_and_grad()[0], b=self._params.get("bias"), y=y)
         self._x = flat if self.training else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
@@ -122,7 +122,8 @@ class Linear(Module):
         self._x = None  # only now: a refused dy leaves the forward to differentiate
         weight, weight_grad = self._weight_and_grad()
         dx = np.empty_like(x) if need_input_grad else None
-        core.linear_backward(dy.reshape(-1, self.out_features), x, weight, dx, weight_grad, self._grads.get("bias"))
+        core.linear_backward(dy=dy.reshape(-1, self.out_features), x=x, W=weight, dx=dx, dW=weight_grad,
+                             db=self._grads.get("bias"))
         return None if dx is None else dx.reshape(dy.shape[:-1] + (self.in_features,))
 
 

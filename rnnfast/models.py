@@ -54,8 +54,9 @@ def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, with_grad: b
     flat_logits, flat_targets = logits.reshape(-1, V), targets.reshape(-1)
     count = int(np.count_nonzero(flat_targets != ignore_index))
     grad = (flat_logits if in_place else np.empty_like(flat_logits)) if with_grad else None
-    total, count, correct = core.softmax_cross_entropy(flat_logits, flat_targets, ignore_index, grad,
-                                                       1.0 / max(count, 1))
+    total, count, correct = core.softmax_cross_entropy(logits=flat_logits, targets=flat_targets,
+                                                       ignore_index=ignore_index, dlogits=grad,
+                                                       grad_scale=1.0 / max(count, 1))
     loss = total / count if count else float("nan")
     if with_grad:
         return loss, count, correct, grad.reshape(logits.shape)
@@ -205,6 +206,7 @@ class LanguageModel(Module, Trainable):
         layers = [self.rnn._weights(params, layer, "") for layer in range(self.num_layers)]
         head_W, _ = self.head._weight_and_grad()
         rnn_cell = self.rnn._cell
-        return core.generate(rnn_cell, self.embedding._params["weight"], layers, head_W,
-                             self.head._params.get("bias"), prompt, max_new_tokens, temperature, top_k, top_p, seed,
-                             h, c, weight_dtype)
+        return core.generate(cell=rnn_cell, embedding=self.embedding._params["weight"], layers=layers, head_W=head_W,
+                             head_b=self.head._params.get("bias"), prompt=prompt, steps=max_new_tokens,
+                             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, h=h, c=c,
+                             weight_dtype=weight_dtype)

@@ -43,7 +43,7 @@ class Optimizer:
         self.params.grad.fill(0)
 
     def _check_finite_grad(self) -> None:
-        total = core.sum_of_squares(self.params.grad)
+        total = core.sum_of_squares(x=self.params.grad)
         if not math.isfinite(total):
             raise FloatingPointError("step: gradients contain NaN or Inf; the update was not applied")
 
@@ -149,8 +149,9 @@ class SGD(Optimizer):
     def step(self) -> None:
         self._check_finite_grad()
         self.step_count += 1
-        core.sgd_step(self.params.data, self.params.grad, self.momentum_buffer, self.lr, self.momentum,
-                      self.weight_decay, self.dampening, self.nesterov, self.step_count == 1)
+        core.sgd_step(params=self.params.data, grads=self.params.grad, momentum_buffer=self.momentum_buffer,
+                      lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, dampening=self.dampening,
+                      nesterov=self.nesterov, first_step=self.step_count == 1)
 
 
 class Adam(Optimizer):
@@ -184,8 +185,9 @@ class Adam(Optimizer):
     def step(self) -> None:
         self._check_finite_grad()
         self.step_count += 1
-        core.adam_step(self.params.data, self.params.grad, self.exp_avg, self.exp_avg_sq, self.lr, self.betas[0],
-                       self.betas[1], self.eps, self.weight_decay, self._decoupled, self.step_count)
+        core.adam_step(params=self.params.data, grads=self.params.grad, exp_avg=self.exp_avg,
+                       exp_avg_sq=self.exp_avg_sq, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                       weight_decay=self.weight_decay, decoupled=self._decoupled, step=self.step_count)
 
 
 class AdamW(Adam):
@@ -280,14 +282,14 @@ def clip_grad_norm(model, max_norm) -> float:
     """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm before."""
     max_norm = _checks.real(max_norm, "max_norm", 0.0, low_open=True)
     grad = _arena(model).grad
-    total = math.sqrt(core.sum_of_squares(grad))
+    total = math.sqrt(core.sum_of_squares(x=grad))
     coef = max_norm / (total + 1e-6)  # PyTorch's epsilon, so both clip identically
     if coef < 1.0:
-        core.scale_in_place(grad, coef)
+        core.scale_in_place(x=grad, factor=coef)
     return total
 
 
 def clip_grad_value(model, clip_value) -> None:
     """Clamp every gradient value to [-clip_value, clip_value]."""
     clip_value = _checks.real(clip_value, "clip_value", 0.0, low_open=True)
-    core.clamp_in_place(_arena(model).grad, clip_value)
+    core.clamp_in_place(x=_arena(model).grad, limit=clip_value)

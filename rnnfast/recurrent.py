@@ -132,7 +132,7 @@ class _Recurrent(Module):
         self._retire_cache()
         spares, self._spare_workspaces = self._spare_workspaces, []
         # Spares of another size are let go before this call allocates, so two sets never coexist.
-        if not training or any(w.size != core.workspace_size(self._cell, T, B, H) for w in spares):
+        if not training or any(w.size != core.workspace_size(cell=self._cell, T=T, B=B, H=H) for w in spares):
             spares = []
         inp = x
         for layer in range(self.num_layers):
@@ -147,8 +147,9 @@ class _Recurrent(Module):
                 idx = layer * D + d
                 w = self._weights(params, layer, suffix)
                 h, c, ws = core.sequence_forward(
-                    self._cell, inp, h0[idx], None if c0 is None else c0[idx], *w, lengths, d == 1, training, y, d * H,
-                    spares[idx] if idx < len(spares) else None)
+                    cell=self._cell, x=inp, h0=h0[idx], c0=None if c0 is None else c0[idx], W_ih=w[0], W_hh=w[1],
+                    b_ih=w[2], b_hh=w[3], lengths=lengths, reverse=d == 1, training=training, y=y, column=d * H,
+                    spare_workspace=spares[idx] if idx < len(spares) else None)
                 hT[idx] = h
                 if cT is not None:
                     cT[idx] = c
@@ -201,8 +202,10 @@ class _Recurrent(Module):
                 w = self._weights(params, layer, suffix)
                 g = self._weights(grads, layer, suffix)
                 dh, dc = core.sequence_backward(
-                    self._cell, inp, workspaces[d], *w, lengths, d == 1, dy, d * H, dparts[0][idx],
-                    dparts[1][idx] if dc0 is not None else None, dx, d == 1, *g)
+                    cell=self._cell, x=inp, workspace=workspaces[d], W_ih=w[0], W_hh=w[1], b_ih=w[2], b_hh=w[3],
+                    lengths=lengths, reverse=d == 1, dy=dy, column=d * H, dhT=dparts[0][idx],
+                    dcT=dparts[1][idx] if dc0 is not None else None, dx=dx, accumulate_dx=d == 1, dW_ih=g[0],
+                    dW_hh=g[1], db_ih=g[2], db_hh=g[3])
                 dh0[idx] = dh
                 if dc0 is not None:
                     dc0[idx] = dc

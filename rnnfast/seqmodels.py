@@ -316,8 +316,9 @@ class CRF(Module):
         """-log p(tags | emissions) of each sequence, float64 (B,); keeps no gradient."""
         emissions, lengths = self._scores(emissions, lengths)
         tags = self._tags(tags, emissions, lengths)
-        return core.crf_nll(emissions, tags, lengths, *self._params_in_order(self._params), None, None, None, None,
-                            1.0)
+        return core.crf_nll(emissions=emissions, tags=tags, lengths=lengths, start=self._params["start_transitions"],
+                            end=self._params["end_transitions"], trans=self._params["transitions"], demissions=None,
+                            dstart=None, dend=None, dtrans=None, grad_scale=1.0)
 
     def loss(self, emissions, tags, lengths=None) -> float:
         """The summed negative log-likelihood of ``tags`` divided by the number of tokens (so it is comparable
@@ -327,12 +328,16 @@ class CRF(Module):
         scale = 1.0 / float(lengths.sum())
         if not self.training:
             self._pending_grads = None
-            return float(core.crf_nll(emissions, tags, lengths, *self._params_in_order(self._params), None, None,
-                                      None, None, 1.0).sum() * scale)
+            return float(core.crf_nll(emissions=emissions, tags=tags, lengths=lengths,
+                                      start=self._params["start_transitions"], end=self._params["end_transitions"],
+                                      trans=self._params["transitions"], demissions=None, dstart=None, dend=None,
+                                      dtrans=None, grad_scale=1.0).sum() * scale)
         demissions = np.empty_like(emissions)
         grads = {name: np.zeros_like(value) for name, value in self._params.items()}
-        nll = core.crf_nll(emissions, tags, lengths, *self._params_in_order(self._params), demissions,
-                           *self._params_in_order(grads), scale)
+        nll = core.crf_nll(emissions=emissions, tags=tags, lengths=lengths, start=self._params["start_transitions"],
+                           end=self._params["end_transitions"], trans=self._params["transitions"],
+                           demissions=demissions, dstart=grads["start_transitions"], dend=grads["end_transitions"],
+                           dtrans=grads["transitions"], grad_scale=scale)
         self._pending_grads = (demissions, grads)
         return float(nll.sum() * scale)
 
@@ -349,7 +354,8 @@ class CRF(Module):
     def decode(self, emissions, lengths=None) -> tuple[np.ndarray, np.ndarray]:
         """Viterbi: the best tags (T, B) int64 (-1 at padded positions) and their scores (B,) float64."""
         emissions, lengths = self._scores(emissions, lengths)
-        return core.crf_viterbi(emissions, lengths, *self._params_in_order(self._params))
+        return core.crf_viterbi(emissions=emissions, lengths=lengths, start=self._params["start_transitions"],
+                                end=self._params["end_transitions"], trans=self._params["transitions"])
 
 
 # ----- tagging ----------------------------------------------------------------------------------------------
