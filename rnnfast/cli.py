@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def _task_options() -> dict:
     """Each task option's spec and the tasks that read it, in registry order."""
     owners: dict = {}
-    for name in tasks.names():
+    for name in tasks.REGISTRY:
         for spec in tasks.get(name).OPTIONS:
             owners.setdefault(spec.dest, (spec, []))[1].append(name)
     return owners
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=tuple(tasks.names()), default="lm",
                    help="; ".join(f"{n}: {tasks.get(n).HELP.partition(': ')[2]}" for n in tasks.names()))
     t.add_argument("--data", nargs="+", help="training file(s) (lm default: the standard library's docstrings)")
+    t.add_argument("--format", choices=tasks.formats(), help="classify: tsv (label<TAB>text lines, the default), "
+                   "files (one file per class, named after it), ts (UEA/UCR), npz, wav (a folder per class); tag: "
+                   "CoNLL columns, or npz with per-step tags")
     t.add_argument("--encoding", default="utf-8", help="text encoding of the data files")
     t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
     t.add_argument("--embed", type=positive_int, help="embedding size")
@@ -126,10 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _apply_task_defaults(args, module) -> None:
     for dest, (spec, owners) in _task_options().items():
-        if getattr(args, dest) is not None and args.task not in owners:
-            *others, last = owners
-            allowed = f"{', '.join(others)} or {last}" if others else last
-            raise ValueError(f"{spec.flags[0]}: only for --task {allowed}, got --task {args.task}")
+        if getattr(args, dest) is not None and module.NAME not in owners:
+            given = f"--task {args.task}" + (f" --format {args.format}" if args.format else "")
+            raise ValueError(f"{spec.flags[0]}: only for {tasks.describe(*map(tasks.get, owners))}, got {given}")
     if args.test_fraction is not None and args.task == "lm":
         raise ValueError("--test-fraction: only for --task classify, tag or forecast, got --task lm")
     for name, value in module.DEFAULTS.items():
@@ -139,7 +141,7 @@ def _apply_task_defaults(args, module) -> None:
 
 
 def cmd_train(args) -> int:
-    module = tasks.get(args.task)
+    module = tasks.resolve(args.task, args.format)
     _apply_task_defaults(args, module)
     if args.task != "lm" and not args.data:
         raise ValueError(f"--data: required for --task {args.task}")
@@ -148,7 +150,7 @@ def cmd_train(args) -> int:
     note(f"{prepared.summary}, {prepared.model.num_parameters():,} parameters -> {out}")
     try:
         records = train(prepared.model, prepared.task,
-                        config_from_args(args, out, settings_to_dict(args.task, prepared.settings)), prepared.tokenizer)
+                        config_from_args(args, out, settings_to_dict(module.NAME, prepared.settings)), prepared.tokenizer)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     note(f"saved {out}/model.rnnfast (best validation) and {out}/last.rnnfast")

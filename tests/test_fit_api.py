@@ -243,13 +243,30 @@ def test_evaluate_in_python_warns_about_unseen_gold_labels():
 
 # ----- registry, settings, checkpoints ----------------------------------------------------------------------
 def test_every_registered_task_module_meets_the_protocol():
-    for name in tasks.names():
-        module = tasks.get(name)
-        assert isinstance(module, tasks.TaskModule), name
-        assert module.NAME == name and module.MODEL.TASK == name
+    for key in tasks.REGISTRY:
+        module = tasks.get(key)
+        assert isinstance(module, tasks.TaskModule), key
+        assert module.NAME == key
         assert all(spec.kwargs["default"] is None for spec in module.OPTIONS)
+    for name in tasks.names():  # each --task has a module that serves its model's fit and evaluate
+        module = tasks.get(name)
+        assert isinstance(module, tasks.InMemoryTask) and module.MODEL.TASK == name
     with pytest.raises(ValueError, match="task: got 'audio', expected one of lm, classify, tag, forecast"):
         tasks.get("audio")
+
+
+@pytest.mark.parametrize("task, data_format, module", [
+    ("classify", None, "classify"), ("classify", "files", "classify"), ("classify", "ts", "sequences"),
+    ("classify", "wav", "sequences"), ("tag", "npz", "sequences"), ("tag", None, "tag"), ("lm", None, "lm")])
+def test_task_and_format_choose_the_module(task, data_format, module):
+    assert tasks.resolve(task, data_format).NAME == module
+
+
+def test_a_format_no_module_of_the_task_reads_is_refused():
+    with pytest.raises(ValueError, match="--format: got 'tsv' for --task tag, expected one of ts, npz, wav"):
+        tasks.resolve("tag", "tsv")
+    with pytest.raises(ValueError, match="--format: got 'ts' for --task lm, expected no --format"):
+        tasks.resolve("lm", "ts")
 
 
 def test_settings_of_unversioned_checkpoints_load_and_newer_versions_are_refused():

@@ -26,6 +26,7 @@ REGISTRY = {
     "classify": "classify",
     "tag": "tag",
     "forecast": "forecast",
+    "sequences": "sequences",
 }
 
 
@@ -60,7 +61,9 @@ class Task(Protocol):
 
 @runtime_checkable
 class TaskModule(Protocol):
-    """A module of this package that implements one task."""
+    """A module of this package that implements one task. Besides these, a module may set ``TASKS`` (the
+    ``--task`` values it serves, default its ``NAME``), ``FORMATS`` (the ``--format`` values it reads; a module
+    named after a task is that task's default) and ``after_training(args, checkpoint)``."""
 
     NAME: str
     HELP: str
@@ -69,8 +72,6 @@ class TaskModule(Protocol):
     DEFAULTS: dict
     #: the task's own command-line options (``rnnfast.tasks.common.Option``)
     OPTIONS: tuple
-    #: the model class whose ``fit`` and ``evaluate`` this task serves
-    MODEL: type
     #: the versioned dataclass saved as a checkpoint's task settings
     Settings: type
 
@@ -83,6 +84,16 @@ class TaskModule(Protocol):
 
     def predict_files(self, checkpoint, settings, args) -> Callable[[str], None]:
         """``rnnfast predict``: a function that writes the predictions for ``args.data`` to a path."""
+
+    def result_line(self, result: dict) -> str:
+        """The headline metrics of a test result, for the log."""
+
+
+@runtime_checkable
+class InMemoryTask(Protocol):
+    """A task module that serves a model's ``fit`` and ``evaluate`` (``MODEL.TASK`` is its name)."""
+
+    MODEL: type
 
     def fit_task(self, model, x, y, validation, batch_size: int, seed: int, options: dict) -> tuple:
         """``model.fit``: (Task over in-memory data, settings, tokenizer or None); ``validation`` is data like
@@ -100,7 +111,37 @@ def get(name: str) -> TaskModule:
 
 
 def names() -> Iterable[str]:
-    return tuple(REGISTRY)
+    """The ``--task`` values, in registry order."""
+    return tuple(dict.fromkeys(t for key in REGISTRY for t in getattr(get(key), "TASKS", (key,))))
 
 
-__all__ = ["Task", "TaskModule", "REGISTRY", "get", "names"]
+def formats() -> tuple[str, ...]:
+    """Every ``--format`` value some task module reads."""
+    return tuple(dict.fromkeys(f for key in REGISTRY for f in getattr(get(key), "FORMATS", ())))
+
+
+def resolve(task: str, data_format: str | None) -> TaskModule:
+    """The module that trains ``--task task`` on ``--format data_format`` (None: the task's own module)."""
+    own = get(task) if task in REGISTRY else None
+    if data_format is None or data_format in getattr(own, "FORMATS", ()):
+        return get(task)
+    for key in REGISTRY:
+        module = get(key)
+        if task in getattr(module, "TASKS", (key,)) and data_format in getattr(module, "FORMATS", ()):
+            return module
+    readable = [f for key in REGISTRY for f in getattr(get(key), "FORMATS", ())
+                if task in getattr(get(key), "TASKS", (key,))]
+    raise ValueError(f"--format: got {data_format!r} for --task {task}, expected "
+                     + (f"one of {', '.join(readable)}" if readable else "no --format (the task has one)"))
+
+
+def describe(*modules) -> str:
+    """How a user selects any of ``modules`` on the command line, e.g. "--task classify or tag"."""
+    names = list(dict.fromkeys(t for m in modules for t in getattr(m, "TASKS", (m.NAME,))))
+    text = "--task " + (f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0])
+    if all(hasattr(m, "TASKS") for m in modules):  # modules that only some formats select
+        text += " with --format " + ", ".join(f for m in modules for f in m.FORMATS)
+    return text
+
+
+__all__ = ["Task", "TaskModule", "InMemoryTask", "REGISTRY", "get", "names", "formats", "resolve", "describe"]

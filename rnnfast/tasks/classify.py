@@ -18,17 +18,17 @@ from .. import _checks, data, metrics
 from ..models import _softmax_cross_entropy
 from ..seqmodels import SequenceClassifier, evaluation_mode
 from .common import (UNK, UNSEEN, NoCarry, Option, Prepared, SequenceBatches, Vocabulary, cli_parts, encoding,
-                     held_out, in_order, no_options, option, positive_int, sequences_of, targets_of)
+                     held_out, in_order, no_options, option, positive_int, sequences_of, targets_of, unpack)
 
 NAME = "classify"
 HELP = "classify: one label per text (label<TAB>text lines, or one file per class)"
 MODEL = SequenceClassifier
 DEFAULTS = {"embed": 100, "hidden": 128, "layers": 1, "dropout": 0.5, "batch_size": 32, "epochs": 10,
             "format": "tsv", "pooling": "last", "bidirectional": False, "min_count": 2}
+FORMATS = ("tsv", "files")  # label<TAB>text lines; one file per class, named after the class
 OPTIONS: tuple[Option, ...] = (
-    option("--format", choices=("tsv", "files"), help="tsv: label<TAB>text lines (default); files: one file per "
-           "class, named after the class"),
-    option("--pooling", choices=("last", "mean", "max"), help="how a text's steps become one vector (default last)"),
+    option("--pooling", choices=("last", "mean", "max"),
+           help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)"),
     option("--bidirectional", action=argparse.BooleanOptionalAction,
            help="read both ways (default: no for classify, yes for tag)"),
     option("--min-count", type=positive_int,
@@ -231,6 +231,7 @@ def result_line(result: dict) -> str:
 
 # ----- in memory --------------------------------------------------------------------------------------------
 def _examples(x, y, lengths, name: str):
+    x, y = unpack(x, y)
     sequences = sequences_of(x, lengths, name)
     labels = targets_of(y, len(sequences), "y" if name == "x" else f"{name} labels")
     return sequences, np.asarray(_checks.as_int_array(np.asarray(labels), "y", ndim=1))
@@ -242,7 +243,9 @@ def fit_task(model, x, y, validation, batch_size: int, seed: int, options: dict)
     lengths = options.pop("lengths", None)
     no_options(options, NAME)
     sequences, labels = _examples(x, y, lengths, "x")
-    if isinstance(validation, tuple):
+    if isinstance(validation, data.SequenceSet):
+        validation = _examples(validation, None, None, "validation_data")
+    elif isinstance(validation, tuple):
         validation = _examples(validation[0], validation[1], validation[2] if len(validation) > 2 else None,
                                "validation_data")
     (train_x, train_y), val = held_out(sequences, list(labels), validation, seed)

@@ -276,6 +276,17 @@ def sequences_of(x, lengths, name: str = "x") -> list[np.ndarray]:
     return out
 
 
+def unpack(x, y):
+    """``x`` and ``y`` for fit and evaluate: a ``rf.data.SequenceSet`` (what the readers of sequences of numbers
+    return) gives its sequences and, unless ``y`` is given, its labels, class names turned into ids in the order
+    of its ``classes``."""
+    if not isinstance(x, data.SequenceSet):
+        return x, y
+    if y is None and x.y is not None:
+        y = x.y if isinstance(x.y[0], np.ndarray) else [x.classes.index(label) for label in x.y]
+    return x.x, y
+
+
 def held_out(x, y, validation, seed: int):
     """Training and validation pairs for ``fit`` from ``validation``: a pair (x_val, y_val), a fraction of the
     examples (a seeded random sample), or None (no validation)."""

@@ -19,7 +19,7 @@ from .. import _checks, data, metrics
 from ..seqmodels import SequenceTagger, evaluation_mode
 from .common import (PAD, UNK, UNSEEN, NoCarry, Option, Prepared, SequenceBatches, Vocabulary, cli_parts,
                      encoding, held_out, in_order, no_options, one_file, option, positive_int, sequences_of,
-                     targets_of)
+                     targets_of, unpack)
 
 NAME = "tag"
 HELP = "tag: one tag per token (CoNLL column files)"
@@ -331,6 +331,7 @@ def result_line(result: dict) -> str:
 
 # ----- in memory --------------------------------------------------------------------------------------------
 def _examples(model, x, y, lengths, name: str) -> EncodedSentences:
+    x, y = unpack(x, y)
     words = sequences_of(x, lengths, name)
     tags = [_checks.as_int_array(t, f"{name} tags[{i}]", ndim=1)
             for i, t in enumerate(targets_of(y, len(words), "y" if name == "x" else f"{name} tags"))]
@@ -359,7 +360,9 @@ def fit_task(model, x, y, validation, batch_size: int, seed: int, options: dict)
     model.tag_names = _tag_names(model, options)
     no_options(options, NAME)
     train = _examples(model, x, y, lengths, "x")
-    if isinstance(validation, tuple):
+    if isinstance(validation, data.SequenceSet):
+        val = _examples(model, validation, None, None, "validation_data")
+    elif isinstance(validation, tuple):
         val = _examples(model, validation[0], validation[1], validation[2] if len(validation) > 2 else None,
                         "validation_data")
     elif isinstance(validation, float):
