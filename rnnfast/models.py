@@ -66,18 +66,18 @@ def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, with_grad: b
 class LanguageModel(Module, Trainable):
     """Embedding -> recurrent stack -> linear head over the vocabulary.
 
-    Dropout, when set, follows PyTorch's word_language_model and Zaremba et al. (2014): on the embeddings, between
     ``fit(x)`` and ``evaluate(x)`` take a 1-d array of token ids (e.g. ``rf.text.CharTokenizer``'s ``encode``);
     their options ``seq_len`` (steps of truncated back-propagation, default 100) and, for ``fit``, ``tokenizer``
     (saved with the checkpoints of ``out=``). ``validation_data`` is another array of ids.
 
+    Dropout, when set, follows PyTorch's word_language_model and Zaremba et al. (2014): on the embeddings, between
     recurrent layers and on the last layer's output. ``tie_weights`` shares the embedding matrix with the output
     layer (requires ``embed_dim == hidden_size``). ``init_scale`` re-initialises every parameter U(-s, s).
     """
 
-    def __init__(self, vocab_size, embed_dim, hidden_size, num_layers=1, cell="lstm", dropout=0.0,
     TASK = "lm"
 
+    def __init__(self, vocab_size, embed_dim, hidden_size, num_layers=1, cell="lstm", dropout=0.0,
                  tie_weights=False, seed=None, init_scale=None, dtype="float32"):
         super().__init__()
         self.vocab_size = _checks.positive_int(vocab_size, "vocab_size")

@@ -368,28 +368,28 @@ class SequenceTagger(_RecurrentModel, Trainable):
     characters (ids below ``char_vocab_size``; 0 is padding), whose two final states (``char_hidden_size`` each)
     describe words the vocabulary does not know. All words of a batch go through the character BiLSTM as one
     batch, so no Python runs per word or step.
-    """
-
-    def __init__(self, num_tags, vocab_size=None, input_size=None, embed_dim=100, hidden_size=128, num_layers=1,
-                 cell="lstm", bidirectional=True, feature_vocab_sizes=(), feature_dim=20, char_features=False,
-                 char_vocab_size=None, char_embed_dim=25, char_hidden_size=25, crf=False, dropout=0.0, seed=None,
-                 dtype="float32", tag_names=None):
 
     ``fit(x, y)``, ``evaluate(x, y)``: ``x`` as for SequenceClassifier, ``y`` one array of tag ids per sequence;
     ``tag_names`` (an option of both, saved with the model) name the tag ids, and chunk tags (IOB1, IOB2, IOBES)
     make ``evaluate`` report conlleval's chunk F1 and ``fit`` keep the weights of the best one. ``predict`` of a
     list of sequences returns a list of tag-id arrays.
-        super().__init__()
-        self.num_tags = _checks.positive_int(num_tags, "num_tags", minimum=2)
+    """
+
     TASK = "tag"
 
+    def __init__(self, num_tags, vocab_size=None, input_size=None, embed_dim=100, hidden_size=128, num_layers=1,
+                 cell="lstm", bidirectional=True, feature_vocab_sizes=(), feature_dim=20, char_features=False,
+                 char_vocab_size=None, char_embed_dim=25, char_hidden_size=25, crf=False, dropout=0.0, seed=None,
+                 dtype="float32", tag_names=None):
+        super().__init__()
+        self.num_tags = _checks.positive_int(num_tags, "num_tags", minimum=2)
+        self.tag_names = tag_names
         if isinstance(feature_vocab_sizes, (str, bytes)) or not hasattr(feature_vocab_sizes, "__iter__"):
             raise TypeError(f"feature_vocab_sizes: got {type(feature_vocab_sizes).__name__}, expected a list of "
                             "vocabulary sizes, one per feature column")
         self.feature_vocab_sizes = tuple(_checks.positive_int(v, f"feature_vocab_sizes[{k}]")
                                          for k, v in enumerate(feature_vocab_sizes))
         self.feature_dim = _checks.positive_int(feature_dim, "feature_dim")
-        self.tag_names = tag_names
         self.char_features = bool(char_features)
         if self.char_features:
             if char_vocab_size is None:
@@ -594,27 +594,27 @@ class Forecaster(_RecurrentModel, Trainable):
 
     Multi-step forecasts are direct: all ``horizon`` values come from one pass. ``predict(history, steps)``
     beyond ``horizon`` feeds the forecasts back (recursive), ``horizon`` values at a time.
-    """
-
-    def __init__(self, input_size=1, hidden_size=64, num_layers=1, cell="lstm", horizon=1, loss="mse",
-                 dropout=0.0, mean=None, std=None, seed=None, dtype="float32", window=None):
-        super().__init__()
-        self.horizon = _checks.positive_int(horizon, "horizon")
 
     ``fit(x)`` and ``evaluate(x)`` take a series (N,) (or (N, input_size)); options ``window`` (history length,
     default two seasons, else 24; ``fit`` saves it with the model) and ``season`` (for the seasonal-naive
     baseline). ``fit`` sets the scaling from the training part; ``validation_data`` is a series that continues
     ``x`` and ``validation_split`` takes the end of ``x``.
-        self.loss_kind = _checks.choice(loss, "loss", FORECAST_LOSSES)
-        input_size = _checks.positive_int(input_size, "input_size")
+    """
+
     TASK = "forecast"
 
+    def __init__(self, input_size=1, hidden_size=64, num_layers=1, cell="lstm", horizon=1, loss="mse",
+                 dropout=0.0, mean=None, std=None, seed=None, dtype="float32", window=None):
+        super().__init__()
+        self.horizon = _checks.positive_int(horizon, "horizon")
+        # The history length it was trained on (set by fit); evaluate's default window.
+        self.window = None if window is None else _checks.positive_int(window, "window")
+        self.loss_kind = _checks.choice(loss, "loss", FORECAST_LOSSES)
+        input_size = _checks.positive_int(input_size, "input_size")
         next_seed = _seeds(seed)
         # Real-valued inputs only (embed_dim is unused); the second input per series is its change from the
         # window's last value.
         self._build_front(None, input_size, 1, hidden_size, num_layers, cell, False, dropout, dtype, next_seed,
-        # The history length it was trained on (set by fit); evaluate's default window.
-        self.window = None if window is None else _checks.positive_int(window, "window")
                           extra_input=input_size)
         self.head = self._add_child("head", Linear(self.hidden_size, self.horizon * input_size, True, dtype,
                                                    next_seed()))
