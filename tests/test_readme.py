@@ -48,6 +48,8 @@ NOT_RUN = [
     ((".",), "activates that virtual environment"),
     (("pip", "install"), "installs packages; these tests exercise the installed build already"),
     (("pytest",), "runs the test suite, this file included"),
+    (("pip", "wheel"), "builds a wheel: tests/test_wheel.py builds, repairs and installs one the same way"),
+    (("auditwheel", "repair"), "bundles the OpenMP runtime into that wheel: tests/test_wheel.py does it too"),
 ]
 
 # Appended to the README's flags: argparse takes the last value, so these bound the time and size only.
@@ -207,9 +209,30 @@ def conll(n: int, seed: int) -> str:
     return text
 
 
+def tones(per_class: int, seed: int) -> dict[str, bytes]:
+    """A folder per class ("low", "high") of short 22.05 kHz 16-bit .wav tones, as {relative path: bytes}."""
+    import io
+    import wave
+
+    rng = np.random.default_rng(seed)
+    files = {}
+    for label, frequency in (("low", 300.0), ("high", 2500.0)):
+        for k in range(per_class):
+            t = np.arange(int(22050 * rng.uniform(0.1, 0.2))) / 22050
+            samples = 0.5 * np.sin(2 * np.pi * frequency * rng.uniform(0.9, 1.1) * t)
+            buffer = io.BytesIO()
+            with wave.open(buffer, "wb") as f:
+                f.setnchannels(1)
+                f.setsampwidth(2)
+                f.setframerate(22050)
+                f.writeframes((samples * 32767).astype("<i2").tobytes())
+            files[f"{label}/{k}.wav"] = buffer.getvalue()
+    return files
+
+
 @dataclass
 class StandIn:
-    write: object  # (shared data folder or None, working directory) -> file contents
+    write: object  # (shared data folder or None, working directory) -> file contents, or {path: bytes} (a folder)
     shared: bool = False  # needs ../shared/data
 
 
@@ -226,6 +249,11 @@ DATA = {
     "train.txt": StandIn(lambda shared, root: conll(150, 0)),
     "dev.txt": StandIn(lambda shared, root: conll(30, 1)),
     "test.txt": StandIn(lambda shared, root: conll(30, 2)),
+    # The header (5 lines) and the first series of the archive's files.
+    "GunPoint_TRAIN.ts": StandIn(lambda shared, root: shared_lines(shared, "uea/GunPoint_TRAIN.ts", 0, 40), True),
+    "GunPoint_TEST.ts": StandIn(lambda shared, root: shared_lines(shared, "uea/GunPoint_TEST.ts", 0, 30), True),
+    "words/train": StandIn(lambda shared, root: tones(6, 0)),
+    "words/test": StandIn(lambda shared, root: tones(3, 1)),
 }
 
 
@@ -349,8 +377,14 @@ def check_eval(command, args, result, cwd: Path) -> None:
 
 def check_predict(command, args, result, cwd: Path) -> None:
     task = rf.load(cwd / args.checkpoint).extra["task"]["task"]
-    given = (cwd / args.data).read_text(encoding="utf-8").splitlines()
     written = (cwd / args.out).read_text(encoding="utf-8").splitlines() if args.out else result.stdout.splitlines()
+    if task == "sequences":  # a CSV: id, label, one probability per class
+        rows = list(csv.reader(written))
+        classes = rf.load(cwd / args.checkpoint).extra["task"]["classes"]
+        assert rows[0] == ["id", "label", *(f"p_{c}" for c in classes)], (command.where, rows[0])
+        assert len(rows) == 1 + len(rf.data.read_ts(cwd / args.data)), command.where
+        return
+    given = (cwd / args.data).read_text(encoding="utf-8").splitlines()
     if task == "classify":  # one label per text line
         assert len(written) == len(given) and all(written), command.where
     elif task == "tag":  # the input with one more column
@@ -426,8 +460,14 @@ def test_bash_block(block, tmp_path, request):
             if not target.exists():
                 stand_in = DATA[os.path.normpath(path)]
                 shared = request.getfixturevalue("shared_data") if stand_in.shared else None
+                contents = stand_in.write(shared, tmp_path)
+                if isinstance(contents, dict):  # a folder of files
+                    for name, data in contents.items():
+                        (target / name).parent.mkdir(parents=True, exist_ok=True)
+                        (target / name).write_bytes(data)
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(stand_in.write(shared, tmp_path), encoding="utf-8")
+                target.write_text(contents, encoding="utf-8")
         result = run(command, tmp_path, LIMITS[args.command])
         if bf16_refused(args):
             lines = result.stderr.strip().splitlines()
