@@ -23,6 +23,7 @@ def _compiled_core_dir(path_entries):
 # core, first on sys.path: its submodules then come from the installed build, so both test what is installed.
 __path__ = [str(_compiled_core_dir(__import__("sys").path))]
 
+from . import _native  # noqa: E402
 from ._native import available_isas, core  # noqa: E402
 from . import data, metrics, optim, text
 from .io import Checkpoint, CheckpointError, load, save
@@ -40,11 +41,13 @@ MAX_THREADS = 4096  # far beyond any CPU's cores, and small enough for the nativ
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used by every kernel in this process (default: OMP_NUM_THREADS, else the usable cores), 1 to
-    ``MAX_THREADS``."""
+    """Threads used by every kernel in this process, 1 to ``MAX_THREADS``. The default is ``OMP_NUM_THREADS``,
+    else the CPUs this process may use: its affinity mask, lowered to its cgroup's CPU quota and shared among the
+    MPI ranks on the machine (``build_info()["threads_reason"]`` says which). Set fewer on a machine that other
+    work keeps busy: a kernel waits for its slowest thread at every step."""
     from ._checks import integer
 
-    core.set_num_threads(integer(n, "n", 1, MAX_THREADS))
+    _native.set_threads(integer(n, "n", 1, MAX_THREADS), "rf.set_num_threads")
 
 
 def get_num_threads() -> int:
@@ -77,6 +80,7 @@ def build_info() -> dict:
     """The native core in use: instruction set, OpenMP runtime, thread count, Eigen version and compiler."""
     info = dict(core.build_info())
     info["threads"] = get_num_threads()
+    info["threads_reason"] = _native.threads_reason
     info["matmul_precision"] = get_matmul_precision()
     info["available_isas"] = available_isas()
     info["version"] = __version__

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from . import _core as core
+from ._threads import default_threads
 
 ISAS = ("baseline", "avx2", "avx512")
 _REQUIRED_FEATURES = {
@@ -47,12 +48,23 @@ def _load() -> None:
 
 
 _load()
+# Why the kernels use as many threads as they do (rf.build_info()["threads_reason"]).
+threads_reason = "affinity"
+
+
+def set_threads(n: int, reason: str) -> None:
+    global threads_reason
+    core.set_num_threads(n=n)
+    threads_reason = reason
+
+
+set_threads(*default_threads())
 
 
 def _single_threaded_after_fork() -> None:
     # GNU OpenMP's thread pool does not survive fork(): a forked child that opened a parallel region would hang.
     # One thread needs no pool; a child may raise the count again only if it never forks with threads running.
-    core.set_num_threads(n=1)
+    set_threads(1, "forked child")
 
 
 if hasattr(os, "register_at_fork"):
