@@ -1,12 +1,12 @@
 // Native benchmark of rnnfast's sequence kernels (rnnfast/sequence.hpp): forward in training and inference mode,
 // BPTT backward and batch-1 per-token stepping, for RNN / LSTM / GRU over a grid of shapes.
 //
-// Every kernel is first checked against a plain-loop double-precision reference on a slice of its shape (same I
-// and H, small T and B), and the reference's own backward is checked against central differences, so a wrong
-// kernel stops the run instead of being timed. The yardstick of the "% peak" column is rnnfast's SGEMM on an
-// input-projection shape, timed right before and right after each row: a shared host's speed drifts (this
-// project's machine read 151-303 GFLOP/s on that SGEMM within one run), and a rate taken once per cell misstated
-// the rows timed after it.
+// Every kernel is first checked against a plain-loop double-precision reference (tests/native/reference.hpp, shared
+// with the native tests) on a slice of its shape (same I and H, small T and B), and the reference's own backward is
+// checked against central differences, so a wrong kernel stops the run instead of being timed. The yardstick of the
+// "% peak" column is rnnfast's SGEMM on an input-projection shape, timed right before and right after each row: a
+// shared host's speed drifts (this project's machine read 151-303 GFLOP/s on that SGEMM within one run), and a rate
+// taken once per cell misstated the rows timed after it.
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -27,6 +26,8 @@
 #include "rnnfast/parallel.hpp"
 #include "rnnfast/gemm.hpp"
 #include "rnnfast/sequence.hpp"
+// Relative to this file: the reference is shared with the native tests and is not part of the installed headers.
+#include "../tests/native/reference.hpp"
 
 #ifndef RNNFAST_ISA
 #define RNNFAST_ISA "unknown"
@@ -256,215 +257,35 @@ void kernel_steps(const Problem& p, StepState& s, float* y) {  // p.B == 1; y: (
 
 // ----- the double-precision reference ------------------------------------------------------------------------
 
-// PyTorch's equations written out per element, with nothing shared with the kernels but the gate order.
-struct RefLayer {
-  Cell cell;
-  int64_t T, B, I, H, G;
-  Vec W_ih, W_hh, b_ih, b_hh, x, h0, c0;
-};
-
-struct RefOut {
-  Vec y, hT, cT;
-};
-
-// What backward needs per (t, b): activated gates (T, B, G*H); h_prev, c_prev, c_new, GRU's W_hn h + b_hn (T, B, H).
-struct RefTape {
-  Vec gates, h_prev, c_prev, c_new, hn;
-};
-
-struct RefGrads {
-  Vec x, h0, c0, W_ih, W_hh, b_ih, b_hh;  // same names as the RefLayer fields they differentiate
-};
+// The reference itself (PyTorch's equations in plain loops, double precision) lives in tests/native/reference.hpp,
+// shared with the native test program.
+namespace ref = rnnfast_reference;
+using ref::max_abs;
 
 Vec to_double(const std::vector<float>& v) { return Vec(v.begin(), v.end()); }
 
-RefLayer to_reference(const Problem& p) {
-  return {p.cell, p.T, p.B, p.I, p.H, p.G, to_double(p.W_ih), to_double(p.W_hh), to_double(p.b_ih),
-          to_double(p.b_hh), to_double(p.x), to_double(p.h0), to_double(p.c0)};
-}
-
-double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
-
-double dot(const double* a, const double* b, int64_t n) {
-  double s = 0.0;
-  for (int64_t k = 0; k < n; ++k) s += a[k] * b[k];
-  return s;
-}
-
-RefOut ref_forward(const RefLayer& L, RefTape* tape) {
-  const int64_t T = L.T, B = L.B, I = L.I, H = L.H, GH = L.G * H;
-  RefOut out{Vec(T * B * H), L.h0, L.c0};
-  Vec& h = out.hT;
-  Vec& c = out.cT;
-  if (tape) *tape = {Vec(T * B * GH), Vec(T * B * H), Vec(T * B * H), Vec(T * B * H), Vec(T * B * H)};
-  Vec gi(GH), gh(GH), gates(GH), h_new(H);
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t row = t * B + b;
-      double* hb = &h[b * H];
-      double* cb = &c[b * H];
-      for (int64_t r = 0; r < GH; ++r) {
-        gi[r] = L.b_ih[r] + dot(&L.W_ih[r * I], &L.x[row * I], I);
-        gh[r] = L.b_hh[r] + dot(&L.W_hh[r * H], hb, H);
-      }
-      if (tape) {
-        std::copy(hb, hb + H, &tape->h_prev[row * H]);
-        std::copy(cb, cb + H, &tape->c_prev[row * H]);
-        std::copy(&gh[2 * H], &gh[2 * H] + (L.cell == Cell::GRU ? H : 0), &tape->hn[row * H]);
-      }
-      for (int64_t j = 0; j < H; ++j) {
-        switch (L.cell) {
-          case Cell::RNN_TANH:
-            gates[j] = h_new[j] = std::tanh(gi[j] + gh[j]);
-            break;
-          case Cell::RNN_RELU:
-            gates[j] = h_new[j] = std::max(0.0, gi[j] + gh[j]);
-            break;
-          case Cell::LSTM: {
-            const double i = sigmoid(gi[j] + gh[j]), f = sigmoid(gi[H + j] + gh[H + j]);
-            const double g = std::tanh(gi[2 * H + j] + gh[2 * H + j]), o = sigmoid(gi[3 * H + j] + gh[3 * H + j]);
-            gates[j] = i, gates[H + j] = f, gates[2 * H + j] = g, gates[3 * H + j] = o;
-            cb[j] = f * cb[j] + i * g;
-            h_new[j] = o * std::tanh(cb[j]);
-            if (tape) tape->c_new[row * H + j] = cb[j];
-            break;
-          }
-          case Cell::GRU: {
-            const double r = sigmoid(gi[j] + gh[j]), z = sigmoid(gi[H + j] + gh[H + j]);
-            const double n = std::tanh(gi[2 * H + j] + r * gh[2 * H + j]);
-            gates[j] = r, gates[H + j] = z, gates[2 * H + j] = n;
-            h_new[j] = (1.0 - z) * n + z * hb[j];
-            break;
-          }
-        }
-      }
-      std::copy(h_new.begin(), h_new.end(), hb);
-      std::copy(h_new.begin(), h_new.end(), &out.y[row * H]);
-      if (tape) std::copy(gates.begin(), gates.end(), &tape->gates[row * GH]);
-    }
-  }
-  return out;
-}
-
-// Gradients of loss = sum(dy * y) + sum(dhT * hT) + sum(dcT * cT), by back-propagation through the tape.
-RefGrads ref_backward(const RefLayer& L, const RefTape& tape, const Vec& dy, const Vec& dhT, const Vec& dcT) {
-  const int64_t T = L.T, B = L.B, I = L.I, H = L.H, GH = L.G * H;
-  RefGrads d{Vec(T * B * I), dhT, L.cell == Cell::LSTM ? dcT : Vec(B * H, 0.0), Vec(GH * I), Vec(GH * H),
-             Vec(GH), Vec(GH)};
-  Vec& dh_next = d.h0;  // gradient reaching the state after step t-1, filled in going backwards
-  Vec& dc_next = d.c0;
-  Vec dh(H), dgi(GH), dgh(GH), dh_prev(H);
-  for (int64_t t = T - 1; t >= 0; --t) {
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t row = t * B + b;
-      const double* a = &tape.gates[row * GH];
-      const double* hp = &tape.h_prev[row * H];
-      for (int64_t j = 0; j < H; ++j) dh[j] = dy[row * H + j] + dh_next[b * H + j];
-      std::fill(dh_prev.begin(), dh_prev.end(), 0.0);
-      for (int64_t j = 0; j < H; ++j) {
-        switch (L.cell) {
-          case Cell::RNN_TANH:
-            dgi[j] = dgh[j] = dh[j] * (1.0 - a[j] * a[j]);
-            break;
-          case Cell::RNN_RELU:
-            dgi[j] = dgh[j] = a[j] > 0.0 ? dh[j] : 0.0;
-            break;
-          case Cell::LSTM: {
-            const double i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-            const double tc = std::tanh(tape.c_new[row * H + j]);
-            const double dc = dc_next[b * H + j] + dh[j] * o * (1.0 - tc * tc);
-            dgi[j] = dc * g * i * (1.0 - i);
-            dgi[H + j] = dc * tape.c_prev[row * H + j] * f * (1.0 - f);
-            dgi[2 * H + j] = dc * i * (1.0 - g * g);
-            dgi[3 * H + j] = dh[j] * tc * o * (1.0 - o);
-            for (int k = 0; k < 4; ++k) dgh[k * H + j] = dgi[k * H + j];
-            dc_next[b * H + j] = dc * f;
-            break;
-          }
-          case Cell::GRU: {
-            const double r = a[j], z = a[H + j], n = a[2 * H + j];
-            const double dn = dh[j] * (1.0 - z) * (1.0 - n * n);
-            dgi[2 * H + j] = dn;
-            dgh[2 * H + j] = dn * r;
-            dgi[j] = dgh[j] = dn * tape.hn[row * H + j] * r * (1.0 - r);
-            dgi[H + j] = dgh[H + j] = dh[j] * (hp[j] - n) * z * (1.0 - z);
-            dh_prev[j] = dh[j] * z;
-            break;
-          }
-        }
-      }
-      for (int64_t r = 0; r < GH; ++r) {
-        d.b_ih[r] += dgi[r];
-        d.b_hh[r] += dgh[r];
-        for (int64_t k = 0; k < I; ++k) {
-          d.W_ih[r * I + k] += dgi[r] * L.x[row * I + k];
-          d.x[row * I + k] += dgi[r] * L.W_ih[r * I + k];
-        }
-        for (int64_t k = 0; k < H; ++k) {
-          d.W_hh[r * H + k] += dgh[r] * hp[k];
-          dh_prev[k] += dgh[r] * L.W_hh[r * H + k];
-        }
-      }
-      std::copy(dh_prev.begin(), dh_prev.end(), &dh_next[b * H]);
-    }
-  }
-  return d;
-}
-
-double ref_loss(const RefLayer& L, const Vec& dy, const Vec& dhT, const Vec& dcT) {
-  const RefOut out = ref_forward(L, nullptr);
-  double loss = 0.0;
-  for (size_t k = 0; k < dy.size(); ++k) loss += dy[k] * out.y[k];
-  for (size_t k = 0; k < dhT.size(); ++k) loss += dhT[k] * out.hT[k];
-  if (L.cell == Cell::LSTM)
-    for (size_t k = 0; k < dcT.size(); ++k) loss += dcT[k] * out.cT[k];
-  return loss;
-}
-
-double max_abs(const Vec& v) {
-  double m = 0.0;
-  for (double e : v) m = std::max(m, std::abs(e));
-  return m;
+ref::Layer to_reference(const Problem& p) {
+  ref::Layer L;
+  L.cell = p.cell;
+  L.T = p.T, L.B = p.B, L.I = p.I, L.H = p.H, L.G = p.G;
+  L.W_ih = to_double(p.W_ih), L.W_hh = to_double(p.W_hh), L.b_ih = to_double(p.b_ih), L.b_hh = to_double(p.b_hh);
+  L.x = to_double(p.x), L.h0 = to_double(p.h0), L.c0 = to_double(p.c0);
+  return L;
 }
 
 // The reference's backward is itself code that can be wrong: check it against central differences on a tiny
 // layer of each cell before it is used to judge any kernel.
 void self_test_reference() {
-  Vec RefLayer::*inputs[] = {&RefLayer::x, &RefLayer::h0, &RefLayer::c0, &RefLayer::W_ih,
-                             &RefLayer::W_hh, &RefLayer::b_ih, &RefLayer::b_hh};
-  const Vec RefGrads::*grads[] = {&RefGrads::x, &RefGrads::h0, &RefGrads::c0, &RefGrads::W_ih,
-                                  &RefGrads::W_hh, &RefGrads::b_ih, &RefGrads::b_hh};
-  const char* names[] = {"x", "h0", "c0", "W_ih", "W_hh", "b_ih", "b_hh"};
-  const double eps = 1e-6;
   for (Cell cell : {Cell::RNN_TANH, Cell::RNN_RELU, Cell::LSTM, Cell::GRU}) {
     const Problem p = make_problem(cell, {3, 2, 3, 4}, 7);
-    RefLayer L = to_reference(p);
-    const Vec dy = to_double(p.dy), dhT = to_double(p.dhT), dcT = to_double(p.dcT);
-    RefTape tape;
-    ref_forward(L, &tape);
-    const RefGrads analytic = ref_backward(L, tape, dy, dhT, dcT);
-    for (size_t f = 0; f < std::size(inputs); ++f) {
-      if (inputs[f] == &RefLayer::c0 && cell != Cell::LSTM) continue;
-      Vec& v = L.*inputs[f];
-      const Vec& g = analytic.*grads[f];
-      double worst = 0.0;
-      for (size_t k = 0; k < v.size(); ++k) {
-        const double saved = v[k];
-        v[k] = saved + eps;
-        const double up = ref_loss(L, dy, dhT, dcT);
-        v[k] = saved - eps;
-        const double down = ref_loss(L, dy, dhT, dcT);
-        v[k] = saved;
-        worst = std::max(worst, std::abs((up - down) / (2 * eps) - g[k]));
-      }
-      const double rel = worst / std::max(max_abs(g), 1e-12);
-      if (!(rel <= kSelfTestTolerance)) {
-        std::fprintf(stderr,
-                     "REFERENCE SELF-TEST FAILED: %s d%s differs from central differences by %.3g (relative), "
-                     "tolerance %.1g; the reference backward is wrong, no kernel can be judged\n",
-                     cell_name(cell), names[f], rel, kSelfTestTolerance);
-        std::exit(1);
-      }
+    for (const ref::GradientError& e :
+         ref::gradient_errors(to_reference(p), to_double(p.dy), to_double(p.dhT), to_double(p.dcT))) {
+      if (e.relative <= kSelfTestTolerance) continue;
+      std::fprintf(stderr,
+                   "REFERENCE SELF-TEST FAILED: %s d%s differs from central differences by %.3g (relative), "
+                   "tolerance %.1g; the reference backward is wrong, no kernel can be judged\n",
+                   cell_name(cell), e.tensor, e.relative, kSelfTestTolerance);
+      std::exit(1);
     }
   }
 }
@@ -507,9 +328,9 @@ struct CheckResults {
 CheckResults check_kernels(Cell cell, const Shape& timed, uint32_t seed) {
   const Shape slice{std::min(timed.T, kCheckSteps), std::min(timed.B, kCheckBatch), timed.I, timed.H};
   const Problem p = make_problem(cell, slice, seed);
-  const RefLayer L = to_reference(p);
-  RefTape tape;
-  const RefOut ref = ref_forward(L, &tape);
+  const ref::Layer L = to_reference(p);
+  ref::Tape tape;
+  const ref::Out want = ref::forward(L, &tape);
   const bool lstm = cell == Cell::LSTM;
   CheckResults out{};
 
@@ -517,9 +338,9 @@ CheckResults check_kernels(Cell cell, const Shape& timed, uint32_t seed) {
     Buffers b(p);
     kernel_forward(p, b, training);
     Check c;
-    c.compare("y", b.y.data(), ref.y);
-    c.compare("h_T", b.hT.data(), ref.hT);
-    if (lstm) c.compare("c_T", b.cT.data(), ref.cT);
+    c.compare("y", b.y.data(), want.y);
+    c.compare("h_T", b.hT.data(), want.hT);
+    if (lstm) c.compare("c_T", b.cT.data(), want.cT);
     c.require(cell, timed, training ? "fwd_train" : "fwd_infer", slice, kCheckTolerance);
     (training ? out.fwd_train : out.fwd_infer) = c.worst;
   }
@@ -529,7 +350,7 @@ CheckResults check_kernels(Cell cell, const Shape& timed, uint32_t seed) {
     kernel_forward(p, b, true);
     b.zero_grads();
     kernel_backward(p, b);
-    const RefGrads d = ref_backward(L, tape, to_double(p.dy), to_double(p.dhT), to_double(p.dcT));
+    const ref::Grads d = ref::backward(L, tape, to_double(p.dy), to_double(p.dhT), to_double(p.dcT));
     Check c;
     c.compare("dx", b.dx.data(), d.x);
     c.compare("dh0", b.dh0.data(), d.h0);
@@ -545,7 +366,7 @@ CheckResults check_kernels(Cell cell, const Shape& timed, uint32_t seed) {
   {
     const Shape gen_slice{std::min(timed.T, kCheckGenerationSteps), 1, timed.I, timed.H};
     const Problem g = make_problem(cell, gen_slice, seed + 1);
-    const RefOut gref = ref_forward(to_reference(g), nullptr);
+    const ref::Out gref = ref::forward(to_reference(g), nullptr);
     StepState s(g.H);
     std::vector<float> y(g.T * g.H);
     kernel_steps(g, s, y.data());
