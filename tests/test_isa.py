@@ -1,9 +1,11 @@
 """Instruction-set variants: every variant this machine can run is importable, reports itself, and passes the
-numerics suites; RNNFAST_ISA selects a variant and refuses unknown or unusable ones."""
+numerics suites; RNNFAST_ISA selects a variant and refuses unknown or unusable ones; the variants' kernel libraries
+share no symbol."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +35,7 @@ def test_the_default_is_the_widest_usable_variant():
     for key in ("isa", "openmp", "threads", "eigen", "compiler", "available_isas"):
         assert key in info, key
     assert info["eigen"].startswith("3.4")
+    assert info["float64_isa"] == "baseline"
 
 
 @pytest.mark.parametrize("isa", _native.available_isas())
@@ -58,3 +61,15 @@ def test_numerics_suites_pass_on_every_other_variant(isa):
         capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or shutil.which("nm") is None, reason="needs Linux and nm")
+def test_each_kernel_library_exports_only_its_entry_point():
+    """Hidden visibility and a version script keep every instantiation (ours, Eigen's, the standard library's) inside
+    its own library, so none compiled for one instruction set can be bound to a caller built for another."""
+    directory = Path(_native.core.__file__).parent
+    for isa in _native.core.built_isas():
+        library = directory / f"_core_kernels_{isa}.so"
+        result = subprocess.run(["nm", "-D", "--defined-only", str(library)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert [line.split()[-1] for line in result.stdout.splitlines() if line.strip()] == ["rnnfast_kernel_table"]
