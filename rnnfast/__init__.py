@@ -25,7 +25,7 @@ __path__ = [str(_compiled_core_dir(__import__("sys").path))]
 
 from . import _native  # noqa: E402
 from ._native import available_isas, core  # noqa: E402
-from . import data, metrics, optim, text
+from . import audio, data, metrics, onnx, optim, text  # noqa: E402
 from .io import Checkpoint, CheckpointError, load, save
 from .layers import Dropout, Embedding, Linear
 from .models import LanguageModel, cross_entropy
@@ -89,5 +89,5 @@ def build_info() -> dict:
 
 __all__ = ["RNN", "LSTM", "GRU", "Embedding", "Linear", "Dropout", "LanguageModel", "cross_entropy", "Module",
            "Parameters", "optim", "clip_grad_norm", "clip_grad_value", "set_num_threads", "get_num_threads",
-           "set_matmul_precision", "get_matmul_precision", "build_info", "text", "data", "metrics", "save", "load", "Checkpoint", "CheckpointError",
-           "SequenceClassifier", "SequenceTagger", "Forecaster", "CRF"]
+           "set_matmul_precision", "get_matmul_precision", "build_info", "text", "data", "metrics", "audio", "onnx",
+           "save", "load", "Checkpoint", "CheckpointError", "SequenceClassifier", "SequenceTagger", "Forecaster", "CRF"]

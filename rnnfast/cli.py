@@ -17,6 +17,7 @@ import warnings
 
 from . import set_matmul_precision, set_num_threads, tasks
 from .io import load
+from .onnx import add_export_command, export_command
 from .prepare import add_prepare_command, prepare_command
 from .tasks.common import (UnseenLabelWarning, fraction, non_negative_float, note, positive_int, probability,
                            settings_from_dict, settings_to_dict)
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     add_prepare_command(sub)
+    add_export_command(sub)
 
     t = sub.add_parser("train", help="train a model (default: a character-level language model)",
                        description="Without --data, trains a language model on the Python standard library's "
@@ -218,7 +220,7 @@ def cmd_predict(args) -> int:
 
 
 COMMANDS = {"prepare": prepare_command, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
-            "predict": cmd_predict}
+            "predict": cmd_predict, "export": export_command}
 # User errors: bad input, bad files, a machine without the resources asked for. Anything else is a bug.
 USER_ERRORS = (ValueError, OSError, MemoryError, UnicodeError)
 

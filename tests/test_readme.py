@@ -60,6 +60,7 @@ LIMITS = {
     "eval": ["--threads", "1"],
     "predict": ["--threads", "1"],
     "prepare": [],
+    "export": [],
 }
 TIMEOUT_S = 120
 
@@ -276,6 +277,8 @@ def inputs_of(args) -> list[str]:
         return [args.checkpoint, *as_list(getattr(args, "data", None))]
     if args.command == "prepare":
         return [args.text]
+    if args.command == "export":
+        return [args.checkpoint]
     raise AssertionError(f"rnnfast {args.command}: add what it reads and writes to tests/test_readme.py")
 
 
@@ -287,7 +290,7 @@ def outputs_of(args) -> list[str]:
     if args.command == "train":
         out = train_out(args)
         return [out, *(os.path.join(out, f) for f in ("model.rnnfast", "last.rnnfast", "metrics.jsonl"))]
-    if args.command in ("predict", "prepare"):
+    if args.command in ("predict", "prepare", "export"):
         return as_list(args.out)
     return []
 
@@ -407,8 +410,20 @@ def check_prepare(command, args, result, cwd: Path) -> None:
     assert is_token_file(cwd / args.out), f"{command.where}: {args.out} is not a token file"
 
 
+def check_export(command, args, result, cwd: Path) -> None:
+    """The JSON line the README's comment promises, and a graph that onnxruntime opens."""
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    promised = re.findall(r'"(\w+)":\s*\.\.\.|"(\w+)":\s*\[', command.comment)
+    assert {a or b for a, b in promised} <= set(printed), (command.where, sorted(printed))
+    ort = pytest.importorskip("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(cwd / args.out), options, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()][0] == "input_ids", command.where
+
+
 CHECKS = {"train": check_train, "sample": check_sample, "eval": check_eval, "predict": check_predict,
-          "prepare": check_prepare}
+          "prepare": check_prepare, "export": check_export}
 
 
 # ----- tests ------------------------------------------------------------------------------------------------
