@@ -23,8 +23,8 @@
 
 #include "rnnfast/build_info.hpp"
 #include "rnnfast/cells.hpp"
-#include "rnnfast/parallel.hpp"
 #include "rnnfast/gemm.hpp"
+#include "rnnfast/parallel.hpp"
 #include "rnnfast/sequence.hpp"
 // Relative to this file: the reference is shared with the native tests and is not part of the installed headers.
 #include "../tests/native/reference.hpp"
@@ -62,10 +62,14 @@ struct Options {
 
 const char* cell_name(Cell cell) {
   switch (cell) {
-    case Cell::RNN_TANH: return "rnn_tanh";
-    case Cell::RNN_RELU: return "rnn_relu";
-    case Cell::LSTM: return "lstm";
-    case Cell::GRU: return "gru";
+    case Cell::RNN_TANH:
+      return "rnn_tanh";
+    case Cell::RNN_RELU:
+      return "rnn_relu";
+    case Cell::LSTM:
+      return "lstm";
+    case Cell::GRU:
+      return "gru";
   }
   return "?";
 }
@@ -156,8 +160,8 @@ Options parse_args(int argc, char** argv) {
     if (opt.quick)
       opt.shapes = {{35, 20, 200, 200}, {100, 1, 256, 256}};
     else
-      opt.shapes = {{35, 20, 200, 200}, {35, 20, 650, 650}, {100, 64, 512, 512}, {35, 64, 1024, 1024},
-                    {100, 1, 256, 256}};
+      opt.shapes = {
+          {35, 20, 200, 200}, {35, 20, 650, 650}, {100, 64, 512, 512}, {35, 64, 1024, 1024}, {100, 1, 256, 256}};
   }
   return opt;
 }
@@ -211,13 +215,21 @@ Problem make_problem(Cell cell, const Shape& s, uint32_t seed) {
 
 // Outputs and gradients of one layer, allocated once so that the timed calls measure only the kernels.
 struct Buffers {
-  std::vector<float> y, hT, cT, workspace;          // (T, B, H), (B, H), (B, H), workspace_size
-  std::vector<float> dx, dh0, dc0;                  // (T, B, I), (B, H), (B, H)
-  std::vector<float> dW_ih, dW_hh, db_ih, db_hh;    // like the parameters
+  std::vector<float> y, hT, cT, workspace;        // (T, B, H), (B, H), (B, H), workspace_size
+  std::vector<float> dx, dh0, dc0;                // (T, B, I), (B, H), (B, H)
+  std::vector<float> dW_ih, dW_hh, db_ih, db_hh;  // like the parameters
   explicit Buffers(const Problem& p)
-      : y(p.T * p.B * p.H), hT(p.B * p.H), cT(p.B * p.H),
-        workspace(rnnfast::workspace_size(p.cell, p.T, p.B, p.H)), dx(p.T * p.B * p.I), dh0(p.B * p.H),
-        dc0(p.B * p.H), dW_ih(p.W_ih.size()), dW_hh(p.W_hh.size()), db_ih(p.b_ih.size()), db_hh(p.b_hh.size()) {}
+      : y(p.T * p.B * p.H),
+        hT(p.B * p.H),
+        cT(p.B * p.H),
+        workspace(rnnfast::workspace_size(p.cell, p.T, p.B, p.H)),
+        dx(p.T * p.B * p.I),
+        dh0(p.B * p.H),
+        dc0(p.B * p.H),
+        dW_ih(p.W_ih.size()),
+        dW_hh(p.W_hh.size()),
+        db_ih(p.b_ih.size()),
+        db_hh(p.b_hh.size()) {}
 
   void zero_grads() {
     for (auto* g : {&dW_ih, &dW_hh, &db_ih, &db_hh}) std::fill(g->begin(), g->end(), 0.0f);
@@ -232,9 +244,8 @@ void kernel_forward(const Problem& p, Buffers& b, bool training) {
 // Needs b.workspace from a training-mode kernel_forward of the same problem.
 void kernel_backward(const Problem& p, Buffers& b) {
   const rnnfast::LayerGrads<float> grads{b.dW_ih.data(), b.dW_hh.data(), b.db_ih.data(), b.db_hh.data()};
-  rnnfast::sequence_backward<float>(p.params(), p.seq(), p.x.data(), b.workspace.data(), p.dy.data(), p.H,
-                                    p.dhT.data(), p.dcT.data(), b.dx.data(), false, b.dh0.data(), b.dc0.data(),
-                                    grads);
+  rnnfast::sequence_backward<float>(p.params(), p.seq(), p.x.data(), b.workspace.data(), p.dy.data(), p.H, p.dhT.data(),
+                                    p.dcT.data(), b.dx.data(), false, b.dh0.data(), b.dc0.data(), grads);
 }
 
 // Batch-1 generation from the sequence kernel: one T=1 inference call per token, the state carried over.
@@ -248,8 +259,8 @@ void kernel_steps(const Problem& p, StepState& s, float* y) {  // p.B == 1; y: (
   std::copy(p.h0.begin(), p.h0.end(), s.h.begin());
   std::copy(p.c0.begin(), p.c0.end(), s.c.begin());
   for (int64_t t = 0; t < p.T; ++t) {
-    rnnfast::sequence_forward<float>(p.params(), one_step, p.x.data() + t * p.I, s.h.data(), s.c.data(),
-                                     y + t * p.H, p.H, s.h_next.data(), s.c_next.data(), nullptr);
+    rnnfast::sequence_forward<float>(p.params(), one_step, p.x.data() + t * p.I, s.h.data(), s.c.data(), y + t * p.H,
+                                     p.H, s.h_next.data(), s.c_next.data(), nullptr);
     std::swap(s.h, s.h_next);
     std::swap(s.c, s.c_next);
   }
@@ -541,7 +552,6 @@ std::string json_escape(const std::string& s) {
 
 std::string simd_in_use() { return Eigen::SimdInstructionSetsInUse(); }
 
-
 void write_json(const std::string& path, const Options& opt, const std::vector<GemmRate>& gemms, double peak,
                 const std::vector<int64_t>& read_sizes_mib, const std::vector<double>& read_gbps,
                 const std::vector<Row>& rows) {
@@ -558,8 +568,7 @@ void write_json(const std::string& path, const Options& opt, const std::vector<G
     << ",\n  \"gemm\": [";
   for (size_t i = 0; i < gemms.size(); ++i)
     f << (i ? ", " : "") << "{\"M\": " << gemms[i].shape.M << ", \"N\": " << gemms[i].shape.N
-      << ", \"K\": " << gemms[i].shape.K
-      << ", \"gflops\": " << gemms[i].gflops << "}";
+      << ", \"K\": " << gemms[i].shape.K << ", \"gflops\": " << gemms[i].gflops << "}";
   f << "],\n  \"peak_gflops\": " << peak << ",\n  \"read_bandwidth\": [";
   for (size_t i = 0; i < read_gbps.size(); ++i)
     f << (i ? ", " : "") << "{\"mib\": " << read_sizes_mib[i] << ", \"gbps\": " << read_gbps[i] << "}";
@@ -568,19 +577,19 @@ void write_json(const std::string& path, const Options& opt, const std::vector<G
     const Row& r = rows[i];
     f << "    {\"cell\": \"" << cell_name(r.cell) << "\", \"T\": " << r.shape.T << ", \"B\": " << r.shape.B
       << ", \"I\": " << r.shape.I << ", \"H\": " << r.shape.H << ", \"mode\": \"" << r.mode
-      << "\", \"ms_median\": " << r.time.median_ms << ", \"ms_min\": " << r.time.min_ms
-      << ", \"gflop\": " << r.gflop << ", \"gflops\": " << r.gflops() << ", \"sgemm_gflops\": " << r.sgemm_gflops
-      << ", \"pct_peak\": " << r.pct_peak()
-      << ", \"check_max_rel_error\": " << r.check_error << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+      << "\", \"ms_median\": " << r.time.median_ms << ", \"ms_min\": " << r.time.min_ms << ", \"gflop\": " << r.gflop
+      << ", \"gflops\": " << r.gflops() << ", \"sgemm_gflops\": " << r.sgemm_gflops
+      << ", \"pct_peak\": " << r.pct_peak() << ", \"check_max_rel_error\": " << r.check_error << "}"
+      << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   f << "  ]\n}\n";
 }
 
 void print_row(const Row& r) {
   std::printf("%-8s %5lld %4lld %5lld %5lld  %-9s %11.4f %9.1f %9.1f %6.1f%%  %8.1e\n", cell_name(r.cell),
-              static_cast<long long>(r.shape.T), static_cast<long long>(r.shape.B),
-              static_cast<long long>(r.shape.I), static_cast<long long>(r.shape.H), r.mode.c_str(),
-              r.time.median_ms, r.gflops(), r.sgemm_gflops, r.pct_peak(), r.check_error);
+              static_cast<long long>(r.shape.T), static_cast<long long>(r.shape.B), static_cast<long long>(r.shape.I),
+              static_cast<long long>(r.shape.H), r.mode.c_str(), r.time.median_ms, r.gflops(), r.sgemm_gflops,
+              r.pct_peak(), r.check_error);
   std::fflush(stdout);
 }
 
@@ -591,10 +600,11 @@ int main(int argc, char** argv) {
   if (opt.threads > 0) rnnfast::set_num_threads(opt.threads);
   const int warmup = opt.quick ? 1 : 2;
 
-  std::printf("# rnnfast_bench: isa %s, Eigen SIMD %s, %s, OpenMP %s, %d thread(s), median of %d reps after %d "
-              "warm-up\n",
-              RNNFAST_ISA, simd_in_use().c_str(), rnnfast::compiler_name().c_str(),
-              rnnfast::openmp_enabled() ? "on" : "off", rnnfast::max_threads(), opt.reps, warmup);
+  std::printf(
+      "# rnnfast_bench: isa %s, Eigen SIMD %s, %s, OpenMP %s, %d thread(s), median of %d reps after %d "
+      "warm-up\n",
+      RNNFAST_ISA, simd_in_use().c_str(), rnnfast::compiler_name().c_str(), rnnfast::openmp_enabled() ? "on" : "off",
+      rnnfast::max_threads(), opt.reps, warmup);
 
   self_test_reference();
   std::printf("# reference self-test: analytic backward matches central differences for every cell\n");
@@ -626,16 +636,18 @@ int main(int argc, char** argv) {
   for (size_t at = flop_lines.find('\n'); at != std::string::npos; at = flop_lines.find('\n', at + 1))
     flop_lines.insert(at + 1, "#");
   Yardstick yardstick(gemm_shapes[1]);
-  std::printf("# best SGEMM above = %.1f GFLOP/s; sgemm: rnnfast's SGEMM M=%lld N=%lld K=%lld, the mean of its best "
-              "of 3 right before and right after each row; %%peak: GFLOP/s / sgemm\n# FLOPs: %s\n",
-              peak, static_cast<long long>(yardstick.shape().M), static_cast<long long>(yardstick.shape().N),
-              static_cast<long long>(yardstick.shape().K), flop_lines.c_str());
-  std::printf("# check: max |kernel - double reference| / max |reference| over every output and gradient, on "
-              "T<=%lld, B<=%lld (gen_step: T<=%lld), tolerance %.0e\n",
-              static_cast<long long>(kCheckSteps), static_cast<long long>(kCheckBatch),
-              static_cast<long long>(kCheckGenerationSteps), kCheckTolerance);
-  std::printf("\n%-8s %5s %4s %5s %5s  %-9s %11s %9s %9s %7s  %8s\n", "cell", "T", "B", "I", "H", "mode",
-              "ms(median)", "GFLOP/s", "sgemm", "%peak", "check");
+  std::printf(
+      "# best SGEMM above = %.1f GFLOP/s; sgemm: rnnfast's SGEMM M=%lld N=%lld K=%lld, the mean of its best "
+      "of 3 right before and right after each row; %%peak: GFLOP/s / sgemm\n# FLOPs: %s\n",
+      peak, static_cast<long long>(yardstick.shape().M), static_cast<long long>(yardstick.shape().N),
+      static_cast<long long>(yardstick.shape().K), flop_lines.c_str());
+  std::printf(
+      "# check: max |kernel - double reference| / max |reference| over every output and gradient, on "
+      "T<=%lld, B<=%lld (gen_step: T<=%lld), tolerance %.0e\n",
+      static_cast<long long>(kCheckSteps), static_cast<long long>(kCheckBatch),
+      static_cast<long long>(kCheckGenerationSteps), kCheckTolerance);
+  std::printf("\n%-8s %5s %4s %5s %5s  %-9s %11s %9s %9s %7s  %8s\n", "cell", "T", "B", "I", "H", "mode", "ms(median)",
+              "GFLOP/s", "sgemm", "%peak", "check");
 
   std::vector<Row> rows;
   uint32_t seed = 1;  // check_kernels uses seed and seed + 1
@@ -666,7 +678,8 @@ int main(int argc, char** argv) {
               std::max(checks.fwd_infer, consistency.worst));
       kernel_forward(p, b, true);  // backward reads this forward's workspace
       add_row(s, "bwd", 2.0 * fwd,
-              time_bracketed(yardstick, warmup, opt.reps, [&] { kernel_backward(p, b); }, [&] { b.zero_grads(); }),
+              time_bracketed(
+                  yardstick, warmup, opt.reps, [&] { kernel_backward(p, b); }, [&] { b.zero_grads(); }),
               checks.bwd);
 
       const Shape gen_shape{s.T, 1, s.I, s.H};

@@ -35,15 +35,17 @@ def main() -> None:
     ckpt = rf.load(args.checkpoint)
     model = ckpt.model.eval()
     if model.tie_weights:
-        raise SystemExit("a model with tied weights keeps its embedding in float32 but rounds the output layer; "
-                         "this script rounds both, so it does not apply")
+        raise SystemExit(
+            "a model with tied weights keeps its embedding in float32 but rounds the output layer; "
+            "this script rounds both, so it does not apply"
+        )
     with open(args.data, encoding="utf-8") as f:
         text = f.read()
     if ckpt.tokenizer.kind == "word":
         ids = ckpt.tokenizer.encode(text)
-        ids = ids[int(len(ids) * (1 - args.last)):]
+        ids = ids[int(len(ids) * (1 - args.last)) :]
     else:
-        ids = ckpt.tokenizer.encode(text[int(len(text) * (1 - args.last)):])
+        ids = ckpt.tokenizer.encode(text[int(len(text) * (1 - args.last)) :])
     full = evaluate(model, ids, args.seq_len, args.batch_size)
     state = model.state_dict()
     for name in state:
@@ -51,8 +53,16 @@ def main() -> None:
             state[name] = torch.from_numpy(state[name]).to(torch.bfloat16).float().numpy()
     model.load_state_dict(state)
     rounded = evaluate(model, ids, args.seq_len, args.batch_size)
-    print(json.dumps({"tokens": int(ids.size), "float32": full, "bfloat16_weights": rounded,
-                      "loss_change": rounded["loss"] - full["loss"]}))
+    print(
+        json.dumps(
+            {
+                "tokens": int(ids.size),
+                "float32": full,
+                "bfloat16_weights": rounded,
+                "loss_change": rounded["loss"] - full["loss"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

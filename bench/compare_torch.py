@@ -70,14 +70,17 @@ class GenerationConfig:
 
     def label(self) -> str:
         weights = ", bfloat16" if self.weight_dtype == "bfloat16" else ""
-        return (f"lstm {self.layers}x{self.hidden} embed={self.embed} vocab={self.vocab} "
-                f"prompt={self.prompt} new={self.tokens}{weights}")
+        return (
+            f"lstm {self.layers}x{self.hidden} embed={self.embed} vocab={self.vocab} "
+            f"prompt={self.prompt} new={self.tokens}{weights}"
+        )
 
 
 @dataclass(frozen=True)
 class LMConfig:
     """A whole language-model training step: embedding -> LSTM stack -> linear head -> softmax cross-entropy ->
     gradient clipping -> optimizer update, with the state carried from step to step (truncated BPTT)."""
+
     name: str
     vocab: int
     embed: int
@@ -90,8 +93,10 @@ class LMConfig:
     clip: float
 
     def label(self) -> str:
-        return (f"{self.name}: V={self.vocab} E={self.embed} lstm {self.layers}x{self.hidden} T={self.T} B={self.B} "
-                f"{self.optimizer}")
+        return (
+            f"{self.name}: V={self.vocab} E={self.embed} lstm {self.layers}x{self.hidden} T={self.T} B={self.B} "
+            f"{self.optimizer}"
+        )
 
 
 TRAIN = [
@@ -130,14 +135,16 @@ QUICK_TRAIN = [
     LayerConfig("lstm", 20, 8, 128, 128, 2, bidirectional=True),
 ]
 QUICK_INFER = [LayerConfig("lstm", 35, 20, 200, 200, 2), LayerConfig("lstm", 100, 1, 256, 256, 1)]
-QUICK_GENERATE = [GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20, g.weight_dtype)
-                  for g in GENERATE]
+QUICK_GENERATE = [
+    GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20, g.weight_dtype) for g in GENERATE
+]
 QUICK_LM = [LMConfig("small word model", 2000, 64, 64, 2, 20, 8, "sgd", 1.0, 0.25)]
 
 SECTIONS = ("train", "infer", "generate", "lm")
 
 
 # ----- timing ---------------------------------------------------------------------------------------------------
+
 
 def interleaved(torch_fn: Callable[[], object], rf_fn: Callable[[], object], warmup: int, reps: int):
     """Milliseconds per repetition for each side, alternating which side goes first."""
@@ -147,7 +154,7 @@ def interleaved(torch_fn: Callable[[], object], rf_fn: Callable[[], object], war
     torch_ms, rf_ms = [], []
     for rep in range(reps):
         pair = [(torch_fn, torch_ms), (rf_fn, rf_ms)]
-        for fn, out in (pair if rep % 2 == 0 else pair[::-1]):
+        for fn, out in pair if rep % 2 == 0 else pair[::-1]:
             start = time.perf_counter()
             fn()
             out.append((time.perf_counter() - start) * 1e3)
@@ -156,12 +163,22 @@ def interleaved(torch_fn: Callable[[], object], rf_fn: Callable[[], object], war
 
 def result(group: str, label: str, config, torch_ms, rf_ms, max_rel_diff, **extra) -> dict:
     t, r = statistics.median(torch_ms), statistics.median(rf_ms)
-    return {"group": group, "label": label, "config": asdict(config), "torch_ms": t, "rnnfast_ms": r,
-            "speedup": t / r, "max_rel_diff": max_rel_diff, "torch_ms_all": torch_ms, "rnnfast_ms_all": rf_ms,
-            **extra}
+    return {
+        "group": group,
+        "label": label,
+        "config": asdict(config),
+        "torch_ms": t,
+        "rnnfast_ms": r,
+        "speedup": t / r,
+        "max_rel_diff": max_rel_diff,
+        "torch_ms_all": torch_ms,
+        "rnnfast_ms_all": rf_ms,
+        **extra,
+    }
 
 
 # ----- agreement ------------------------------------------------------------------------------------------------
+
 
 def rel_diff(ours, theirs) -> float:
     ours = ours.detach().double().numpy() if hasattr(ours, "detach") else np.asarray(ours, dtype=np.float64)
@@ -186,12 +203,15 @@ def require_agreement(diffs: dict, what: str) -> float:
     worst = diffs[worst_name]
     tolerance = TOLERANCE if rf.get_matmul_precision() == "float32" else BF16_TOLERANCE
     if not worst <= tolerance:
-        sys.exit(f"MISMATCH in {what}: {worst_name} differs from PyTorch by {worst:.3g} (max abs difference / "
-                 f"max abs value; tolerance {tolerance:g}); not timing it")
+        sys.exit(
+            f"MISMATCH in {what}: {worst_name} differs from PyTorch by {worst:.3g} (max abs difference / "
+            f"max abs value; tolerance {tolerance:g}); not timing it"
+        )
     return worst
 
 
 # ----- recurrent layers -----------------------------------------------------------------------------------------
+
 
 def layer_pair(torch, cfg: LayerConfig):
     """A PyTorch layer and an rnnfast layer holding the same weights."""
@@ -276,13 +296,13 @@ def bench_infer(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
 
     y_t, state_t = in_float32(torch_forward)
     y, state = rf_forward()
-    worst = require_agreement({"y": rel_diff(y, y_t), **state_diffs(state, state_t, cfg.cell)},
-                              f"infer {cfg.label()}")
+    worst = require_agreement({"y": rel_diff(y, y_t), **state_diffs(state, state_t, cfg.cell)}, f"infer {cfg.label()}")
     torch_ms, rf_ms = interleaved(torch_forward, rf_forward, warmup, reps)
     return result("infer", cfg.label(), cfg, torch_ms, rf_ms, worst)
 
 
 # ----- generation -----------------------------------------------------------------------------------------------
+
 
 class TorchLanguageModel:
     """embedding -> LSTM stack -> linear head in PyTorch, with its weights under rnnfast.LanguageModel's names."""
@@ -298,8 +318,12 @@ class TorchLanguageModel:
         return [*self.embedding.parameters(), *self.lstm.parameters(), *self.head.parameters()]
 
     def state_dict(self) -> dict:
-        return {"embedding.weight": self.embedding.weight, "head.weight": self.head.weight,
-                "head.bias": self.head.bias, **{f"rnn.{k}": v for k, v in self.lstm.state_dict().items()}}
+        return {
+            "embedding.weight": self.embedding.weight,
+            "head.weight": self.head.weight,
+            "head.bias": self.head.bias,
+            **{f"rnn.{k}": v for k, v in self.lstm.state_dict().items()},
+        }
 
     def rnnfast_copy(self):
         vocab, embed = self.embedding.weight.shape
@@ -351,45 +375,62 @@ def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict
 
     bf16 = cfg.weight_dtype == "bfloat16"
     ours_generate = lambda temperature: np.asarray(  # noqa: E731
-        ours.generate(prompt, cfg.tokens, temperature=temperature, seed=0, weight_dtype=cfg.weight_dtype))
+        ours.generate(prompt, cfg.tokens, temperature=temperature, seed=0, weight_dtype=cfg.weight_dtype)
+    )
 
     # Same weights, greedy decoding: both must pick the same tokens. With bfloat16 weights the reference is
     # rnnfast's float32 path on a copy whose weight matrices PyTorch rounded to bfloat16 (PyTorch's own bfloat16
     # loop also rounds every activation, so its tokens drift apart).
     if bf16:
         rounded = theirs.rnnfast_copy()
-        rounded.load_state_dict({k: (v.detach().to(torch.bfloat16).float() if rounded_in_bfloat16(k)
-                                     else v.detach()).numpy() for k, v in theirs.state_dict().items()})
+        rounded.load_state_dict(
+            {
+                k: (v.detach().to(torch.bfloat16).float() if rounded_in_bfloat16(k) else v.detach()).numpy()
+                for k, v in theirs.state_dict().items()
+            }
+        )
         rounded.eval()
         theirs.to_bfloat16()
     greedy = ours_generate(0.0)
-    greedy_ref = (np.asarray(rounded.generate(prompt, cfg.tokens, temperature=0.0)) if bf16
-                  else theirs.generate(prompt, cfg.tokens, 0.0, 0))
+    greedy_ref = (
+        np.asarray(rounded.generate(prompt, cfg.tokens, temperature=0.0))
+        if bf16
+        else theirs.generate(prompt, cfg.tokens, 0.0, 0)
+    )
     if greedy.shape != (cfg.tokens,) or not np.array_equal(greedy, greedy_ref):
         first = next((i for i, (a, b) in enumerate(zip(greedy, greedy_ref)) if a != b), min(len(greedy), cfg.tokens))
         reference = "float32 on bfloat16-rounded weights" if bf16 else "PyTorch's"
-        sys.exit(f"MISMATCH in generate {cfg.label()}: greedy tokens differ from {reference} (rnnfast returned "
-                 f"shape {greedy.shape}, first difference at token {first}); not timing it")
+        sys.exit(
+            f"MISMATCH in generate {cfg.label()}: greedy tokens differ from {reference} (rnnfast returned "
+            f"shape {greedy.shape}, first difference at token {first}); not timing it"
+        )
     sampled = ours_generate(1.0)
     if sampled.shape != (cfg.tokens,) or sampled.min() < 0 or sampled.max() >= cfg.vocab:
-        sys.exit(f"MISMATCH in generate {cfg.label()}: sampling returned shape {sampled.shape} with ids in "
-                 f"[{sampled.min()}, {sampled.max()}], expected ({cfg.tokens},) ids in [0, {cfg.vocab})")
+        sys.exit(
+            f"MISMATCH in generate {cfg.label()}: sampling returned shape {sampled.shape} with ids in "
+            f"[{sampled.min()}, {sampled.max()}], expected ({cfg.tokens},) ids in [0, {cfg.vocab})"
+        )
 
-    torch_ms, rf_ms = interleaved(lambda: theirs.generate(prompt, cfg.tokens, 1.0, 0), lambda: ours_generate(1.0),
-                                  warmup, reps)
+    torch_ms, rf_ms = interleaved(
+        lambda: theirs.generate(prompt, cfg.tokens, 1.0, 0), lambda: ours_generate(1.0), warmup, reps
+    )
     row = result("generate", cfg.label(), cfg, torch_ms, rf_ms, 0.0)
     row["torch_tokens_per_s"] = cfg.tokens / (row["torch_ms"] * 1e-3)
     row["rnnfast_tokens_per_s"] = cfg.tokens / (row["rnnfast_ms"] * 1e-3)
     # Each token reads every recurrent and head weight once (and one embedding row): once they outgrow the
     # caches, memory bandwidth bounds tokens/s. The prompt's tokens skip the head, so this slightly overstates.
-    weight_bytes = sum(v.size * (2 if bf16 and rounded_in_bfloat16(k) else 4)
-                       for k, v in ours.named_parameters().items() if not k.startswith("embedding"))
+    weight_bytes = sum(
+        v.size * (2 if bf16 and rounded_in_bfloat16(k) else 4)
+        for k, v in ours.named_parameters().items()
+        if not k.startswith("embedding")
+    )
     row["weight_mb_per_token"] = weight_bytes / 1e6
     row["rnnfast_weight_gb_per_s"] = weight_bytes * row["rnnfast_tokens_per_s"] / 1e9
     return row
 
 
 # ----- language-model training step ----------------------------------------------------------------------------
+
 
 def bench_lm(torch, cfg: LMConfig, warmup: int, reps: int) -> dict:
     """What `rnnfast train` and bench/torch_lm.py do per batch, state carried (and detached) between steps."""
@@ -444,6 +485,7 @@ def bench_lm(torch, cfg: LMConfig, warmup: int, reps: int) -> dict:
 
 # ----- report ---------------------------------------------------------------------------------------------------
 
+
 def geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -451,18 +493,25 @@ def geomean(values) -> float:
 def print_group(title: str, rows: list[dict]) -> None:
     print(f"\n### {title}\n")
     if rows[0]["group"] == "generate":
-        print("| config | torch tokens/s | rnnfast tokens/s | rnnfast weight reads | speedup |\n"
-              "|---|---:|---:|---:|---:|")
+        print(
+            "| config | torch tokens/s | rnnfast tokens/s | rnnfast weight reads | speedup |\n|---|---:|---:|---:|---:|"
+        )
         for r in rows:
-            print(f"| {r['label']} | {r['torch_tokens_per_s']:.0f} | {r['rnnfast_tokens_per_s']:.0f} | "
-                  f"{r['weight_mb_per_token']:.1f} MB/token = {r['rnnfast_weight_gb_per_s']:.1f} GB/s | "
-                  f"{r['speedup']:.2f}x |")
+            print(
+                f"| {r['label']} | {r['torch_tokens_per_s']:.0f} | {r['rnnfast_tokens_per_s']:.0f} | "
+                f"{r['weight_mb_per_token']:.1f} MB/token = {r['rnnfast_weight_gb_per_s']:.1f} GB/s | "
+                f"{r['speedup']:.2f}x |"
+            )
     elif rows[0]["group"] == "lm":
-        print("| config | torch ms | rnnfast ms | torch tokens/s | rnnfast tokens/s | speedup |\n"
-              "|---|---:|---:|---:|---:|---:|")
+        print(
+            "| config | torch ms | rnnfast ms | torch tokens/s | rnnfast tokens/s | speedup |\n"
+            "|---|---:|---:|---:|---:|---:|"
+        )
         for r in rows:
-            print(f"| {r['label']} | {r['torch_ms']:.2f} | {r['rnnfast_ms']:.2f} | {r['torch_tokens_per_s']:.0f} | "
-                  f"{r['rnnfast_tokens_per_s']:.0f} | {r['speedup']:.2f}x |")
+            print(
+                f"| {r['label']} | {r['torch_ms']:.2f} | {r['rnnfast_ms']:.2f} | {r['torch_tokens_per_s']:.0f} | "
+                f"{r['rnnfast_tokens_per_s']:.0f} | {r['speedup']:.2f}x |"
+            )
     else:
         print("| config | torch ms | rnnfast ms | speedup |\n|---|---:|---:|---:|")
         for r in rows:
@@ -494,8 +543,9 @@ def layer_config(text: str) -> LayerConfig:
     fields = parts[:-1] if bidirectional else parts
     cell, sizes = (fields[0], fields[1:]) if fields else ("", [])
     if cell not in ("lstm", "gru", "rnn") or len(sizes) != 5 or not all(v.isdigit() and int(v) > 0 for v in sizes):
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected cell,T,B,I,H,layers[,bi] with cell lstm, gru or rnn "
-                                         "and positive integers")
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected cell,T,B,I,H,layers[,bi] with cell lstm, gru or rnn and positive integers"
+        )
     return LayerConfig(cell, *map(int, sizes), bidirectional=bidirectional)
 
 
@@ -505,15 +555,31 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=positive_int, help="timed repetitions per side (default 10, --quick 3)")
     parser.add_argument("--warmup", type=positive_int, help="untimed repetitions per side (default 2, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="small configs and few repetitions: a smoke run")
-    parser.add_argument("--sections", type=section_list, default=list(SECTIONS),
-                        help="comma-separated subset of train,infer,generate,lm (default: all)")
-    parser.add_argument("--no-mkldnn", action="store_true",
-                        help="turn off PyTorch's oneDNN (mkldnn) path and compare with its native kernels")
-    parser.add_argument("--config", type=layer_config, action="append", metavar="CELL,T,B,I,H,LAYERS[,bi]",
-                        help="time this layer configuration instead of the built-in ones in the train and infer "
-                             "sections (repeatable), e.g. --config lstm,20,128,300,300,1")
-    parser.add_argument("--matmul-precision", choices=("float32", "bfloat16"), default="float32",
-                        help="bfloat16: rnnfast's bfloat16 matmul precision against PyTorch's bfloat16 autocast")
+    parser.add_argument(
+        "--sections",
+        type=section_list,
+        default=list(SECTIONS),
+        help="comma-separated subset of train,infer,generate,lm (default: all)",
+    )
+    parser.add_argument(
+        "--no-mkldnn",
+        action="store_true",
+        help="turn off PyTorch's oneDNN (mkldnn) path and compare with its native kernels",
+    )
+    parser.add_argument(
+        "--config",
+        type=layer_config,
+        action="append",
+        metavar="CELL,T,B,I,H,LAYERS[,bi]",
+        help="time this layer configuration instead of the built-in ones in the train and infer "
+        "sections (repeatable), e.g. --config lstm,20,128,300,300,1",
+    )
+    parser.add_argument(
+        "--matmul-precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: rnnfast's bfloat16 matmul precision against PyTorch's bfloat16 autocast",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write every repetition and the summary as JSON")
     args = parser.parse_args(argv)
     reps = args.reps or (3 if args.quick else 10)
@@ -535,15 +601,27 @@ def main(argv=None) -> int:
             sys.exit(f"--matmul-precision: {exc}")
         torch_precision = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
 
-    meta = {"threads": args.threads, "matmul_precision": args.matmul_precision, "reps": reps, "warmup": warmup, "quick": args.quick,
-            "torch": torch.__version__, "torch_mkldnn": torch.backends.mkldnn.enabled,
-            "rnnfast": rf.build_info(), "python": platform.python_version(), "machine": platform.machine()}
-    print(f"# rnnfast {meta['rnnfast']['version']} ({meta['rnnfast']['isa']}) vs torch {torch.__version__} "
-          f"(mkldnn {'on' if meta['torch_mkldnn'] else 'off'}), {args.threads} thread(s) each, "
-          f"median of {reps} interleaved reps after {warmup} warm-up; speedup = torch / rnnfast")
+    meta = {
+        "threads": args.threads,
+        "matmul_precision": args.matmul_precision,
+        "reps": reps,
+        "warmup": warmup,
+        "quick": args.quick,
+        "torch": torch.__version__,
+        "torch_mkldnn": torch.backends.mkldnn.enabled,
+        "rnnfast": rf.build_info(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    print(
+        f"# rnnfast {meta['rnnfast']['version']} ({meta['rnnfast']['isa']}) vs torch {torch.__version__} "
+        f"(mkldnn {'on' if meta['torch_mkldnn'] else 'off'}), {args.threads} thread(s) each, "
+        f"median of {reps} interleaved reps after {warmup} warm-up; speedup = torch / rnnfast"
+    )
 
-    train, infer, generate, lm = ((QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE, QUICK_LM) if args.quick
-                                  else (TRAIN, INFER, GENERATE, LM))
+    train, infer, generate, lm = (
+        (QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE, QUICK_LM) if args.quick else (TRAIN, INFER, GENERATE, LM)
+    )
     if args.config:
         train = infer = args.config
     groups = {}
@@ -567,8 +645,11 @@ def main(argv=None) -> int:
     if args.json:
         summary = {title: geomean([r["speedup"] for r in rows]) for title, rows in groups.items()}
         with open(args.json, "w") as f:
-            json.dump({"meta": meta, "geomean_speedup": summary,
-                       "results": [r for rows in groups.values() for r in rows]}, f, indent=1)
+            json.dump(
+                {"meta": meta, "geomean_speedup": summary, "results": [r for rows in groups.values() for r in rows]},
+                f,
+                indent=1,
+            )
         print(f"\n# wrote {args.json}")
     return 0
 

@@ -42,7 +42,7 @@ def main() -> None:
     # rnnfast computes dx together with dW; its dx time is the difference of the two calls.
     both = lambda: core.linear_backward(dy, x, W, dx, dW, None)  # noqa: E731
     times: dict[str, list[float]] = {}
-    for rep in range(args.reps):
+    for _ in range(args.reps):
         for name, (mkl, ours) in products.items():
             for side, fn in (("mkl", mkl), ("rnnfast", ours)):
                 if fn is not None:

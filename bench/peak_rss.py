@@ -1,6 +1,6 @@
 """Run a command and print its peak resident memory (the child's ru_maxrss), for memory comparisons.
 
-    python bench/peak_rss.py -- rnnfast train --data ../shared/data/tinyshakespeare.txt --minutes 1
+python bench/peak_rss.py -- rnnfast train --data ../shared/data/tinyshakespeare.txt --minutes 1
 """
 
 from __future__ import annotations

@@ -62,8 +62,10 @@ def main(argv=None) -> int:
         for name, kwargs in SETTINGS:
             times[name].append(run(kwargs))
     median = {name: statistics.median(values[1:]) for name, values in times.items()}
-    print(f"vocab {args.vocab}, lstm {args.layers}x{args.hidden}, embed {args.embed}, Zipf s={args.zipf}, "
-          f"{args.weight_dtype} weights, {args.threads} threads, median of {args.reps} x {args.tokens} tokens\n")
+    print(
+        f"vocab {args.vocab}, lstm {args.layers}x{args.hidden}, embed {args.embed}, Zipf s={args.zipf}, "
+        f"{args.weight_dtype} weights, {args.threads} threads, median of {args.reps} x {args.tokens} tokens\n"
+    )
     print("| setting | us per token | tokens/s | sampling overhead (us per token) |")
     print("|---|---:|---:|---:|")
     for name, us in median.items():

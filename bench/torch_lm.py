@@ -58,8 +58,9 @@ def evaluate(model, streams, seq_len, precision):
         for i in range(0, len(streams) - 1, seq_len):
             n = min(seq_len, len(streams) - 1 - i)
             logits, state = model(streams[i : i + n], state)
-            total += nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), streams[i + 1 : i + 1 + n].reshape(-1),
-                                                 reduction="sum").item()
+            total += nn.functional.cross_entropy(
+                logits.view(-1, logits.size(-1)), streams[i + 1 : i + 1 + n].reshape(-1), reduction="sum"
+            ).item()
             count += n * streams.size(1)
     model.train()
     return total / count
@@ -95,8 +96,11 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    precision = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.matmul_precision == "bfloat16"
-                 else contextlib.nullcontext)
+    precision = (
+        (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+        if args.matmul_precision == "bfloat16"
+        else contextlib.nullcontext
+    )
     train_text = text.read_text(args.data)
     if args.val_data:
         val_text = text.read_text(args.val_data)
@@ -114,8 +118,11 @@ def main():
     test = batchify(torch.from_numpy(tok.encode(test_text)), eval_batch) if test_text else None
 
     model = LM(tok.vocab_size, args.embed, args.hidden, args.layers, args.cell, args.dropout, args.init_scale)
-    opt = (torch.optim.Adam(model.parameters(), lr=args.lr) if args.optimizer == "adam"
-           else torch.optim.SGD(model.parameters(), lr=args.lr))
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=args.lr)
+        if args.optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=args.lr)
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = out / "metrics.jsonl"
@@ -128,9 +135,16 @@ def main():
         nonlocal window_loss, window_items, window_t
         elapsed = time.perf_counter() - t0
         val_loss = evaluate(model, val, args.seq_len, precision)
-        rec = {"step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3),
-               "train_loss": window_loss / max(window_items, 1), "val_loss": val_loss, "val_ppl": math.exp(val_loss),
-               "val_bpc": val_loss / math.log(2), "tokens_per_s": window_items / (time.perf_counter() - window_t)}
+        rec = {
+            "step": step,
+            "epoch": epoch,
+            "elapsed_s": round(elapsed, 3),
+            "train_loss": window_loss / max(window_items, 1),
+            "val_loss": val_loss,
+            "val_ppl": math.exp(val_loss),
+            "val_bpc": val_loss / math.log(2),
+            "tokens_per_s": window_items / (time.perf_counter() - window_t),
+        }
         with open(metrics, "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)
@@ -141,7 +155,7 @@ def main():
         if args.lr_decay:
             decays = 0 if epoch < args.decay_after else epoch - args.decay_after + 1
             for group in opt.param_groups:
-                group["lr"] = args.lr * args.lr_decay ** decays
+                group["lr"] = args.lr * args.lr_decay**decays
         state = None
         for i in range(0, len(train) - 1, args.seq_len):
             n = min(args.seq_len, len(train) - 1 - i)

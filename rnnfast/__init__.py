@@ -23,9 +23,16 @@ def _compiled_core_dir(path_entries):
 # core, first on sys.path: its submodules then come from the installed build, so both test what is installed.
 __path__ = [str(_compiled_core_dir(__import__("sys").path))]
 
-from . import _native  # noqa: E402
+from . import (  # noqa: E402
+    _native,  # noqa: E402
+    audio,
+    data,
+    metrics,
+    onnx,
+    optim,
+    text,
+)
 from ._native import available_isas, core  # noqa: E402
-from . import audio, data, metrics, onnx, optim, text  # noqa: E402
 from .io import Checkpoint, CheckpointError, load, save
 from .layers import Dropout, Embedding, Linear
 from .models import LanguageModel, cross_entropy
@@ -67,8 +74,10 @@ def set_matmul_precision(precision: str) -> None:
 
     choice(precision, "precision", MATMUL_PRECISIONS)
     if precision == "bfloat16" and not core.build_info()["bf16_products"]:
-        raise ValueError(f"precision: got 'bfloat16', which needs AMX-BF16 or AVX512-BF16, and this machine runs the "
-                         f"{core.ISA!r} module without either (build_info()['bf16_products'] is None); use 'float32'")
+        raise ValueError(
+            f"precision: got 'bfloat16', which needs AMX-BF16 or AVX512-BF16, and this machine runs the "
+            f"{core.ISA!r} module without either (build_info()['bf16_products'] is None); use 'float32'"
+        )
     core.set_matmul_bfloat16(precision == "bfloat16")
 
 
@@ -87,7 +96,36 @@ def build_info() -> dict:
     return info
 
 
-__all__ = ["RNN", "LSTM", "GRU", "Embedding", "Linear", "Dropout", "LanguageModel", "cross_entropy", "Module",
-           "Parameters", "optim", "clip_grad_norm", "clip_grad_value", "set_num_threads", "get_num_threads",
-           "set_matmul_precision", "get_matmul_precision", "build_info", "text", "data", "metrics", "audio", "onnx",
-           "save", "load", "Checkpoint", "CheckpointError", "SequenceClassifier", "SequenceTagger", "Forecaster", "CRF"]
+__all__ = [
+    "RNN",
+    "LSTM",
+    "GRU",
+    "Embedding",
+    "Linear",
+    "Dropout",
+    "LanguageModel",
+    "cross_entropy",
+    "Module",
+    "Parameters",
+    "optim",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "set_num_threads",
+    "get_num_threads",
+    "set_matmul_precision",
+    "get_matmul_precision",
+    "build_info",
+    "text",
+    "data",
+    "metrics",
+    "audio",
+    "onnx",
+    "save",
+    "load",
+    "Checkpoint",
+    "CheckpointError",
+    "SequenceClassifier",
+    "SequenceTagger",
+    "Forecaster",
+    "CRF",
+]

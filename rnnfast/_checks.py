@@ -46,8 +46,10 @@ def as_float_array(value, name: str, dtype, ndim: int | None = None) -> np.ndarr
         overflowed &= np.isfinite(arr)
         if overflowed.any():
             bad = arr[overflowed].flat[0]
-            raise ValueError(f"{name}: got {bad:.6g}, beyond the range of {dtype} (magnitude at most "
-                             f"{np.finfo(dtype).max:.6g}); expected values that {dtype} can hold")
+            raise ValueError(
+                f"{name}: got {bad:.6g}, beyond the range of {dtype} (magnitude at most "
+                f"{np.finfo(dtype).max:.6g}); expected values that {dtype} can hold"
+            )
     return out
 
 
@@ -105,8 +107,14 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
     return integer(value, name, low=minimum)
 
 
-def real(value, name: str, low: float | None = None, high: float | None = None,
-         low_open: bool = False, high_open: bool = False) -> float:
+def real(
+    value,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: got {value!r} ({type(value).__name__}), expected a number")
     value = float(value)
@@ -118,7 +126,9 @@ def real(value, name: str, low: float | None = None, high: float | None = None,
     if not ok:
         lo = "-inf" if low is None else f"{low}"
         hi = "inf" if high is None else f"{high}"
-        interval = ("(" if low_open or low is None else "[") + f"{lo}, {hi}" + (")" if high_open or high is None else "]")
+        interval = (
+            ("(" if low_open or low is None else "[") + f"{lo}, {hi}" + (")" if high_open or high is None else "]")
+        )
         raise ValueError(f"{name}: got {value}, expected a finite number in {interval}")
     return value
 
@@ -178,5 +188,7 @@ def check_parameter_memory(count: int, largest: int, dtype, sizes: str) -> None:
     need = 4 * count * np.dtype(dtype).itemsize + 8 * largest
     limit = memory_limit()
     if need > limit:
-        raise MemoryError(f"parameters: {count} values for {sizes} ({need / 2**30:.1f} GiB with their gradients "
-                          f"and working copies) exceed this machine's memory ({limit / 2**30:.1f} GiB)")
+        raise MemoryError(
+            f"parameters: {count} values for {sizes} ({need / 2**30:.1f} GiB with their gradients "
+            f"and working copies) exceed this machine's memory ({limit / 2**30:.1f} GiB)"
+        )

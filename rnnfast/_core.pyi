@@ -44,7 +44,6 @@ def set_num_threads(n: int) -> None:
     """Threads for every kernel in this process (values below 1 count as 1)."""
 
 def get_num_threads() -> int: ...
-
 def set_matmul_bfloat16(on: bool) -> None:
     """float32 products with bfloat16 operands (on) or exact float32 ones (off); the caller checks bf16_products."""
 
@@ -146,7 +145,6 @@ def sgd_step(
     nesterov: bool,
     first_step: bool,
 ) -> None: ...
-
 def adam_step(
     params: FloatArray,  # (n,), updated
     grads: FloatArray,  # (n,)
@@ -160,12 +158,10 @@ def adam_step(
     decoupled: bool,  # AdamW
     step: int,  # from 1
 ) -> None: ...
-
 def sum_of_squares(x: FloatArray) -> float:
     """sum(x**2) over all elements, in a fixed order."""
 
 def scale_in_place(x: FloatArray, factor: float) -> None: ...
-
 def clamp_in_place(x: FloatArray, limit: float) -> None:
     """x = clip(x, -limit, limit)"""
 

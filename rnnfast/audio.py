@@ -99,16 +99,20 @@ def _signal(value, name: str) -> np.ndarray:
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name}: got dtype {arr.dtype}, expected real numbers (float or int samples)")
     if arr.ndim != 1:
-        raise ValueError(f"{name}: got {arr.ndim}-d array with shape {tuple(arr.shape)}, expected a 1-d signal "
-                         f"(one channel: mix or pick a channel first)")
+        raise ValueError(
+            f"{name}: got {arr.ndim}-d array with shape {tuple(arr.shape)}, expected a 1-d signal "
+            f"(one channel: mix or pick a channel first)"
+        )
     if arr.size == 0:
         raise ValueError(f"{name}: got an empty signal, expected at least one sample")
     arr = np.array(arr, dtype=np.float64)
     finite = np.isfinite(arr)
     if not finite.all():
         first = int(np.argmin(finite))
-        raise ValueError(f"{name}: contains {arr.size - int(finite.sum())} NaN or Inf value(s) (the first at index "
-                         f"{first}), expected finite numbers")
+        raise ValueError(
+            f"{name}: contains {arr.size - int(finite.sum())} NaN or Inf value(s) (the first at index "
+            f"{first}), expected finite numbers"
+        )
     return arr
 
 
@@ -117,8 +121,10 @@ def _samples(ms: float, sample_rate: float, name: str) -> int:
     exact = round(sample_rate * ms / 1000.0, 9)
     count = math.floor(exact + 0.5)
     if count < 1:
-        raise ValueError(f"{name}: got {ms:g} ms, which at sample_rate {sample_rate:g} Hz is {exact:g} samples and "
-                         f"rounds to 0; expected at least one sample (>= {500.0 / sample_rate:.6g} ms)")
+        raise ValueError(
+            f"{name}: got {ms:g} ms, which at sample_rate {sample_rate:g} Hz is {exact:g} samples and "
+            f"rounds to 0; expected at least one sample (>= {500.0 / sample_rate:.6g} ms)"
+        )
     return int(count)
 
 
@@ -140,13 +146,15 @@ class _Framing:
         self.frame_len = _samples(_positive(frame_ms, "frame_ms"), self.sample_rate, "frame_ms")
         self.hop = _samples(_positive(hop_ms, "hop_ms"), self.sample_rate, "hop_ms")
         if not isinstance(window, str):
-            raise TypeError(f"window: got {type(window).__name__} {window!r}, expected one of "
-                            f"{', '.join(map(repr, WINDOWS))}")
+            raise TypeError(
+                f"window: got {type(window).__name__} {window!r}, expected one of {', '.join(map(repr, WINDOWS))}"
+            )
         self.window = _window(window, self.frame_len)
         self.preemphasis = _real(preemphasis, "preemphasis")
         if not 0.0 <= self.preemphasis <= 1.0:
-            raise ValueError(f"preemphasis: got {self.preemphasis:g}, expected a coefficient in [0, 1] "
-                             f"(0 disables the filter)")
+            raise ValueError(
+                f"preemphasis: got {self.preemphasis:g}, expected a coefficient in [0, 1] (0 disables the filter)"
+            )
 
     def frames(self, x: np.ndarray) -> np.ndarray:
         """(T, frame_len) float64 frames of the checked signal ``x``: pre-emphasised, zero-padded, windowed."""
@@ -154,7 +162,7 @@ class _Framing:
             x = np.append(x[0], x[1:] - self.preemphasis * x[:-1])
         count = _count(x.size, self.frame_len, self.hop)
         padded = np.zeros((count - 1) * self.hop + self.frame_len)
-        padded[:x.size] = x
+        padded[: x.size] = x
         starts = np.arange(count) * self.hop
         return padded[starts[:, None] + np.arange(self.frame_len)[None, :]] * self.window
 
@@ -201,16 +209,20 @@ def _band_limits(fmin, fmax, sample_rate: float) -> tuple[float, float]:
         return fmin, nyquist
     fmax = _real(fmax, "fmax")
     if not fmin < fmax <= nyquist:
-        raise ValueError(f"fmax: got {fmax:g} Hz, expected fmin = {fmin:g} < fmax <= sample_rate / 2 = "
-                         f"{nyquist:g} Hz (or None for sample_rate / 2)")
+        raise ValueError(
+            f"fmax: got {fmax:g} Hz, expected fmin = {fmin:g} < fmax <= sample_rate / 2 = "
+            f"{nyquist:g} Hz (or None for sample_rate / 2)"
+        )
     return fmin, fmax
 
 
 def _filters(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: float) -> np.ndarray:
     n_bins = n_fft // 2 + 1
     if n_mels > n_bins:
-        raise ValueError(f"n_mels: got {n_mels} mel bands, more than the n_fft // 2 + 1 = {n_bins} frequency bins "
-                         f"of n_fft = {n_fft}; expected fewer bands or a larger n_fft")
+        raise ValueError(
+            f"n_mels: got {n_mels} mel bands, more than the n_fft // 2 + 1 = {n_bins} frequency bins "
+            f"of n_fft = {n_fft}; expected fewer bands or a larger n_fft"
+        )
     points = np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2)
     edges = np.floor((n_fft + 1) * mel_to_hz(points) / sample_rate)
     k = np.arange(n_bins, dtype=np.float64)[None, :]
@@ -221,10 +233,12 @@ def _filters(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: flo
     bank = rising + falling
     empty = np.flatnonzero(~bank.any(axis=1))
     if empty.size:
-        raise ValueError(f"n_mels: {n_mels} mel bands between fmin = {fmin:g} Hz and fmax = {fmax:g} Hz do not fit "
-                         f"the {n_bins} frequency bins of n_fft = {n_fft} at sample_rate {sample_rate:g} Hz: "
-                         f"{empty.size} filter(s) (band {int(empty[0])} first) would cover no bin and stay all zero; "
-                         f"expected fewer bands, a larger n_fft or a wider fmin..fmax")
+        raise ValueError(
+            f"n_mels: {n_mels} mel bands between fmin = {fmin:g} Hz and fmax = {fmax:g} Hz do not fit "
+            f"the {n_bins} frequency bins of n_fft = {n_fft} at sample_rate {sample_rate:g} Hz: "
+            f"{empty.size} filter(s) (band {int(empty[0])} first) would cover no bin and stay all zero; "
+            f"expected fewer bands, a larger n_fft or a wider fmin..fmax"
+        )
     return bank
 
 
@@ -233,8 +247,10 @@ def _n_fft(n_fft, frame_len: int) -> int:
         return 1 << (frame_len - 1).bit_length()
     n_fft = _int(n_fft, "n_fft", 1)
     if n_fft < frame_len:
-        raise ValueError(f"n_fft: got {n_fft}, shorter than the frame of {frame_len} samples; expected n_fft >= "
-                         f"{frame_len} (or None for the next power of two, {1 << (frame_len - 1).bit_length()})")
+        raise ValueError(
+            f"n_fft: got {n_fft}, shorter than the frame of {frame_len} samples; expected n_fft >= "
+            f"{frame_len} (or None for the next power of two, {1 << (frame_len - 1).bit_length()})"
+        )
     return n_fft
 
 
@@ -279,8 +295,10 @@ def _energies(signal, sample_rate, name, n_mels, frame_ms, hop_ms, n_fft, preemp
         energy = np.sum(power, axis=1)
         mel = np.dot(power, bank.T)
     if not (np.isfinite(energy).all() and np.isfinite(mel).all()):
-        raise ValueError(f"{name}: its power spectrum overflows float64 (largest |sample| "
-                         f"{float(np.max(np.abs(x))):.6g}); expected samples of a sane scale, e.g. in [-1, 1]")
+        raise ValueError(
+            f"{name}: its power spectrum overflows float64 (largest |sample| "
+            f"{float(np.max(np.abs(x))):.6g}); expected samples of a sane scale, e.g. in [-1, 1]"
+        )
     return mel, energy
 
 
@@ -288,8 +306,19 @@ def _log(values: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(values, _EPS))
 
 
-def logmel(signal, sample_rate, *, n_mels=40, frame_ms=25.0, hop_ms=10.0, n_fft=None, preemphasis=0.97,
-           window="hamming", fmin=0.0, fmax=None) -> np.ndarray:
+def logmel(
+    signal,
+    sample_rate,
+    *,
+    n_mels=40,
+    frame_ms=25.0,
+    hop_ms=10.0,
+    n_fft=None,
+    preemphasis=0.97,
+    window="hamming",
+    fmin=0.0,
+    fmax=None,
+) -> np.ndarray:
     """Log mel filterbank energies, ``(frame_count, n_mels)`` float32: ``log(max(E, eps))`` with the conventions
     of the module docstring (steps 1-7).
 
@@ -305,8 +334,22 @@ def logmel(signal, sample_rate, *, n_mels=40, frame_ms=25.0, hop_ms=10.0, n_fft=
     return _log(mel).astype(np.float32)
 
 
-def mfcc(signal, sample_rate, *, n_mfcc=13, n_mels=26, frame_ms=25.0, hop_ms=10.0, n_fft=None, preemphasis=0.97,
-         window="hamming", fmin=0.0, fmax=None, lifter=22, append_energy=True) -> np.ndarray:
+def mfcc(
+    signal,
+    sample_rate,
+    *,
+    n_mfcc=13,
+    n_mels=26,
+    frame_ms=25.0,
+    hop_ms=10.0,
+    n_fft=None,
+    preemphasis=0.97,
+    window="hamming",
+    fmin=0.0,
+    fmax=None,
+    lifter=22,
+    append_energy=True,
+) -> np.ndarray:
     """Mel-frequency cepstral coefficients, ``(frame_count, n_mfcc)`` float32 (module docstring, steps 1-8).
 
     The log mel energies of :func:`logmel` (with ``n_mels`` bands, default 26) go through the orthonormal DCT-II,
@@ -325,8 +368,9 @@ def mfcc(signal, sample_rate, *, n_mfcc=13, n_mels=26, frame_ms=25.0, hop_ms=10.
         raise ValueError(f"lifter: got {lifter:g}, expected a number >= 0 (0 disables liftering)")
     if not isinstance(append_energy, (bool, np.bool_)):
         raise TypeError(f"append_energy: got {type(append_energy).__name__} {append_energy!r}, expected a bool")
-    mel, energy = _energies(signal, sample_rate, "signal", n_mels_checked, frame_ms, hop_ms, n_fft, preemphasis, window,
-                            fmin, fmax)
+    mel, energy = _energies(
+        signal, sample_rate, "signal", n_mels_checked, frame_ms, hop_ms, n_fft, preemphasis, window, fmin, fmax
+    )
     cepstra = np.dot(_log(mel), dct_matrix(n_mfcc, n_mels_checked).T)
     if lifter > 0:
         cepstra *= 1 + (lifter / 2.0) * np.sin(np.pi * np.arange(n_mfcc) / lifter)
@@ -348,15 +392,18 @@ def features(signals, sample_rate, kind="logmel", **options) -> list:
     if isinstance(signals, (str, bytes)):
         raise TypeError(f"signals: got {type(signals).__name__}, expected a list of 1-d signals")
     if isinstance(signals, np.ndarray) and signals.ndim == 1 and signals.dtype.kind in "fiu":
-        raise ValueError(f"signals: got one 1-d signal of {signals.size} samples, expected a list of signals "
-                         f"(wrap it: [signal])")
+        raise ValueError(
+            f"signals: got one 1-d signal of {signals.size} samples, expected a list of signals (wrap it: [signal])"
+        )
     try:
         items = list(signals)
     except TypeError:
         raise TypeError(f"signals: got {type(signals).__name__}, expected a list of 1-d signals") from None
     if items and all(isinstance(item, numbers.Real) for item in items):
-        raise ValueError(f"signals: got a list of {len(items)} numbers, which is one signal; expected a list of "
-                         f"signals (wrap it: [signal])")
+        raise ValueError(
+            f"signals: got a list of {len(items)} numbers, which is one signal; expected a list of "
+            f"signals (wrap it: [signal])"
+        )
     if kind == "raw":
         if options:
             raise TypeError(f"options: kind='raw' takes none, got {', '.join(sorted(options))}")
@@ -378,5 +425,5 @@ def features(signals, sample_rate, kind="logmel", **options) -> list:
             message = str(exc)
             if not message.startswith("signal:"):
                 raise
-            raise ValueError(f"signals[{i}]:{message[len('signal:'):]}") from None
+            raise ValueError(f"signals[{i}]:{message[len('signal:') :]}") from None
     return out

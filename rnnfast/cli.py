@@ -19,8 +19,8 @@ from . import set_matmul_precision, set_num_threads, tasks
 from .io import load
 from .onnx import add_export_command, export_command
 from .prepare import add_prepare_command, prepare_command
-from .tasks.common import (UnseenLabelWarning, fraction, non_negative_float, note, positive_int, probability,
-                           settings_from_dict, settings_to_dict)
+from .tasks.common import UnseenLabelWarning, fraction, note, positive_int, probability
+from .tasks.lm import add_sample_command, sample_command
 from .train import TrainingError, add_loop_options, config_from_args, train
 
 EXIT_USAGE = 2
@@ -44,8 +44,11 @@ def _task_options() -> dict:
 
 
 def _defaults_text() -> str:
-    return "; ".join(f"{name} " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in tasks.get(name).DEFAULTS.items()
-                                            if k in SIZE_OPTIONS) for name in tasks.names())
+    return "; ".join(
+        f"{name} "
+        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in tasks.get(name).DEFAULTS.items() if k in SIZE_OPTIONS)
+        for name in tasks.names()
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,17 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_prepare_command(sub)
     add_export_command(sub)
+    add_sample_command(sub)
 
-    t = sub.add_parser("train", help="train a model (default: a character-level language model)",
-                       description="Without --data, trains a language model on the Python standard library's "
-                       "docstrings. Size options left out take the task's defaults: " + _defaults_text() + ". "
-                       "--minutes without --epochs trains until the time is up.")
-    t.add_argument("--task", choices=tuple(tasks.names()), default="lm",
-                   help="; ".join(f"{n}: {tasks.get(n).HELP.partition(': ')[2]}" for n in tasks.names()))
+    t = sub.add_parser(
+        "train",
+        help="train a model (default: a character-level language model)",
+        description="Without --data, trains a language model on the Python standard library's "
+        "docstrings. Size options left out take the task's defaults: " + _defaults_text() + ". "
+        "--minutes without --epochs trains until the time is up.",
+    )
+    t.add_argument(
+        "--task",
+        choices=tuple(tasks.names()),
+        default="lm",
+        help="; ".join(f"{n}: {tasks.get(n).HELP.partition(': ')[2]}" for n in tasks.names()),
+    )
     t.add_argument("--data", nargs="+", help="training file(s) (lm default: the standard library's docstrings)")
-    t.add_argument("--format", choices=tasks.formats(), help="classify: tsv (label<TAB>text lines, the default), "
-                   "files (one file per class, named after it), ts (UEA/UCR), npz, wav (a folder per class); tag: "
-                   "CoNLL columns, or npz with per-step tags")
+    t.add_argument(
+        "--format",
+        choices=tasks.formats(),
+        help="classify: tsv (label<TAB>text lines, the default), "
+        "files (one file per class, named after it), ts (UEA/UCR), npz, wav (a folder per class); tag: "
+        "CoNLL columns, or npz with per-step tags",
+    )
     t.add_argument("--encoding", default="utf-8", help="text encoding of the data files")
     t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
     t.add_argument("--embed", type=positive_int, help="embedding size")
@@ -75,39 +90,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_loop_options(t)
     val = t.add_mutually_exclusive_group()
     val.add_argument("--val-data", nargs="+", help="validation file(s), like --data")
-    val.add_argument("--val-fraction", type=fraction, help="hold out a fraction of --data for validation (default "
-                     "0.1): the end of the text (lm) or series (forecast), a random sample of examples (classify, "
-                     "tag)")
+    val.add_argument(
+        "--val-fraction",
+        type=fraction,
+        help="hold out a fraction of --data for validation (default "
+        "0.1): the end of the text (lm) or series (forecast), a random sample of examples (classify, "
+        "tag)",
+    )
     t.add_argument("--test-data", nargs="+", help="test file, evaluated with the best model at the end")
-    t.add_argument("--test-fraction", type=fraction, help="hold out a fraction of --data as the test part instead: "
-                   "the end of the series (forecast, default 0.1), a random sample of examples (classify, tag)")
-    for dest, (spec, owners) in _task_options().items():
+    t.add_argument(
+        "--test-fraction",
+        type=fraction,
+        help="hold out a fraction of --data as the test part instead: "
+        "the end of the series (forecast, default 0.1), a random sample of examples (classify, tag)",
+    )
+    for spec, _ in _task_options().values():
         t.add_argument(*spec.flags, **spec.kwargs)
     t.add_argument("--threads", type=positive_int)
-    t.add_argument("--matmul-precision", choices=("float32", "bfloat16"), default="float32",
-                   help="bfloat16: matrix products round their operands to bfloat16 and sum in float32 (mixed "
-                   "precision, like PyTorch's bfloat16 autocast); needs a CPU with AMX or AVX512-BF16")
     t.add_argument("--out", help="output directory (default runs/<data name>)")
 
-    s = sub.add_parser("sample", help="generate text from a language-model checkpoint")
-    s.add_argument("checkpoint")
-    s.add_argument("--prime", help="text to start from")
-    s.add_argument("-n", type=positive_int, default=500, help="tokens to generate")
-    s.add_argument("--temperature", type=non_negative_float, default=1.0, help="0 = greedy")
-    s.add_argument("--top-k", type=positive_int)
-    s.add_argument("--top-p", type=float)
-    s.add_argument("--num-samples", type=positive_int, default=1)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--threads", type=positive_int)
-    s.add_argument("--weight-dtype", choices=("float32", "bfloat16"), default="float32",
-                   help="bfloat16: weights rounded to bfloat16 while sampling, about twice as fast (float32 models)")
-
-    e = sub.add_parser("eval", help="evaluate a checkpoint on a file; prints one JSON object",
-                       description="Keys: lm loss, ppl, bpc, accuracy, macro_f1; classify accuracy, macro_f1, "
-                       "loss; tag accuracy, chunk_f1 (null for tags that are not chunk tags), loss; forecast rmse, "
-                       "mae, naive_rmse, naive_mae, seasonal_naive_rmse, seasonal_naive_mae, loss, on the test "
-                       "part of the series (its last --test-fraction, as in training). Gold labels or tags the "
-                       "model never saw count as errors, with a warning naming them.")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a checkpoint on a file; prints one JSON object",
+        description="Keys: lm loss, ppl, bpc, accuracy, macro_f1; classify accuracy, macro_f1, "
+        "loss; tag accuracy, chunk_f1 (null for tags that are not chunk tags), loss; forecast rmse, "
+        "mae, naive_rmse, naive_mae, seasonal_naive_rmse, seasonal_naive_mae, loss, on the test "
+        "part of the series (its last --test-fraction, as in training). Gold labels or tags the "
+        "model never saw count as errors, with a warning naming them.",
+    )
     e.add_argument("checkpoint")
     e.add_argument("--data", required=True, nargs="+", help="a file like the training data")
     e.add_argument("--encoding", help="text encoding (default: the one used in training)")
@@ -115,10 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seq-len", type=positive_int, help="lm only")
     e.add_argument("--threads", type=positive_int)
 
-    p = sub.add_parser("predict", help="predict with a classify, tag or forecast checkpoint",
-                       description="Writes predictions in the input's own format: classify, one label per input "
-                       "line (a line's text is what follows its first tab, if it has one); tag, the CoNLL file "
-                       "with the predicted tags as one more column; forecast, a CSV of the next --steps values.")
+    p = sub.add_parser(
+        "predict",
+        help="predict with a classify, tag or forecast checkpoint",
+        description="Writes predictions in the input's own format: classify, one label per input "
+        "line (a line's text is what follows its first tab, if it has one); tag, the CoNLL file "
+        "with the predicted tags as one more column; forecast, a CSV of the next --steps values.",
+    )
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="texts (classify), a CoNLL file (tag) or the series (forecast)")
     p.add_argument("--out", help="output file (default: standard output)")
@@ -150,9 +163,9 @@ def cmd_train(args) -> int:
     prepared = module.prepare(args)
     out = args.out or os.path.join("runs", prepared.name)
     note(f"{prepared.summary}, {prepared.model.num_parameters():,} parameters -> {out}")
+    config = config_from_args(args, out, tasks.common.settings_to_dict(module.NAME, prepared.settings))
     try:
-        records = train(prepared.model, prepared.task,
-                        config_from_args(args, out, settings_to_dict(module.NAME, prepared.settings)), prepared.tokenizer)
+        records = train(prepared.model, prepared.task, config, prepared.tokenizer)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     note(f"saved {out}/model.rnnfast (best validation) and {out}/last.rnnfast")
@@ -176,23 +189,7 @@ def _checkpoint_task(path):
     if not isinstance(saved, dict) or saved.get("task", "lm") not in tasks.REGISTRY:
         raise ValueError(f"checkpoint: {path} does not say which task it was trained for")
     module = tasks.get(saved.get("task", "lm"))
-    return checkpoint, module, settings_from_dict(module.Settings, saved, path)
-
-
-def cmd_sample(args) -> int:
-    from .tasks.lm import sample_text
-
-    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
-        raise ValueError(f"--top-p: got {args.top_p}, expected a number in (0, 1]")
-    checkpoint = _load(args.checkpoint)
-    for k in range(args.num_samples):
-        seed = None if args.seed is None else args.seed + k
-        text = sample_text(checkpoint, args.prime, args.n, args.temperature, args.top_k, args.top_p, seed,
-                           args.weight_dtype)
-        if args.num_samples > 1:
-            print(f"----- sample {k + 1} -----")
-        print(text)
-    return 0
+    return checkpoint, module, tasks.common.settings_from_dict(module.Settings, saved, path)
 
 
 def cmd_eval(args) -> int:
@@ -219,8 +216,8 @@ def cmd_predict(args) -> int:
     return 0
 
 
-COMMANDS = {"prepare": prepare_command, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
-            "predict": cmd_predict, "export": export_command}
+COMMANDS = {"prepare": prepare_command, "train": cmd_train, "sample": sample_command, "eval": cmd_eval}
+COMMANDS.update(predict=cmd_predict, export=export_command)
 # User errors: bad input, bad files, a machine without the resources asked for. Anything else is a bug.
 USER_ERRORS = (ValueError, OSError, MemoryError, UnicodeError)
 
@@ -234,8 +231,9 @@ def main(argv=None) -> int:
             set_matmul_precision(args.matmul_precision)
         with warnings.catch_warnings():
             warnings.simplefilter("always", UnseenLabelWarning)
-            warnings.showwarning = lambda message, *_, **__: print(f"rnnfast {args.command}: warning: {message}",
-                                                                   file=sys.stderr)
+            warnings.showwarning = lambda message, *_, **__: print(
+                f"rnnfast {args.command}: warning: {message}", file=sys.stderr
+            )
             return COMMANDS[args.command](args)
     except (*USER_ERRORS, TrainingError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -72,7 +72,9 @@ def stdlib_docstrings(max_chars: int | None = None) -> str:
         if max_chars is not None and size >= max_chars:
             break
     if not pieces:
-        raise FileNotFoundError(f"no standard-library sources with docstrings under {root}; this Python "
-                                f"installation ships without its .py files")
+        raise FileNotFoundError(
+            f"no standard-library sources with docstrings under {root}; this Python "
+            f"installation ships without its .py files"
+        )
     text = "\n\n".join(pieces)
     return text if max_chars is None else text[:max_chars]

@@ -65,9 +65,10 @@ def _read_lines(path, encoding: str, name: str = "path") -> list[str]:
         with open(path, encoding=encoding) as f:
             text = f.read()
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start} is not valid "
-                         f"{encoding}; pass encoding= with the file's encoding (for example encoding='latin-1')"
-                         ) from None
+        raise ValueError(
+            f"{path}: byte {exc.object[exc.start : exc.start + 1]!r} at offset {exc.start} is not valid "
+            f"{encoding}; pass encoding= with the file's encoding (for example encoding='latin-1')"
+        ) from None
     text = text.removeprefix("\ufeff")
     if not text.strip():
         raise ValueError(f"{path}: the file is empty, expected data")
@@ -105,16 +106,23 @@ def _min_columns(indices: list[int], distinct: tuple[int, int] | None) -> int:
     return n
 
 
-def read_conll(path, word_column: int = 0, tag_column: int | None = -1, feature_columns: Sequence[int] = (),
-               encoding: str = "utf-8") -> TaggedSentences:
+def read_conll(
+    path,
+    word_column: int = 0,
+    tag_column: int | None = -1,
+    feature_columns: Sequence[int] = (),
+    encoding: str = "utf-8",
+) -> TaggedSentences:
     """Read a CoNLL column file: one token per line, columns separated by whitespace, a blank line between
     sentences; ``-DOCSTART-`` lines are skipped. Column indices may be negative (-1 is the last column);
     ``tag_column=None`` reads untagged text. A line with too few columns, or with another number of columns
     than the first token line, raises ValueError naming the file and the line."""
     word_column = _column_index(word_column, "word_column")
     tag_column = None if tag_column is None else _column_index(tag_column, "tag_column")
-    feature_columns = [_column_index(c, f"feature_columns[{k}]") for k, c in
-                       enumerate(_as_list(feature_columns, "feature_columns", "a list of column indices"))]
+    feature_columns = [
+        _column_index(c, f"feature_columns[{k}]")
+        for k, c in enumerate(_as_list(feature_columns, "feature_columns", "a list of column indices"))
+    ]
     if tag_column == word_column:
         raise ValueError(f"tag_column: got {tag_column}, the same column as word_column, expected a different one")
     indices = [word_column, *feature_columns] + ([] if tag_column is None else [tag_column])
@@ -144,12 +152,15 @@ def read_conll(path, word_column: int = 0, tag_column: int | None = -1, feature_
             width, first = len(columns), number
         elif len(columns) != width:
             # A short line would otherwise shift its columns: its last column would silently become the tag.
-            raise ValueError(f"{path}: line {number} has {len(columns)} column(s), expected {width} like line "
-                             f"{first}: {line!r}")
+            raise ValueError(
+                f"{path}: line {number} has {len(columns)} column(s), expected {width} like line {first}: {line!r}"
+            )
         if len(columns) < needed:
-            raise ValueError(f"{path}: line {number} has {len(columns)} column(s), expected at least {needed} "
-                             f"(word_column={word_column}, tag_column={tag_column}, "
-                             f"feature_columns={tuple(feature_columns)}): {line!r}")
+            raise ValueError(
+                f"{path}: line {number} has {len(columns)} column(s), expected at least {needed} "
+                f"(word_column={word_column}, tag_column={tag_column}, "
+                f"feature_columns={tuple(feature_columns)}): {line!r}"
+            )
         current.append((line.rstrip(), columns))
     close_sentence()
     if not words:
@@ -173,8 +184,9 @@ def write_conll(path, sentences: TaggedSentences, predicted_tags, encoding: str 
     for i, (lines, predicted) in enumerate(zip(sentences.lines, predicted_tags)):
         predicted = _as_list(predicted, f"predicted_tags[{i}]", f"a list of {len(lines)} tags")
         if len(predicted) != len(lines):
-            raise ValueError(f"predicted_tags[{i}]: got {len(predicted)} tags, expected {len(lines)} "
-                             f"(the length of sentence {i})")
+            raise ValueError(
+                f"predicted_tags[{i}]: got {len(predicted)} tags, expected {len(lines)} (the length of sentence {i})"
+            )
         for j, (line, tag) in enumerate(zip(lines, predicted)):
             if not isinstance(tag, str) or not tag or tag.split() != [tag]:
                 raise ValueError(f"predicted_tags[{i}][{j}]: got {tag!r}, expected a non-empty tag without spaces")
@@ -209,8 +221,10 @@ def read_class_files(paths, encoding: str = "utf-8") -> tuple[list[str], list[st
     for k, path in enumerate(paths):
         label = _as_path(path, f"paths[{k}]").stem
         if label in seen:
-            raise ValueError(f"paths[{k}]: {path} has the label {label!r} of paths[{seen[label]}], "
-                             "expected one file per class with distinct names")
+            raise ValueError(
+                f"paths[{k}]: {path} has the label {label!r} of paths[{seen[label]}], "
+                "expected one file per class with distinct names"
+            )
         seen[label] = k
         examples = [line for line in _read_lines(path, encoding, f"paths[{k}]") if line.strip()]
         texts += examples
@@ -310,12 +324,15 @@ def _infer_frequency(days: np.ndarray, resolutions: list[str], lines: list[int],
     steps = np.diff(days.astype(np.int64))
     if (steps <= 0).any():
         k = int(np.flatnonzero(steps <= 0)[0]) + 1
-        raise ValueError(f"{path}: line {lines[k]} has date {days[k]}, expected a date after {days[k - 1]} "
-                         "(dates must increase)")
+        raise ValueError(
+            f"{path}: line {lines[k]} has date {days[k]}, expected a date after {days[k - 1]} (dates must increase)"
+        )
     mixed = [k for k, r in enumerate(resolutions) if r != resolutions[0]]
     if mixed:
-        raise ValueError(f"{path}: line {lines[mixed[0]]} writes its date with a different precision than line "
-                         f"{lines[0]}, expected one date format")
+        raise ValueError(
+            f"{path}: line {lines[mixed[0]]} writes its date with a different precision than line "
+            f"{lines[0]}, expected one date format"
+        )
     if resolutions[0] != "D":
         return "yearly" if resolutions[0] == "Y" else "monthly"
     if len(days) < 2:
@@ -327,8 +344,9 @@ def _infer_frequency(days: np.ndarray, resolutions: list[str], lines: list[int],
         month_steps = int(np.gcd.reduce(np.diff(months.astype(np.int64))))
         if month_steps == 1 or month_steps % 12 == 0:
             return "monthly" if month_steps == 1 else "yearly"
-        raise ValueError(f"{path}: dates are a multiple of {month_steps} months apart, expected a monthly or "
-                         "yearly series")
+        raise ValueError(
+            f"{path}: dates are a multiple of {month_steps} months apart, expected a monthly or yearly series"
+        )
     smallest = int(steps.min())
     if smallest == 1:
         return "daily"
@@ -336,11 +354,14 @@ def _infer_frequency(days: np.ndarray, resolutions: list[str], lines: list[int],
         off_grid = np.flatnonzero(steps % 7)
         if off_grid.size:
             k = int(off_grid[0]) + 1
-            raise ValueError(f"{path}: line {lines[k]} has date {days[k]}, which is not a whole number of weeks "
-                             f"after {days[0]}")
+            raise ValueError(
+                f"{path}: line {lines[k]} has date {days[k]}, which is not a whole number of weeks after {days[0]}"
+            )
         return "weekly"
-    raise ValueError(f"{path}: the smallest step between dates is {smallest} days, expected a daily, weekly, "
-                     "monthly or yearly series")
+    raise ValueError(
+        f"{path}: the smallest step between dates is {smallest} days, expected a daily, weekly, "
+        "monthly or yearly series"
+    )
 
 
 def _resolve_column(column, header: list[str], name: str, path) -> int:
@@ -350,8 +371,10 @@ def _resolve_column(column, header: list[str], name: str, path) -> int:
         return header.index(column)
     index = _column_index(column, name)
     if not -len(header) <= index < len(header):
-        raise ValueError(f"{name}: got {index}, expected a column index in {-len(header)}..{len(header) - 1} "
-                         f"({path} has {len(header)} columns)")
+        raise ValueError(
+            f"{name}: got {index}, expected a column index in {-len(header)}..{len(header) - 1} "
+            f"({path} has {len(header)} columns)"
+        )
     return index % len(header)
 
 
@@ -380,13 +403,16 @@ def _series_columns(column, date_column, header: list[str], path) -> tuple[list[
         value_columns = [_resolve_column(c, header, f"column[{k}]", path) for k, c in enumerate(column)]
     date_index = None if date_column is None else _resolve_column(date_column, header, "date_column", path)
     if len(value_columns) > 1 and date_index is not None and len(value_columns) != 12:
-        raise ValueError(f"column: got {len(value_columns)} columns with a date column, expected 12 (one per month "
-                         "of each row's year)")
+        raise ValueError(
+            f"column: got {len(value_columns)} columns with a date column, expected 12 (one per month "
+            "of each row's year)"
+        )
     return value_columns, date_index
 
 
-def _date_grid(row_dates: list[np.datetime64], resolutions: list[str], row_lines: list[int], per_row: int,
-               path) -> tuple[np.ndarray, np.ndarray, str]:
+def _date_grid(
+    row_dates: list[np.datetime64], resolutions: list[str], row_lines: list[int], per_row: int, path
+) -> tuple[np.ndarray, np.ndarray, str]:
     """(position on the regular grid of each cell in reading order, the grid's dates, the frequency)."""
     days = np.array(row_dates, dtype="datetime64[D]")
     frequency = _infer_frequency(days, resolutions, row_lines, path)
@@ -404,8 +430,7 @@ def _date_grid(row_dates: list[np.datetime64], resolutions: list[str], row_lines
     return positions, dates, frequency
 
 
-def _fill_gaps(grid: np.ndarray, gaps: list[tuple[int, Gap]], names: str,
-               path) -> tuple[np.ndarray, GapReport, slice]:
+def _fill_gaps(grid: np.ndarray, gaps: list[tuple[int, Gap]], names: str, path) -> tuple[np.ndarray, GapReport, slice]:
     """Interpolate the NaNs of ``grid`` between its first and last number and cut off the ones outside; also
     returns the part of the grid kept."""
     observed = np.flatnonzero(np.isfinite(grid))
@@ -419,7 +444,7 @@ def _fill_gaps(grid: np.ndarray, gaps: list[tuple[int, Gap]], names: str,
             filled.append(gap)
         else:
             dropped.append(gap)
-    values = grid[first:last + 1].copy()
+    values = grid[first : last + 1].copy()
     holes = ~np.isfinite(values)
     values[holes] = np.interp(np.flatnonzero(holes), observed - first, grid[observed])
     return values, GapReport(filled, dropped), slice(first, last + 1)
@@ -473,8 +498,10 @@ def read_time_series(path, column, date_column=None, encoding: str = "utf-8") ->
     missing = np.ones(len(grid), bool)
     missing[positions] = False
     # A wide table's grid starts at the first month of a year, so position % 12 is the month's column.
-    gaps += [(int(pos), Gap("missing date", None, header[value_columns[pos % len(value_columns)]], None, "", None))
-             for pos in np.flatnonzero(missing)]
+    gaps += [
+        (int(pos), Gap("missing date", None, header[value_columns[pos % len(value_columns)]], None, "", None))
+        for pos in np.flatnonzero(missing)
+    ]
     if dates is not None:
         for position, gap in gaps:
             gap.date = dates[position]
@@ -483,8 +510,9 @@ def read_time_series(path, column, date_column=None, encoding: str = "utf-8") ->
 
 
 # ----- batching ---------------------------------------------------------------------------------------------
-def bucket_batches(lengths, batch_size: int, shuffle: bool = True, seed: int | None = None,
-                   pool_batches: int = 100) -> list[np.ndarray]:
+def bucket_batches(
+    lengths, batch_size: int, shuffle: bool = True, seed: int | None = None, pool_batches: int = 100
+) -> list[np.ndarray]:
     """Batches of indices into ``lengths`` whose sequences have similar lengths, so little padding is needed.
 
     With ``shuffle`` the indices are permuted, cut into pools of ``pool_batches * batch_size``, each pool is
@@ -502,14 +530,14 @@ def bucket_batches(lengths, batch_size: int, shuffle: bool = True, seed: int | N
     rng = _checks.rng(seed)
     if not shuffle:
         order = np.argsort(lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     order = rng.permutation(len(lengths))
     pool_size = pool_batches * batch_size
     batches = []
     for start in range(0, len(order), pool_size):
-        pool = order[start:start + pool_size]
+        pool = order[start : start + pool_size]
         pool = pool[np.argsort(lengths[pool], kind="stable")]
-        batches += [pool[i:i + batch_size] for i in range(0, len(pool), batch_size)]
+        batches += [pool[i : i + batch_size] for i in range(0, len(pool), batch_size)]
     return [batches[k] for k in rng.permutation(len(batches))]
 
 
@@ -519,8 +547,10 @@ def _pad_dtype_check(pad_value, dtype: np.dtype) -> None:
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if not (np.isfinite(pad_value) and pad_value == int(pad_value) and info.min <= pad_value <= info.max):
-            raise ValueError(f"pad_value: got {pad_value!r}, expected an integer in {info.min}..{info.max} for "
-                             f"sequences of dtype {dtype}")
+            raise ValueError(
+                f"pad_value: got {pad_value!r}, expected an integer in {info.min}..{info.max} for "
+                f"sequences of dtype {dtype}"
+            )
     elif dtype.kind == "b" and pad_value not in (0, 1):
         raise ValueError(f"pad_value: got {pad_value!r}, expected 0 or 1 for boolean sequences")
 
@@ -543,8 +573,10 @@ def pad_batch(sequences, pad_value=0, time_major: bool = True) -> tuple[np.ndarr
         if arr.ndim == 0:
             raise ValueError(f"sequences[{i}]: got a scalar, expected a sequence of shape (T,) or (T, F)")
         if arrays and arr.shape[1:] != arrays[0].shape[1:]:
-            raise ValueError(f"sequences[{i}]: got shape {tuple(arr.shape)}, expected (T,) + "
-                             f"{tuple(arrays[0].shape[1:])} like sequences[0]")
+            raise ValueError(
+                f"sequences[{i}]: got shape {tuple(arr.shape)}, expected (T,) + "
+                f"{tuple(arrays[0].shape[1:])} like sequences[0]"
+            )
         if arr.dtype.kind == "f":
             _checks.check_finite(arr, f"sequences[{i}]")
         arrays.append(arr)
@@ -554,7 +586,7 @@ def pad_batch(sequences, pad_value=0, time_major: bool = True) -> tuple[np.ndarr
     lengths = np.array([len(a) for a in arrays], dtype=np.int64)
     padded = np.full((len(arrays), int(lengths.max()), *arrays[0].shape[1:]), pad_value, dtype=dtype)
     for row, arr in zip(padded, arrays):
-        row[:len(arr)] = arr
+        row[: len(arr)] = arr
     if time_major:
         padded = np.ascontiguousarray(np.swapaxes(padded, 0, 1))
     return padded, lengths
@@ -608,22 +640,33 @@ def _fill_missing(series: np.ndarray, missing: str, where) -> int:
         return 0
     if missing == "error":
         t, d = (int(i) for i in np.argwhere(holes)[0])
-        raise ValueError(f"{where(t, d)} is missing, expected a number (missing='error'; missing='interpolate' "
-                         "fills it)")
+        raise ValueError(
+            f"{where(t, d)} is missing, expected a number (missing='error'; missing='interpolate' fills it)"
+        )
     steps = np.arange(len(series))
     for d in np.flatnonzero(holes.any(axis=0)):
         column, gap = series[:, d], holes[:, d]
         if gap.all():
-            raise ValueError(f"{where(None, int(d))} has no value (all {len(series)} missing), expected at least one "
-                             "number to interpolate from")
+            raise ValueError(
+                f"{where(None, int(d))} has no value (all {len(series)} missing), expected at least one "
+                "number to interpolate from"
+            )
         column[gap] = np.interp(steps[gap], steps[~gap], column[~gap])
     return int(holes.sum())
 
 
-_TS_KEYS = {"problemname": "@problemName", "timestamps": "@timeStamps", "missing": "@missing",
-            "univariate": "@univariate", "dimensions": "@dimensions", "equallength": "@equalLength",
-            "serieslength": "@seriesLength", "classlabel": "@classLabel", "targetlabel": "@targetLabel",
-            "data": "@data"}
+_TS_KEYS = {
+    "problemname": "@problemName",
+    "timestamps": "@timeStamps",
+    "missing": "@missing",
+    "univariate": "@univariate",
+    "dimensions": "@dimensions",
+    "equallength": "@equalLength",
+    "serieslength": "@seriesLength",
+    "classlabel": "@classLabel",
+    "targetlabel": "@targetLabel",
+    "data": "@data",
+}
 
 
 def _ts_flag(header: dict, key: str, path) -> bool | None:
@@ -641,8 +684,7 @@ def _ts_count(header: dict, key: str, path) -> int | None:
         return None
     values, number = header[key]
     if len(values) != 1 or not values[0].isdigit() or int(values[0]) < 1:
-        raise ValueError(f"{path}: line {number} is {_TS_KEYS[key]} {' '.join(values)!r}, expected a positive "
-                         "integer")
+        raise ValueError(f"{path}: line {number} is {_TS_KEYS[key]} {' '.join(values)!r}, expected a positive integer")
     return int(values[0])
 
 
@@ -661,8 +703,10 @@ def _ts_values(text: str, where: str) -> list[float]:
         except ValueError:
             ok = False
         if not ok:
-            raise ValueError(f"{where}, value {k + 1} is {item.strip()!r}, expected a finite number, or '?' or NaN "
-                             "for a missing value")
+            raise ValueError(
+                f"{where}, value {k + 1} is {item.strip()!r}, expected a finite number, or '?' or NaN "
+                "for a missing value"
+            )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -694,51 +738,72 @@ def read_ts(path, encoding: str = "utf-8", missing: str = "interpolate") -> Sequ
         if not text or text.startswith("#"):
             continue
         if not text.startswith("@"):
-            raise ValueError(f"{path}: line {number} is {text[:40]!r} before @data, expected a header line "
-                             "('@key value') or a '#' comment")
+            raise ValueError(
+                f"{path}: line {number} is {text[:40]!r} before @data, expected a header line "
+                "('@key value') or a '#' comment"
+            )
         key, *values = text.split()
         key = key[1:].lower()
         if key not in _TS_KEYS:
-            raise ValueError(f"{path}: line {number} has header {text.split()[0]!r}, expected one of "
-                             f"{', '.join(_TS_KEYS.values())}")
+            raise ValueError(
+                f"{path}: line {number} has header {text.split()[0]!r}, expected one of {', '.join(_TS_KEYS.values())}"
+            )
         if key in header:
-            raise ValueError(f"{path}: line {number} repeats {_TS_KEYS[key]} of line {header[key][1]}, expected it "
-                             "once")
+            raise ValueError(
+                f"{path}: line {number} repeats {_TS_KEYS[key]} of line {header[key][1]}, expected it once"
+            )
         if key == "data":
             data_line = number
             break
         header[key] = (values, number)
     if data_line is None:
-        raise ValueError(f"{path}: no @data line (read to line {len(lines)}), expected the header to end with "
-                         "@data and the series to follow it")
+        raise ValueError(
+            f"{path}: no @data line (read to line {len(lines)}), expected the header to end with "
+            "@data and the series to follow it"
+        )
 
     if _ts_flag(header, "timestamps", path):
-        raise ValueError(f"{path}: line {header['timestamps'][1]} is @timeStamps true: series with time stamps are "
-                         "not supported, expected @timeStamps false")
+        raise ValueError(
+            f"{path}: line {header['timestamps'][1]} is @timeStamps true: series with time stamps are "
+            "not supported, expected @timeStamps false"
+        )
     if _ts_flag(header, "targetlabel", path):
-        raise ValueError(f"{path}: line {header['targetlabel'][1]} is @targetLabel true: regression files are not "
-                         "supported, expected a classification file (@classLabel)")
+        raise ValueError(
+            f"{path}: line {header['targetlabel'][1]} is @targetLabel true: regression files are not "
+            "supported, expected a classification file (@classLabel)"
+        )
     _ts_flag(header, "missing", path)
     classes = None
     if _ts_flag(header, "classlabel", path):
         labels, number = header["classlabel"]
         classes = labels[1:]
         if not classes:
-            raise ValueError(f"{path}: line {number} is @classLabel true without labels, expected "
-                             "'@classLabel true <label> <label> ...'")
+            raise ValueError(
+                f"{path}: line {number} is @classLabel true without labels, expected "
+                "'@classLabel true <label> <label> ...'"
+            )
         if len(set(classes)) != len(classes):
             repeated = next(c for c in classes if classes.count(c) > 1)
             raise ValueError(f"{path}: line {number} lists class label {repeated!r} twice, expected distinct labels")
     elif "classlabel" in header and len(header["classlabel"][0]) > 1:
-        raise ValueError(f"{path}: line {header['classlabel'][1]} is @classLabel false followed by labels, expected "
-                         "@classLabel true to list labels")
+        raise ValueError(
+            f"{path}: line {header['classlabel'][1]} is @classLabel false followed by labels, expected "
+            "@classLabel true to list labels"
+        )
     dims = _ts_count(header, "dimensions", path)
     univariate = _ts_flag(header, "univariate", path)
     if univariate and dims not in (None, 1):
-        raise ValueError(f"{path}: line {header['dimensions'][1]} is @dimensions {dims} but line "
-                         f"{header['univariate'][1]} is @univariate true, expected one of them to change")
-    dims_source = (f"@dimensions on line {header['dimensions'][1]}" if dims is not None else
-                   f"@univariate true on line {header['univariate'][1]}" if univariate else None)
+        raise ValueError(
+            f"{path}: line {header['dimensions'][1]} is @dimensions {dims} but line "
+            f"{header['univariate'][1]} is @univariate true, expected one of them to change"
+        )
+    dims_source = (
+        f"@dimensions on line {header['dimensions'][1]}"
+        if dims is not None
+        else f"@univariate true on line {header['univariate'][1]}"
+        if univariate
+        else None
+    )
     if univariate:
         dims = 1
     equal_length = bool(_ts_flag(header, "equallength", path))
@@ -757,11 +822,14 @@ def read_ts(path, encoding: str = "utf-8", missing: str = "interpolate") -> Sequ
             body, colon, label = text.rpartition(":")
             label = label.strip()
             if not colon:
-                raise ValueError(f"{where} has no ':' before a class label, expected the series then ':<label>' "
-                                 "(@classLabel true)")
+                raise ValueError(
+                    f"{where} has no ':' before a class label, expected the series then ':<label>' (@classLabel true)"
+                )
             if label not in class_set:
-                raise ValueError(f"{where} has class label {label!r}, expected one of @classLabel on line "
-                                 f"{header['classlabel'][1]}: {' '.join(classes)}")
+                raise ValueError(
+                    f"{where} has class label {label!r}, expected one of @classLabel on line "
+                    f"{header['classlabel'][1]}: {' '.join(classes)}"
+                )
         parts = body.split(":")
         if dims is None:
             dims, dims_source = len(parts), f"like line {number}"
@@ -774,23 +842,28 @@ def read_ts(path, encoding: str = "utf-8", missing: str = "interpolate") -> Sequ
             columns.append(_ts_values(part, f"{where}, dimension {d + 1}"))
         sizes = [len(c) for c in columns]
         if len(set(sizes)) > 1:
-            raise ValueError(f"{where} has dimensions of lengths {sizes}, expected one length for every dimension "
-                             "of a series")
+            raise ValueError(
+                f"{where} has dimensions of lengths {sizes}, expected one length for every dimension of a series"
+            )
         if equal_length and length is None:
             length, length_source = sizes[0], f"like line {number}, @equalLength true"
         if equal_length and sizes[0] != length:
             raise ValueError(f"{where} has a series of length {sizes[0]}, expected {length} ({length_source})")
         series = np.array(columns, dtype=np.float64).T.copy()
-        filled += _fill_missing(series, missing, lambda t, d, where=where: f"{where}, dimension {d + 1}" + (
-            "" if t is None else f", value {t + 1}"))
+        filled += _fill_missing(
+            series,
+            missing,
+            lambda t, d, where=where: f"{where}, dimension {d + 1}" + ("" if t is None else f", value {t + 1}"),
+        )
         x.append(series)
         if classes is not None:
             y.append(label)
     if not x:
         raise ValueError(f"{path}: no series after @data on line {data_line}, expected one series per line")
     name = " ".join(header["problemname"][0]) if "problemname" in header else ""
-    return SequenceSet(x, y if classes is not None else None, classes, name or path.stem, dims, None, filled,
-                       [str(path)])
+    return SequenceSet(
+        x, y if classes is not None else None, classes, name or path.stem, dims, None, filled, [str(path)]
+    )
 
 
 def _npz_key(archive, key: str, path) -> np.ndarray:
@@ -798,9 +871,11 @@ def _npz_key(archive, key: str, path) -> np.ndarray:
         return archive[key]
     except ValueError as exc:
         if "allow_pickle" in str(exc):  # numpy's refusal of an object (pickled) array
-            raise ValueError(f"{path}: key {key!r} holds an object array, which is not loaded (allow_pickle=False: "
-                             "unpickling can run code); expected numbers or strings (save strings with dtype str, "
-                             "not object)") from None
+            raise ValueError(
+                f"{path}: key {key!r} holds an object array, which is not loaded (allow_pickle=False: "
+                "unpickling can run code); expected numbers or strings (save strings with dtype str, "
+                "not object)"
+            ) from None
         raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: key {key!r} cannot be read ({exc})") from None
@@ -826,13 +901,15 @@ def read_npz(path, missing: str = "interpolate") -> SequenceSet:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: cannot be read as a NumPy .npz archive ({exc})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: holds a single array (.npy), expected an .npz archive with keys 'x' (and 'y', "
-                         "'lengths')")
+        raise ValueError(
+            f"{path}: holds a single array (.npy), expected an .npz archive with keys 'x' (and 'y', 'lengths')"
+        )
     with archive:
         keys = list(archive.files)
         if "x" not in keys:
-            raise ValueError(f"{path}: no key 'x', expected 'x' with the sequences, (N, T, F) or (N, T); the archive "
-                             f"has {keys}")
+            raise ValueError(
+                f"{path}: no key 'x', expected 'x' with the sequences, (N, T, F) or (N, T); the archive has {keys}"
+            )
         x = _npz_key(archive, "x", path)
         lengths = _npz_key(archive, "lengths", path) if "lengths" in keys else None
         y = _npz_key(archive, "y", path) if "y" in keys else None
@@ -840,8 +917,9 @@ def read_npz(path, missing: str = "interpolate") -> SequenceSet:
     if x.dtype.kind not in "iuf":
         raise ValueError(f"{path}: key 'x' has dtype {x.dtype}, expected real numbers (float or int)")
     if x.ndim not in (2, 3) or 0 in x.shape:
-        raise ValueError(f"{path}: key 'x' has shape {tuple(x.shape)}, expected (N, T, F) or (N, T) with every size "
-                         "at least 1")
+        raise ValueError(
+            f"{path}: key 'x' has shape {tuple(x.shape)}, expected (N, T, F) or (N, T) with every size at least 1"
+        )
     flat = x.ndim == 2
     x = np.asarray(x, dtype=np.float64)
     if flat:
@@ -851,12 +929,15 @@ def read_npz(path, missing: str = "interpolate") -> SequenceSet:
         lengths = np.full(n, steps, dtype=np.int64)
     else:
         if lengths.dtype.kind not in "iu" or lengths.shape != (n,):
-            raise ValueError(f"{path}: key 'lengths' has shape {tuple(lengths.shape)} and dtype {lengths.dtype}, "
-                             f"expected ({n},) integers (one length per sequence of x)")
+            raise ValueError(
+                f"{path}: key 'lengths' has shape {tuple(lengths.shape)} and dtype {lengths.dtype}, "
+                f"expected ({n},) integers (one length per sequence of x)"
+            )
         bad = np.flatnonzero((lengths < 1) | (lengths > steps))
         if bad.size:
-            raise ValueError(f"{path}: key 'lengths' has lengths[{bad[0]}] = {lengths[bad[0]]}, expected 1..{steps} "
-                             "(the T of x)")
+            raise ValueError(
+                f"{path}: key 'lengths' has lengths[{bad[0]}] = {lengths[bad[0]]}, expected 1..{steps} (the T of x)"
+            )
         lengths = lengths.astype(np.int64)
 
     labels = classes = None
@@ -869,16 +950,20 @@ def read_npz(path, missing: str = "interpolate") -> SequenceSet:
                 labels = y.tolist()
                 classes = sorted(set(labels))
             else:
-                raise ValueError(f"{path}: key 'y' has dtype {y.dtype}, expected integer or string class labels "
-                                 "(regression targets are not supported)")
+                raise ValueError(
+                    f"{path}: key 'y' has dtype {y.dtype}, expected integer or string class labels "
+                    "(regression targets are not supported)"
+                )
         elif y.shape == (n, steps):
             if y.dtype.kind not in "iu":
                 raise ValueError(f"{path}: key 'y' has per-step tags of dtype {y.dtype}, expected integers")
-            labels = [y[i, :lengths[i]].astype(np.int64) for i in range(n)]
+            labels = [y[i, : lengths[i]].astype(np.int64) for i in range(n)]
         else:
-            raise ValueError(f"{path}: key 'y' has shape {tuple(y.shape)}, expected ({n},) class labels or "
-                             f"({n}, {steps}) per-step tags (x is {'(N, T)' if flat else '(N, T, F)'} = "
-                             f"{(n, steps) if flat else tuple(x.shape)})")
+            raise ValueError(
+                f"{path}: key 'y' has shape {tuple(y.shape)}, expected ({n},) class labels or "
+                f"({n}, {steps}) per-step tags (x is {'(N, T)' if flat else '(N, T, F)'} = "
+                f"{(n, steps) if flat else tuple(x.shape)})"
+            )
 
     def index(i, t, d):
         t = ":" if t is None else t
@@ -886,20 +971,29 @@ def read_npz(path, missing: str = "interpolate") -> SequenceSet:
 
     sequences, filled = [], 0
     for i in range(n):
-        series = x[i, :lengths[i]].copy()
+        series = x[i, : lengths[i]].copy()
         infinite = np.argwhere(np.isinf(series))
         if infinite.size:
             t, d = (int(v) for v in infinite[0])
-            raise ValueError(f"{path}: key 'x' has {index(i, t, d)} = {series[t, d]}, expected finite numbers (NaN "
-                             "marks a missing value)")
+            raise ValueError(
+                f"{path}: key 'x' has {index(i, t, d)} = {series[t, d]}, expected finite numbers (NaN "
+                "marks a missing value)"
+            )
         filled += _fill_missing(series, missing, lambda t, d, i=i: f"{path}: key 'x', {index(i, t, d)}")
         sequences.append(series)
     return SequenceSet(sequences, labels, classes, path.stem, x.shape[2], None, filled, [str(path)])
 
 
 _WAVE_PCM, _WAVE_FLOAT, _WAVE_EXTENSIBLE = 1, 3, 0xFFFE
-_WAVE_NAMES = {2: "Microsoft ADPCM", 6: "A-law", 7: "mu-law", 17: "IMA ADPCM", 49: "GSM 6.10", 80: "MPEG",
-               85: "MPEG layer 3"}
+_WAVE_NAMES = {
+    2: "Microsoft ADPCM",
+    6: "A-law",
+    7: "mu-law",
+    17: "IMA ADPCM",
+    49: "GSM 6.10",
+    80: "MPEG",
+    85: "MPEG layer 3",
+}
 _KSDATAFORMAT_TAIL = bytes.fromhex("000000001000800000aa00389b71")  # the GUID of a subformat after its tag
 
 
@@ -913,16 +1007,19 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
     offset = 12
     while offset + 8 <= len(blob):
         name, size = struct.unpack_from("<4sI", blob, offset)
-        body = blob[offset + 8:offset + 8 + size]
+        body = blob[offset + 8 : offset + 8 + size]
         if len(body) < size:
-            raise ValueError(f"{path}: truncated: chunk {name.decode('latin-1')!r} at byte {offset} declares {size} "
-                             f"bytes, only {len(body)} remain")
+            raise ValueError(
+                f"{path}: truncated: chunk {name.decode('latin-1')!r} at byte {offset} declares {size} "
+                f"bytes, only {len(body)} remain"
+            )
         chunks.setdefault(name, body)
         offset += 8 + size + (size & 1)
     fmt, data = chunks.get(b"fmt "), chunks.get(b"data")
     if fmt is None or data is None:
-        raise ValueError(f"{path}: no {'fmt' if fmt is None else 'data'!r} chunk, expected a WAVE file with 'fmt ' "
-                         "and 'data' chunks")
+        raise ValueError(
+            f"{path}: no {'fmt' if fmt is None else 'data'!r} chunk, expected a WAVE file with 'fmt ' and 'data' chunks"
+        )
     if len(fmt) < 16:
         raise ValueError(f"{path}: the 'fmt ' chunk has {len(fmt)} bytes, expected at least 16")
     tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", fmt)
@@ -931,26 +1028,32 @@ def _read_wav(path: Path) -> tuple[np.ndarray, int]:
             raise ValueError(f"{path}: WAVE_FORMAT_EXTENSIBLE 'fmt ' chunk has {len(fmt)} bytes, expected 40")
         guid = fmt[24:40]
         if guid[2:] != _KSDATAFORMAT_TAIL:
-            raise ValueError(f"{path}: WAVE_FORMAT_EXTENSIBLE with subformat GUID {guid.hex()}, expected PCM or IEEE "
-                             "float")
+            raise ValueError(
+                f"{path}: WAVE_FORMAT_EXTENSIBLE with subformat GUID {guid.hex()}, expected PCM or IEEE float"
+            )
         tag = struct.unpack_from("<H", guid)[0]
     if tag not in (_WAVE_PCM, _WAVE_FLOAT):
         kind = _WAVE_NAMES.get(tag, "unknown")
-        raise ValueError(f"{path}: format tag {tag} ({kind}) is compressed or not supported, expected PCM (1) or "
-                         "IEEE float (3)")
+        raise ValueError(
+            f"{path}: format tag {tag} ({kind}) is compressed or not supported, expected PCM (1) or IEEE float (3)"
+        )
     if (tag == _WAVE_PCM and bits not in (8, 16, 24, 32)) or (tag == _WAVE_FLOAT and bits not in (32, 64)):
         expected = "8, 16, 24 or 32 for PCM" if tag == _WAVE_PCM else "32 or 64 for IEEE float"
         raise ValueError(f"{path}: {bits} bits per sample, expected {expected}")
     if channels == 0 or rate == 0:
-        raise ValueError(f"{path}: {channels} channel(s) at {rate} Hz, expected at least one channel and a positive "
-                         "sample rate")
+        raise ValueError(
+            f"{path}: {channels} channel(s) at {rate} Hz, expected at least one channel and a positive sample rate"
+        )
     width = bits // 8
     if block_align != channels * width:
-        raise ValueError(f"{path}: block align {block_align}, expected {channels * width} ({channels} channel(s) of "
-                         f"{bits} bits)")
+        raise ValueError(
+            f"{path}: block align {block_align}, expected {channels * width} ({channels} channel(s) of {bits} bits)"
+        )
     if len(data) % block_align:
-        raise ValueError(f"{path}: truncated: the 'data' chunk has {len(data)} bytes, not a whole number of "
-                         f"{block_align}-byte frames")
+        raise ValueError(
+            f"{path}: truncated: the 'data' chunk has {len(data)} bytes, not a whole number of "
+            f"{block_align}-byte frames"
+        )
     if not data:
         raise ValueError(f"{path}: the 'data' chunk is empty, expected samples")
     if tag == _WAVE_FLOAT:
@@ -997,13 +1100,14 @@ def _resample(signal: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
         n = np.arange(begin, min(begin + _RESAMPLE_BLOCK, len(out)), dtype=np.int64)
         start, phase = np.divmod(n * down, up)
         kernel = kernels(phase) if table is None else table[phase]
-        out[begin:begin + len(n)] = np.einsum("ij,ij->i", padded[start[:, None] + taps[None, :] + half], kernel)
+        out[begin : begin + len(n)] = np.einsum("ij,ij->i", padded[start[:, None] + taps[None, :] + half], kernel)
     return out
 
 
 def _wav_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() == ".wav"
-                  and not f.name.startswith("."))
+    return sorted(
+        f for f in folder.iterdir() if f.is_file() and f.suffix.lower() == ".wav" and not f.name.startswith(".")
+    )
 
 
 def read_wav_folder(path, sample_rate: int | None = None) -> SequenceSet:
@@ -1034,8 +1138,10 @@ def read_wav_folder(path, sample_rate: int | None = None) -> SequenceSet:
         raise ValueError(f"{path}: is a file, expected a folder with one subfolder of .wav files per class")
     stray = _wav_files(path)
     if stray:
-        raise ValueError(f"{stray[0]}: a .wav file outside a class subfolder, expected every clip in the subfolder "
-                         "named after its class")
+        raise ValueError(
+            f"{stray[0]}: a .wav file outside a class subfolder, expected every clip in the subfolder "
+            "named after its class"
+        )
     folders = sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not folders:
         raise ValueError(f"{path}: no class subfolders, expected one subfolder of .wav files per class")
@@ -1049,19 +1155,43 @@ def read_wav_folder(path, sample_rate: int | None = None) -> SequenceSet:
         raise ValueError(f"{path}: only one class subfolder ({folders[0].name!r}), expected at least two classes")
 
     x, rates = [], []
-    for label, file in clips:
+    for _, file in clips:
         samples, rate = _read_wav(file)
         if sample_rate is None and rates and rate != rates[0]:
-            raise ValueError(f"{file}: sample rate {rate} Hz, but {clips[0][1]} has {rates[0]} Hz; expected one "
-                             "rate for every file (sample_rate= resamples every file to one rate)")
+            raise ValueError(
+                f"{file}: sample rate {rate} Hz, but {clips[0][1]} has {rates[0]} Hz; expected one "
+                "rate for every file (sample_rate= resamples every file to one rate)"
+            )
         if sample_rate is not None and rate != sample_rate:
             samples = _resample(samples, rate, sample_rate)
         x.append(samples[:, None])
         rates.append(rate)
-    return SequenceSet(x, [label for label, _ in clips], [f.name for f in folders], path.name, 1,
-                       sample_rate if sample_rate is not None else rates[0], 0, [str(f) for _, f in clips])
+    return SequenceSet(
+        x,
+        [label for label, _ in clips],
+        [f.name for f in folders],
+        path.name,
+        1,
+        sample_rate if sample_rate is not None else rates[0],
+        0,
+        [str(f) for _, f in clips],
+    )
 
 
-__all__ = ["TaggedSentences", "read_conll", "write_conll", "read_labelled_lines", "read_class_files", "Gap",
-           "GapReport", "TimeSeries", "read_time_series", "bucket_batches", "pad_batch", "SequenceSet", "read_ts",
-           "read_npz", "read_wav_folder"]
+__all__ = [
+    "TaggedSentences",
+    "read_conll",
+    "write_conll",
+    "read_labelled_lines",
+    "read_class_files",
+    "Gap",
+    "GapReport",
+    "TimeSeries",
+    "read_time_series",
+    "bucket_batches",
+    "pad_batch",
+    "SequenceSet",
+    "read_ts",
+    "read_npz",
+    "read_wav_folder",
+]

@@ -44,8 +44,20 @@ FORMAT_VERSION = 1
 # The safetensors package refuses larger headers too; checking first means a corrupt length never allocates.
 MAX_HEADER_BYTES = 100_000_000
 
-_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
-           "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+}
 _DTYPE_NAMES = {np.dtype(code).newbyteorder("="): name for name, code in _DTYPES.items()}
 _CHECKSUM_PREFIX = b',"checksum":"sha256:'
 _CHECKSUM_TAIL_LEN = len(_CHECKSUM_PREFIX) + 64 + len(b'"}}')
@@ -73,8 +85,10 @@ class Checkpoint:
     arrays: dict = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return (f"Checkpoint({self.path!r}, model={self.model!r}, tokenizer={self.tokenizer!r}, "
-                f"optimizer_state={'None' if self.optimizer_state is None else 'dict'}, step={self.step})")
+        return (
+            f"Checkpoint({self.path!r}, model={self.model!r}, tokenizer={self.tokenizer!r}, "
+            f"optimizer_state={'None' if self.optimizer_state is None else 'dict'}, step={self.step})"
+        )
 
 
 # ----- JSON values ------------------------------------------------------------------------------------------
@@ -106,8 +120,9 @@ def _plain_json(value, name: str):
                     raise ValueError(f"{name}[{i}]: got {item}, expected a finite number (JSON has no NaN or Inf)")
             return list(value)
         return [_plain_json(item, f"{name}[{i}]") for i, item in enumerate(value)]
-    raise TypeError(f"{name}: got {type(value).__name__}, expected JSON data (str, number, bool, None, list, "
-                    f"dict with str keys)")
+    raise TypeError(
+        f"{name}: got {type(value).__name__}, expected JSON data (str, number, bool, None, list, dict with str keys)"
+    )
 
 
 def _dumps(value) -> str:
@@ -120,8 +135,9 @@ def _tensor(value, name: str) -> np.ndarray:
         raise TypeError(f"{name}: got {type(value).__name__}, expected a numpy array")
     native = value.dtype.newbyteorder("=")
     if native not in _DTYPE_NAMES:
-        raise TypeError(f"{name}: got dtype {value.dtype}, expected one of "
-                        f"{', '.join(sorted(str(d) for d in _DTYPE_NAMES))}")
+        raise TypeError(
+            f"{name}: got dtype {value.dtype}, expected one of {', '.join(sorted(str(d) for d in _DTYPE_NAMES))}"
+        )
     # asarray rather than ascontiguousarray, which would turn a 0-d array into shape (1,).
     return np.asarray(value, dtype=native.newbyteorder("<"), order="C")
 
@@ -129,8 +145,10 @@ def _tensor(value, name: str) -> np.ndarray:
 def _model_parts(model) -> tuple[dict, dict[str, np.ndarray]]:
     cls = type(model)
     if MODULE_TYPES.get(cls.__name__) is not cls:
-        raise TypeError(f"model: got {cls.__name__}, expected an rnnfast model (a Module subclass registered in "
-                        f"rnnfast.module.MODULE_TYPES) so that load can rebuild it")
+        raise TypeError(
+            f"model: got {cls.__name__}, expected an rnnfast model (a Module subclass registered in "
+            f"rnnfast.module.MODULE_TYPES) so that load can rebuild it"
+        )
     try:
         config = model.config()
     except NotImplementedError as exc:
@@ -152,8 +170,9 @@ def _optimizer_parts(optimizer) -> tuple[dict, dict[str, np.ndarray]]:
     metadata and tensors."""
     state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
     if not isinstance(state, Mapping):
-        raise TypeError(f"optimizer: got {type(optimizer).__name__}, expected an optimizer with state_dict() or "
-                        f"its state dict")
+        raise TypeError(
+            f"optimizer: got {type(optimizer).__name__}, expected an optimizer with state_dict() or its state dict"
+        )
     keys, values, tensors = [], {}, {}
     for key, value in state.items():
         if not isinstance(key, str):
@@ -209,8 +228,13 @@ def save(path, model, tokenizer=None, optimizer=None, extra=None, arrays=None) -
     from . import __version__  # at call time: rnnfast/__init__.py may import this module before setting it
 
     config, tensors = _model_parts(model)
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "rnnfast_version": __version__,
-                "model_class": type(model).__name__, "model_config": _dumps(config)}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "rnnfast_version": __version__,
+        "model_class": type(model).__name__,
+        "model_config": _dumps(config),
+    }
     if tokenizer is not None:
         metadata["tokenizer"] = _tokenizer_json(tokenizer)
     if optimizer is not None:
@@ -230,8 +254,11 @@ def save(path, model, tokenizer=None, optimizer=None, extra=None, arrays=None) -
     header, offset = {}, 0
     for name in names:
         arr = tensors[name]
-        header[name] = {"dtype": _DTYPE_NAMES[arr.dtype.newbyteorder("=")], "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + arr.nbytes]}
+        header[name] = {
+            "dtype": _DTYPE_NAMES[arr.dtype.newbyteorder("=")],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
         offset += arr.nbytes
     header["__metadata__"] = metadata
     core = _dumps(header).encode("ascii")
@@ -301,8 +328,10 @@ def _read_header(f, size: int, fail) -> tuple[dict, bytes]:
         first = f.read(1)
         if first == b"{" and length <= MAX_HEADER_BYTES:
             fail(f"truncated: the header needs {length} bytes but only {size - 8} follow")
-        fail("not an rnnfast checkpoint: it does not start with a safetensors header (length "
-             f"{length} for a file of {size} bytes)")
+        fail(
+            "not an rnnfast checkpoint: it does not start with a safetensors header (length "
+            f"{length} for a file of {size} bytes)"
+        )
     raw = f.read(length)
     try:
         header = json.loads(raw.decode("utf-8"))
@@ -317,19 +346,24 @@ def _check_format(header: dict, fail) -> tuple[dict, int]:
     metadata = header.get("__metadata__")
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else None
-        fail(f"a safetensors file without rnnfast metadata (format {found!r}, expected {FORMAT!r}); it was not "
-             "written by rnnfast.save")
+        fail(
+            f"a safetensors file without rnnfast metadata (format {found!r}, expected {FORMAT!r}); it was not "
+            "written by rnnfast.save"
+        )
     if not all(isinstance(v, str) for v in metadata.values()):
         fail("metadata values must be strings")
     version = metadata.get("format_version", "")
     # The length limit keeps int() away from Python's limit on digits, a ValueError of its own.
-    if not (isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 10
-            and int(version) >= 1):
+    if not (
+        isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 10 and int(version) >= 1
+    ):
         fail(f"format_version {version!r} is not a positive integer (corrupt file)")
     version = int(version)
     if version > FORMAT_VERSION:
-        fail(f"written by a newer rnnfast (checkpoint format {version}, this rnnfast reads up to "
-             f"{FORMAT_VERSION}); upgrade rnnfast to load it")
+        fail(
+            f"written by a newer rnnfast (checkpoint format {version}, this rnnfast reads up to "
+            f"{FORMAT_VERSION}); upgrade rnnfast to load it"
+        )
     return metadata, version
 
 
@@ -346,20 +380,25 @@ def _tensor_layout(header: dict, data_size: int, fail) -> dict[str, tuple[np.dty
             fail(f"tensor {name!r}: dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             fail(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1]):
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
             fail(f"tensor {name!r}: data_offsets {offsets!r} is not a [begin, end] pair with 0 <= begin <= end")
         np_dtype = np.dtype(_DTYPES[dtype])
         nbytes = math.prod(shape) * np_dtype.itemsize
         if offsets[1] - offsets[0] != nbytes:
-            fail(f"tensor {name!r}: dtype {dtype} and shape {shape} need {nbytes} bytes but data_offsets "
-                 f"{offsets} span {offsets[1] - offsets[0]}")
+            fail(
+                f"tensor {name!r}: dtype {dtype} and shape {shape} need {nbytes} bytes but data_offsets "
+                f"{offsets} span {offsets[1] - offsets[0]}"
+            )
         layout[name] = (np_dtype, tuple(shape), offsets[0], offsets[1])
     end = 0
     for name, (_, _, begin, stop) in sorted(layout.items(), key=lambda item: item[1][2:]):
         if begin != end:
-            fail(f"tensor {name!r}: starts at byte {begin} of the data, expected {end} (tensors must be back to "
-                 f"back)")
+            fail(f"tensor {name!r}: starts at byte {begin} of the data, expected {end} (tensors must be back to back)")
         end = stop
     if end > data_size:
         fail(f"truncated: the tensors need {end} bytes of data but the file holds {data_size}")
@@ -371,9 +410,13 @@ def _tensor_layout(header: dict, data_size: int, fail) -> dict[str, tuple[np.dty
 def _verify_checksum(raw_header: bytes, data: bytes, fail) -> None:
     text = raw_header.rstrip(b" ")
     tail = text[-_CHECKSUM_TAIL_LEN:]
-    expected = tail[len(_CHECKSUM_PREFIX):-3]
-    if (len(tail) != _CHECKSUM_TAIL_LEN or not tail.startswith(_CHECKSUM_PREFIX) or not tail.endswith(b'"}}')
-            or not all(c in b"0123456789abcdef" for c in expected)):
+    expected = tail[len(_CHECKSUM_PREFIX) : -3]
+    if (
+        len(tail) != _CHECKSUM_TAIL_LEN
+        or not tail.startswith(_CHECKSUM_PREFIX)
+        or not tail.endswith(b'"}}')
+        or not all(c in b"0123456789abcdef" for c in expected)
+    ):
         fail("the checksum entry is missing or not where rnnfast writes it (the header was modified)")
     digest = hashlib.sha256(text[:-_CHECKSUM_TAIL_LEN] + b"}}")
     digest.update(data)
@@ -397,12 +440,15 @@ def load(path) -> Checkpoint:
         data = f.read()
     _verify_checksum(raw_header, data, fail)
 
-    tensors = {name: np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape).astype(dtype.newbyteorder("="))
-               for name, (dtype, shape, begin, _) in layout.items()}
-    weights = {name[len("model."):]: arr for name, arr in tensors.items() if name.startswith("model.")}
-    optimizer_arrays = {name[len("optimizer."):]: arr for name, arr in tensors.items()
-                        if name.startswith("optimizer.")}
-    arrays = {name[len("state."):]: arr for name, arr in tensors.items() if name.startswith("state.")}
+    tensors = {
+        name: np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape).astype(dtype.newbyteorder("="))
+        for name, (dtype, shape, begin, _) in layout.items()
+    }
+    weights = {name[len("model.") :]: arr for name, arr in tensors.items() if name.startswith("model.")}
+    optimizer_arrays = {
+        name[len("optimizer.") :]: arr for name, arr in tensors.items() if name.startswith("optimizer.")
+    }
+    arrays = {name[len("state.") :]: arr for name, arr in tensors.items() if name.startswith("state.")}
     stray = [name for name in tensors if not name.startswith(("model.", "optimizer.", "state."))]
     if stray:
         fail(f"unexpected tensors {stray}, expected names starting with 'model.', 'optimizer.' or 'state.'")
@@ -436,8 +482,17 @@ def load(path) -> Checkpoint:
     step = extra.get("step", 0)
     if type(step) is not int or step < 0:
         fail(f"extra['step'] is {step!r}, expected a non-negative integer")
-    return Checkpoint(model=model, tokenizer=tokenizer, optimizer_state=optimizer_state, step=step, extra=extra,
-                      config=config, version=version, path=path, arrays=arrays)
+    return Checkpoint(
+        model=model,
+        tokenizer=tokenizer,
+        optimizer_state=optimizer_state,
+        step=step,
+        extra=extra,
+        config=config,
+        version=version,
+        path=path,
+        arrays=arrays,
+    )
 
 
 def _optimizer_state(meta: dict, arrays: dict[str, np.ndarray], fail) -> dict:

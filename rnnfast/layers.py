@@ -21,8 +21,9 @@ class Embedding(Module):
         dtype = _checks.float_dtype(dtype)
         rng = _checks.rng(seed)
         count = self.num_embeddings * self.embedding_dim
-        _checks.check_parameter_memory(count, count, dtype, f"num_embeddings={self.num_embeddings}, "
-                                       f"embedding_dim={self.embedding_dim}")
+        _checks.check_parameter_memory(
+            count, count, dtype, f"num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim}"
+        )
         self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(dtype))
         self._ids = None
 
@@ -70,8 +71,12 @@ class Linear(Module):
         rng = _checks.rng(seed)
         own_weight = self.out_features * self.in_features if tied_to is None else 0
         count = own_weight + (self.out_features if self.has_bias else 0)
-        _checks.check_parameter_memory(count, max(own_weight, self.out_features), dtype,
-                                       f"in_features={self.in_features}, out_features={self.out_features}")
+        _checks.check_parameter_memory(
+            count,
+            max(own_weight, self.out_features),
+            dtype,
+            f"in_features={self.in_features}, out_features={self.out_features}",
+        )
         bound = 1.0 / math.sqrt(self.in_features)
         self._tied = tied_to
         if tied_to is None:
@@ -88,8 +93,12 @@ class Linear(Module):
     def config(self) -> dict:
         if self._tied is not None:
             raise NotImplementedError("a tied Linear is saved as part of the model that owns the tied weight")
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.has_bias,
-                "dtype": self.dtype.name}
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.has_bias,
+            "dtype": self.dtype.name,
+        }
 
     def _weight_and_grad(self):
         module, name = self._tied if self._tied is not None else (self, "weight")
@@ -122,8 +131,9 @@ class Linear(Module):
         self._x = None  # only now: a refused dy leaves the forward to differentiate
         weight, weight_grad = self._weight_and_grad()
         dx = np.empty_like(x) if need_input_grad else None
-        core.linear_backward(dy=dy.reshape(-1, self.out_features), x=x, W=weight, dx=dx, dW=weight_grad,
-                             db=self._grads.get("bias"))
+        core.linear_backward(
+            dy=dy.reshape(-1, self.out_features), x=x, W=weight, dx=dx, dW=weight_grad, db=self._grads.get("bias")
+        )
         return None if dx is None else dx.reshape(dy.shape[:-1] + (self.in_features,))
 
 

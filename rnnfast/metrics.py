@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
+
 import numpy as np
 
 from . import _checks
@@ -28,8 +29,9 @@ def _labels(value, name: str) -> np.ndarray:
     """A non-empty 1-d array of class labels: integers (integral floats are accepted) or strings."""
     arr = _checks._to_numpy(value, name)
     if arr.ndim != 1:
-        raise ValueError(f"{name}: got {arr.ndim}-d array with shape {tuple(arr.shape)}, "
-                         "expected a 1-d array of labels")
+        raise ValueError(
+            f"{name}: got {arr.ndim}-d array with shape {tuple(arr.shape)}, expected a 1-d array of labels"
+        )
     if arr.size == 0:
         raise ValueError(f"{name}: got an empty array, expected at least one label")
     if arr.dtype.kind == "O":
@@ -38,8 +40,10 @@ def _labels(value, name: str) -> np.ndarray:
         elif all(isinstance(v, numbers.Integral) for v in arr):
             arr = arr.astype(np.int64)
         else:
-            raise ValueError(f"{name}: got labels of types {sorted({type(v).__name__ for v in arr})}, "
-                             "expected all labels to be integers or all to be strings")
+            raise ValueError(
+                f"{name}: got labels of types {sorted({type(v).__name__ for v in arr})}, "
+                "expected all labels to be integers or all to be strings"
+            )
     if arr.dtype.kind == "f":
         _checks.check_finite(arr, name)
         if not (arr == np.round(arr)).all():
@@ -57,8 +61,10 @@ def _label_pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     if len(pred) != len(true):
         raise ValueError(f"y_pred: got {len(pred)} labels, expected {len(true)} (the length of y_true)")
     if (true.dtype.kind == "U") != (pred.dtype.kind == "U"):
-        raise TypeError(f"y_pred: got dtype {pred.dtype} while y_true has dtype {true.dtype}, "
-                        "expected both to hold strings or both integers")
+        raise TypeError(
+            f"y_pred: got dtype {pred.dtype} while y_true has dtype {true.dtype}, "
+            "expected both to hold strings or both integers"
+        )
     return true, pred
 
 
@@ -95,8 +101,10 @@ def precision_recall_f1(y_true, y_pred, average: str | None = "macro", labels=No
     else:
         classes = _labels(labels, "labels")
         if (classes.dtype.kind == "U") != (true.dtype.kind == "U"):
-            raise TypeError(f"labels: got dtype {classes.dtype} while y_true has dtype {true.dtype}, "
-                            "expected the same kind of label")
+            raise TypeError(
+                f"labels: got dtype {classes.dtype} while y_true has dtype {true.dtype}, "
+                "expected the same kind of label"
+            )
         unique, counts = np.unique(classes, return_counts=True)
         if (counts > 1).any():
             raise ValueError(f"labels: got {unique[counts > 1][0]!r} more than once, expected distinct labels")
@@ -142,9 +150,11 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
     # bincount's table and the pair codes true * C + pred, both int64.
     table_bytes = 8 * (num_classes * num_classes + len(true))
     if table_bytes > _checks.memory_limit():
-        raise ValueError(f"{origin} needs a {num_classes} x {num_classes} table ({table_bytes / 2**30:.3g} GiB), more "
-                         "than this machine's memory; expected class ids 0..C-1 for a number of classes C whose "
-                         "C x C table fits")
+        raise ValueError(
+            f"{origin} needs a {num_classes} x {num_classes} table ({table_bytes / 2**30:.3g} GiB), more "
+            "than this machine's memory; expected class ids 0..C-1 for a number of classes C whose "
+            "C x C table fits"
+        )
     codes = true.astype(np.int64) * num_classes + pred.astype(np.int64)
     counts = np.bincount(codes, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes).astype(np.int64, copy=False)
@@ -230,12 +240,14 @@ def chunk_f1(true_tags, pred_tags, scheme: str = "iob2") -> dict:
     true_sentences = _tag_sentences(true_tags, "true_tags", scheme)
     pred_sentences = _tag_sentences(pred_tags, "pred_tags", scheme)
     if len(pred_sentences) != len(true_sentences):
-        raise ValueError(f"pred_tags: got {len(pred_sentences)} sentences, expected {len(true_sentences)} "
-                         "(as many as true_tags)")
+        raise ValueError(
+            f"pred_tags: got {len(pred_sentences)} sentences, expected {len(true_sentences)} (as many as true_tags)"
+        )
     for i, (true, pred) in enumerate(zip(true_sentences, pred_sentences)):
         if len(pred) != len(true):
-            raise ValueError(f"pred_tags[{i}]: got {len(pred)} tags, expected {len(true)} "
-                             f"(the length of true_tags[{i}])")
+            raise ValueError(
+                f"pred_tags[{i}]: got {len(pred)} tags, expected {len(true)} (the length of true_tags[{i}])"
+            )
     if not any(true_sentences):
         raise ValueError("true_tags: every sentence is empty, expected at least one tag")
 
@@ -322,11 +334,22 @@ def mape(y_true, y_pred) -> float:
     true, pred = _value_pair(y_true, y_pred)
     zeros = np.flatnonzero(true == 0)
     if zeros.size:
-        raise ValueError(f"y_true: got {zeros.size} zero(s) (first at flat index {zeros[0]}), expected no zeros: "
-                         "the percentage error is undefined there (use mae or rmse)")
+        raise ValueError(
+            f"y_true: got {zeros.size} zero(s) (first at flat index {zeros[0]}), expected no zeros: "
+            "the percentage error is undefined there (use mae or rmse)"
+        )
     with np.errstate(over="ignore"):
         return float(np.mean(np.abs(pred - true) / np.abs(true)))
 
 
-__all__ = ["accuracy", "precision_recall_f1", "confusion_matrix", "chunk_f1", "perplexity", "bits_per_char",
-           "rmse", "mae", "mape"]
+__all__ = [
+    "accuracy",
+    "precision_recall_f1",
+    "confusion_matrix",
+    "chunk_f1",
+    "perplexity",
+    "bits_per_char",
+    "rmse",
+    "mae",
+    "mape",
+]

@@ -14,8 +14,9 @@ from .train import Trainable
 CELLS = ("lstm", "gru", "rnn", "rnn_relu")
 
 
-def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
-                   bidirectional: bool, dtype, seed) -> Module:
+def make_recurrent(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, bidirectional: bool, dtype, seed
+) -> Module:
     _checks.choice(cell, "cell", CELLS)
     kwargs = dict(num_layers=num_layers, dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=seed)
     if cell == "lstm":
@@ -45,8 +46,9 @@ def cross_entropy(logits, targets, ignore_index: int = -100, with_grad: bool = F
     return _softmax_cross_entropy(logits, targets, with_grad, ignore_index)
 
 
-def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, with_grad: bool = False,
-                           ignore_index: int = -100, in_place: bool = False):
+def _softmax_cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, with_grad: bool = False, ignore_index: int = -100, in_place: bool = False
+):
     """``cross_entropy`` of checked arrays. A model's own logits come here unchecked: should training diverge,
     their NaN must reach the training loop as a non-finite loss, which it knows how to report or skip. With
     ``in_place`` the gradient overwrites the logits (a model's own buffer: one (T*B, V) array instead of two)."""
@@ -54,9 +56,13 @@ def _softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, with_grad: b
     flat_logits, flat_targets = logits.reshape(-1, V), targets.reshape(-1)
     count = int(np.count_nonzero(flat_targets != ignore_index))
     grad = (flat_logits if in_place else np.empty_like(flat_logits)) if with_grad else None
-    total, count, correct = core.softmax_cross_entropy(logits=flat_logits, targets=flat_targets,
-                                                       ignore_index=ignore_index, dlogits=grad,
-                                                       grad_scale=1.0 / max(count, 1))
+    total, count, correct = core.softmax_cross_entropy(
+        logits=flat_logits,
+        targets=flat_targets,
+        ignore_index=ignore_index,
+        dlogits=grad,
+        grad_scale=1.0 / max(count, 1),
+    )
     loss = total / count if count else float("nan")
     if with_grad:
         return loss, count, correct, grad.reshape(logits.shape)
@@ -77,8 +83,19 @@ class LanguageModel(Module, Trainable):
 
     TASK = "lm"
 
-    def __init__(self, vocab_size, embed_dim, hidden_size, num_layers=1, cell="lstm", dropout=0.0,
-                 tie_weights=False, seed=None, init_scale=None, dtype="float32"):
+    def __init__(
+        self,
+        vocab_size,
+        embed_dim,
+        hidden_size,
+        num_layers=1,
+        cell="lstm",
+        dropout=0.0,
+        tie_weights=False,
+        seed=None,
+        init_scale=None,
+        dtype="float32",
+    ):
         super().__init__()
         self.vocab_size = _checks.positive_int(vocab_size, "vocab_size")
         self.embed_dim = _checks.positive_int(embed_dim, "embed_dim")
@@ -88,8 +105,9 @@ class LanguageModel(Module, Trainable):
         self.dropout_p = _checks.real(dropout, "dropout", 0.0, 1.0, high_open=True)
         self.tie_weights = bool(tie_weights)
         if self.tie_weights and self.embed_dim != self.hidden_size:
-            raise ValueError(f"tie_weights: requires embed_dim == hidden_size, got {self.embed_dim} and "
-                             f"{self.hidden_size}")
+            raise ValueError(
+                f"tie_weights: requires embed_dim == hidden_size, got {self.embed_dim} and {self.hidden_size}"
+            )
         self.init_scale = None if init_scale is None else _checks.real(init_scale, "init_scale", 0.0, low_open=True)
         rng = _checks.rng(seed)
         V, E, H, L = self.vocab_size, self.embed_dim, self.hidden_size, self.num_layers
@@ -97,28 +115,40 @@ class LanguageModel(Module, Trainable):
         recurrent = G * H * (E + H + 2) + (L - 1) * G * H * (2 * H + 2)
         head = V * (1 if self.tie_weights else H + 1)
         # Checked as a whole first, so that a huge vocabulary is refused naming vocab_size, before any layer exists.
-        _checks.check_parameter_memory(V * E + recurrent + head, max(V * E, V * H, G * H * max(E, H)),
-                                       _checks.float_dtype(dtype), f"vocab_size={V}, embed_dim={E}, hidden_size={H}, "
-                                       f"num_layers={L}")
+        _checks.check_parameter_memory(
+            V * E + recurrent + head,
+            max(V * E, V * H, G * H * max(E, H)),
+            _checks.float_dtype(dtype),
+            f"vocab_size={V}, embed_dim={E}, hidden_size={H}, num_layers={L}",
+        )
         child_seed = lambda: int(rng.integers(2**63))  # noqa: E731 - independent streams per layer
         self.embedding = self._add_child("embedding", Embedding(vocab_size, embed_dim, dtype, child_seed()))
-        self.rnn = self._add_child("rnn", make_recurrent(cell, embed_dim, hidden_size, num_layers, dropout, False,
-                                                         dtype, child_seed()))
+        self.rnn = self._add_child(
+            "rnn", make_recurrent(cell, embed_dim, hidden_size, num_layers, dropout, False, dtype, child_seed())
+        )
         self.drop_in = self._add_child("drop_in", Dropout(dropout, child_seed()))
         self.drop_out = self._add_child("drop_out", Dropout(dropout, child_seed()))
         tied = (self.embedding, "weight") if self.tie_weights else None
         self.head = self._add_child("head", Linear(hidden_size, vocab_size, True, dtype, child_seed(), tied_to=tied))
         if self.init_scale is not None:
-            for name, value in self.named_parameters().items():
+            for value in self.named_parameters().values():
                 value[...] = rng.uniform(-self.init_scale, self.init_scale, value.shape)
         self._seed_source = rng
         self._dlogits = None
         self.train()
 
     def config(self) -> dict:
-        return {"vocab_size": self.vocab_size, "embed_dim": self.embed_dim, "hidden_size": self.hidden_size,
-                "num_layers": self.num_layers, "cell": self.cell, "dropout": self.dropout_p,
-                "tie_weights": self.tie_weights, "init_scale": self.init_scale, "dtype": self.dtype.name}
+        return {
+            "vocab_size": self.vocab_size,
+            "embed_dim": self.embed_dim,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "dropout": self.dropout_p,
+            "tie_weights": self.tie_weights,
+            "init_scale": self.init_scale,
+            "dtype": self.dtype.name,
+        }
 
     def _tokens(self, ids, name: str) -> np.ndarray:
         ids = self.embedding.check_ids(ids, name)
@@ -153,8 +183,9 @@ class LanguageModel(Module, Trainable):
         self._dlogits = None
         logits, state = self._run(inputs, state)
         if self.training:
-            loss, _, self.last_correct, self._dlogits = _softmax_cross_entropy(logits, targets, with_grad=True,
-                                                                               in_place=True)
+            loss, _, self.last_correct, self._dlogits = _softmax_cross_entropy(
+                logits, targets, with_grad=True, in_place=True
+            )
         else:
             loss, _, self.last_correct = _softmax_cross_entropy(logits, targets)
         return loss, state
@@ -162,8 +193,10 @@ class LanguageModel(Module, Trainable):
     def backward(self) -> None:
         """Accumulate the gradients of the last training-mode ``loss`` into ``grads``."""
         if self._dlogits is None:
-            raise RuntimeError("backward: call loss() in training mode first (each loss supports one backward, and "
-                               "a forward() or loss() in between replaces it)")
+            raise RuntimeError(
+                "backward: call loss() in training mode first (each loss supports one backward, and "
+                "a forward() or loss() in between replaces it)"
+            )
         dlogits, self._dlogits = self._dlogits, None
         dy = self.drop_out.backward(self.head.backward(dlogits))
         dx, _ = self.rnn.backward(dy)
@@ -174,8 +207,17 @@ class LanguageModel(Module, Trainable):
         zeros = lambda: np.zeros(shape, self.dtype)  # noqa: E731
         return (zeros(), zeros()) if self.cell == "lstm" else zeros()
 
-    def generate(self, prompt, max_new_tokens, temperature=1.0, top_k=None, top_p=None, seed=None, state=None,
-                 weight_dtype="float32"):
+    def generate(
+        self,
+        prompt,
+        max_new_tokens,
+        temperature=1.0,
+        top_k=None,
+        top_p=None,
+        seed=None,
+        state=None,
+        weight_dtype="float32",
+    ):
         """Feed ``prompt`` (at least one id), then sample ``max_new_tokens`` ids; returns them as an int64 array.
 
         temperature 0 is greedy; top_k keeps the k most likely tokens; top_p keeps the smallest set whose
@@ -206,7 +248,19 @@ class LanguageModel(Module, Trainable):
         layers = [self.rnn._weights(params, layer, "") for layer in range(self.num_layers)]
         head_W, _ = self.head._weight_and_grad()
         rnn_cell = self.rnn._cell
-        return core.generate(cell=rnn_cell, embedding=self.embedding._params["weight"], layers=layers, head_W=head_W,
-                             head_b=self.head._params.get("bias"), prompt=prompt, steps=max_new_tokens,
-                             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, h=h, c=c,
-                             weight_dtype=weight_dtype)
+        return core.generate(
+            cell=rnn_cell,
+            embedding=self.embedding._params["weight"],
+            layers=layers,
+            head_W=head_W,
+            head_b=self.head._params.get("bias"),
+            prompt=prompt,
+            steps=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            h=h,
+            c=c,
+            weight_dtype=weight_dtype,
+        )

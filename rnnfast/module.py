@@ -7,7 +7,7 @@ zeroing are each one pass over one buffer. Layers therefore always look their ar
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -65,18 +65,18 @@ class Module:
         self._params[name] = np.ascontiguousarray(value)
         self._grads[name] = np.zeros_like(self._params[name])
 
-    def _add_child(self, name: str, module: "Module") -> "Module":
+    def _add_child(self, name: str, module: Module) -> Module:
         self._children[name] = module
         return module
 
     # ----- traversal ----------------------------------------------------------------------------------------
-    def _named_slots(self, prefix: str = "") -> Iterator[tuple[str, "Module", str]]:
+    def _named_slots(self, prefix: str = "") -> Iterator[tuple[str, Module, str]]:
         for local in self._params:
             yield prefix + local, self, local
         for child_name, child in self._children.items():
             yield from child._named_slots(f"{prefix}{child_name}.")
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         yield self
         for child in self._children.values():
             yield from child.modules()
@@ -170,10 +170,10 @@ class Module:
             module._params[local][...] = value
 
     # ----- modes --------------------------------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for module in self.modules():
             module.training = bool(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)

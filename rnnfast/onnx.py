@@ -47,8 +47,9 @@ def _onnx():
         import onnx
         import onnx.numpy_helper  # noqa: F401 - a submodule that `import onnx` does not always load
     except ImportError as exc:
-        raise ModuleNotFoundError(f"rnnfast.onnx needs the onnx package ({exc}); install it with {INSTALL_HINT}",
-                                  name="onnx") from None
+        raise ModuleNotFoundError(
+            f"rnnfast.onnx needs the onnx package ({exc}); install it with {INSTALL_HINT}", name="onnx"
+        ) from None
     return onnx
 
 
@@ -96,8 +97,9 @@ class _Builder:
         while inputs and inputs[-1] == "":
             inputs = inputs[:-1]
         self._count += 1
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), list(outputs),
-                                                     name=f"{op_type}_{self._count}", **attrs))
+        self.nodes.append(
+            self.onnx.helper.make_node(op_type, list(inputs), list(outputs), name=f"{op_type}_{self._count}", **attrs)
+        )
         return outputs[0] if n_outputs == 1 else outputs
 
     # ----- operators whose signature changed between opsets ------------------------------------------------
@@ -144,11 +146,13 @@ class _Builder:
 
     def model(self, doc: str, metadata: dict):
         helper = self.onnx.helper
-        graph = helper.make_graph(self.nodes, "rnnfast", self.inputs, self.outputs,
-                                  list(self.initializers.values()), doc_string=doc)
+        graph = helper.make_graph(
+            self.nodes, "rnnfast", self.inputs, self.outputs, list(self.initializers.values()), doc_string=doc
+        )
         opset_ids = [helper.make_opsetid("", self.opset)]
-        model = helper.make_model(graph, opset_imports=opset_ids, producer_name="rnnfast",
-                                  producer_version=metadata[META_PREFIX + "version"])
+        model = helper.make_model(
+            graph, opset_imports=opset_ids, producer_name="rnnfast", producer_version=metadata[META_PREFIX + "version"]
+        )
         # The oldest IR version that knows this opset: the widest range of runtimes can read the file.
         model.ir_version = helper.find_min_ir_version_for(opset_ids)
         helper.set_model_props(model, metadata)
@@ -183,11 +187,12 @@ def _set_layer_weights(rnn, layer: int, W, R, B) -> None:
         if rnn.bias:
             bias = np.zeros(2 * rows.size, rnn.dtype) if B is None else B[d]
             params[f"bias_ih_{key}"][...] = bias[: rows.size][back]
-            params[f"bias_hh_{key}"][...] = bias[rows.size:][back]
+            params[f"bias_hh_{key}"][...] = bias[rows.size :][back]
 
 
-def _emit_stack(b: _Builder, rnn, prefix: str, x: str, seq_lens: str = "", h0: str = "", c0: str = "",
-                need_y: bool = True):
+def _emit_stack(
+    b: _Builder, rnn, prefix: str, x: str, seq_lens: str = "", h0: str = "", c0: str = "", need_y: bool = True
+):
     """The recurrent stack ``rnn`` on time-major ``x`` (T, B, I): one ONNX node per layer. Returns (y (T, B, D*H)
     or None when not ``need_y``, the final h (L*D, B, H), the final c or None, the last layer's final h (D, B, H))."""
     D, H, L = rnn.num_directions, rnn.hidden_size, rnn.num_layers
@@ -200,8 +205,11 @@ def _emit_stack(b: _Builder, rnn, prefix: str, x: str, seq_lens: str = "", h0: s
     hs, cs = [], []
     for layer in range(L):
         W, R, B = _onnx_layer_weights(rnn, layer)
-        names = [b.init(f"{prefix}W_l{layer}", W), b.init(f"{prefix}R_l{layer}", R),
-                 b.init(f"{prefix}B_l{layer}", B) if B is not None else ""]
+        names = [
+            b.init(f"{prefix}W_l{layer}", W),
+            b.init(f"{prefix}R_l{layer}", R),
+            b.init(f"{prefix}B_l{layer}", B) if B is not None else "",
+        ]
 
         def rows(state, layer=layer):
             if not state or L == 1:
@@ -236,17 +244,20 @@ class _Axes:
         elif isinstance(dynamic_axes, Mapping):
             unknown = sorted(set(dynamic_axes) - {"batch", "time"})
             if unknown:
-                raise ValueError(f"dynamic_axes: got keys {unknown}, expected 'batch' and/or 'time' mapped to a "
-                                 "fixed size")
+                raise ValueError(
+                    f"dynamic_axes: got keys {unknown}, expected 'batch' and/or 'time' mapped to a fixed size"
+                )
             from ._checks import positive_int
 
-            self.batch = positive_int(dynamic_axes["batch"], "dynamic_axes['batch']") if "batch" in dynamic_axes \
-                else "batch"
-            self.time = positive_int(dynamic_axes["time"], "dynamic_axes['time']") if "time" in dynamic_axes \
-                else "time"
+            self.batch = (
+                positive_int(dynamic_axes["batch"], "dynamic_axes['batch']") if "batch" in dynamic_axes else "batch"
+            )
+            self.time = positive_int(dynamic_axes["time"], "dynamic_axes['time']") if "time" in dynamic_axes else "time"
         else:
-            raise ValueError(f"dynamic_axes: got {dynamic_axes!r}, expected True (batch and time sizes vary) or a "
-                             "dict fixing some of them, e.g. {'batch': 1, 'time': 1}")
+            raise ValueError(
+                f"dynamic_axes: got {dynamic_axes!r}, expected True (batch and time sizes vary) or a "
+                "dict fixing some of them, e.g. {'batch': 1, 'time': 1}"
+            )
 
     def as_json(self):
         fixed = {k: v for k, v in (("batch", self.batch), ("time", self.time)) if isinstance(v, int)}
@@ -269,8 +280,10 @@ def _state_inputs(b: _Builder, rnn, shape: str, batch_axis: int = 1):
     LD, H = rnn.num_layers * rnn.num_directions, rnn.hidden_size
     target = b.op("Concat", [b.const([LD]), b.dim(shape, batch_axis), b.const([H])], axis=0)
     names = ["h0", "c0"] if rnn._cell == "lstm" else ["h0"]
-    return [b.op("Expand", [b.add_input(n, b.elem, [LD, b.axes.batch, H], default=np.zeros((LD, 1, H), b.dtype)),
-                            target]) for n in names]
+    return [
+        b.op("Expand", [b.add_input(n, b.elem, [LD, b.axes.batch, H], default=np.zeros((LD, 1, H), b.dtype)), target])
+        for n in names
+    ]
 
 
 def _state_outputs(b: _Builder, rnn, h_n: str, c_n: str | None) -> None:
@@ -314,9 +327,13 @@ def _export_recurrent(b: _Builder, rnn) -> str:
     b.add_output(y, "y", b.elem, x_shape[:2] + [D * H])
     _state_outputs(b, rnn, h_n, c_n)
     layout = "(B, T, input_size)" if rnn.batch_first else "(T, B, input_size)"
-    return (f"x {layout}; optional lengths (B,) int64 and initial states h0" + (", c0" if c_n else "") +
-            f" (num_layers*directions, B, H) -> y {layout[:-11]}directions*H), final states h_n" +
-            (", c_n" if c_n else "") + ".")
+    return (
+        f"x {layout}; optional lengths (B,) int64 and initial states h0"
+        + (", c0" if c_n else "")
+        + f" (num_layers*directions, B, H) -> y {layout[:-11]}directions*H), final states h_n"
+        + (", c_n" if c_n else "")
+        + "."
+    )
 
 
 def _export_language_model(b: _Builder, model) -> str:
@@ -328,9 +345,13 @@ def _export_language_model(b: _Builder, model) -> str:
     logits = _linear(b, y, model.head, "head.", weight_name=emb if model.tie_weights else None)
     b.add_output(logits, "logits", b.elem, [b.axes.time, b.axes.batch, model.vocab_size])
     _state_outputs(b, model.rnn, h_n, c_n)
-    return ("input_ids (T, B) int64; optional initial states h0" + (", c0" if c_n else "") +
-            " (num_layers, B, H) -> logits (T, B, vocab_size), final states h_n" + (", c_n" if c_n else "") +
-            ": feed the final states back with the next tokens to generate token by token.")
+    return (
+        "input_ids (T, B) int64; optional initial states h0"
+        + (", c0" if c_n else "")
+        + " (num_layers, B, H) -> logits (T, B, vocab_size), final states h_n"
+        + (", c_n" if c_n else "")
+        + ": feed the final states back with the next tokens to generate token by token."
+    )
 
 
 def _front(b: _Builder, model):
@@ -371,10 +392,15 @@ def _export_classifier(b: _Builder, model) -> str:
     logits = _gemm(b, _pool(b, model, y, last_h, lengths, shape), model.head, "head.")
     b.add_output(b.op("Softmax", [logits], axis=-1), "probabilities", b.elem, [b.axes.batch, model.num_classes])
     b.add_output(logits, "logits", b.elem, [b.axes.batch, model.num_classes])
-    inputs = "inputs (T, B) int64 token ids" if model.embedding is not None else \
-        f"inputs (T, B, {model.input_size}) features"
-    return (f"{inputs}; optional lengths (B,) int64 -> probabilities (B, num_classes) (softmax of the logits), "
-            f"logits (B, num_classes); pooling {model.pooling!r}.")
+    inputs = (
+        "inputs (T, B) int64 token ids"
+        if model.embedding is not None
+        else f"inputs (T, B, {model.input_size}) features"
+    )
+    return (
+        f"{inputs}; optional lengths (B,) int64 -> probabilities (B, num_classes) (softmax of the logits), "
+        f"logits (B, num_classes); pooling {model.pooling!r}."
+    )
 
 
 def _export_tagger(b: _Builder, model) -> str:
@@ -383,8 +409,9 @@ def _export_tagger(b: _Builder, model) -> str:
     parts = [x]
     for k, emb in enumerate(model.feature_embeddings):
         if k == 0:
-            features = b.add_input("features", b.onnx.TensorProto.INT64,
-                                   [b.axes.time, b.axes.batch, len(model.feature_embeddings)])
+            features = b.add_input(
+                "features", b.onnx.TensorProto.INT64, [b.axes.time, b.axes.batch, len(model.feature_embeddings)]
+            )
         column = b.op("Gather", [features, b.const(k)], axis=2)
         parts.append(b.op("Gather", [b.init(f"feature_embedding{k}.weight", emb._params["weight"]), column]))
     if model.char_features:
@@ -395,21 +422,38 @@ def _export_tagger(b: _Builder, model) -> str:
         # A word's characters come first, 0 pads after them; padded positions of the batch (no characters)
         # run one step, and what they give is never read.
         char_lengths = b.op("Max", [b.reduce("ReduceSum", present, [1]), b.const(1, b.dtype)])
-        char_x = b.op("Gather", [b.init("char_embedding.weight", model.char_embedding._params["weight"]),
-                                 b.op("Transpose", [words], perm=[1, 0])])  # (W, N, E)
-        _, _, _, last_h = _emit_stack(b, model.char_rnn, "char_rnn.", char_x,
-                                      b.op("Cast", [char_lengths], to=b.onnx.TensorProto.INT32), need_y=False)
+        char_x = b.op(
+            "Gather",
+            [
+                b.init("char_embedding.weight", model.char_embedding._params["weight"]),
+                b.op("Transpose", [words], perm=[1, 0]),
+            ],
+        )  # (W, N, E)
+        _, _, _, last_h = _emit_stack(
+            b,
+            model.char_rnn,
+            "char_rnn.",
+            char_x,
+            b.op("Cast", [char_lengths], to=b.onnx.TensorProto.INT32),
+            need_y=False,
+        )
         vectors = b.op("Reshape", [b.op("Transpose", [last_h], perm=[1, 0, 2]), b.const([0, -1])])  # (N, 2Hc)
-        target = b.op("Concat", [b.op("Slice", [chars_shape, b.const([0]), b.const([2])]),
-                                 b.const([2 * model.char_hidden_size])], axis=0)
+        target = b.op(
+            "Concat",
+            [b.op("Slice", [chars_shape, b.const([0]), b.const([2])]), b.const([2 * model.char_hidden_size])],
+            axis=0,
+        )
         parts.append(b.op("Reshape", [vectors, target]))
     if len(parts) > 1:
         x = b.op("Concat", parts, axis=2)
     y, _, _, _ = _emit_stack(b, model.rnn, "rnn.", x, seq_lens)
     scores = _linear(b, y, model.head, "head.")
     b.add_output(scores, "scores", b.elem, [b.axes.time, b.axes.batch, model.num_tags])
-    doc = ("inputs (T, B) int64 token ids" if model.embedding is not None else
-           f"inputs (T, B, {model.input_size}) features") + "; optional lengths (B,) int64"
+    doc = (
+        "inputs (T, B) int64 token ids"
+        if model.embedding is not None
+        else f"inputs (T, B, {model.input_size}) features"
+    ) + "; optional lengths (B,) int64"
     if model.feature_embeddings:
         doc += f"; features (T, B, {len(model.feature_embeddings)}) int64"
     if model.char_features:
@@ -420,8 +464,10 @@ def _export_tagger(b: _Builder, model) -> str:
         for name in ("transitions", "start_transitions", "end_transitions"):
             value = b.init(f"crf_layer.{name}", model.crf_layer._params[name])
             b.add_output(value, name, b.elem, [C, C] if name == "transitions" else [C])
-        doc += (", and the CRF's transitions (num_tags, num_tags), start_transitions and end_transitions "
-                "(num_tags,): the best tags are the Viterbi path (rnnfast.onnx.viterbi_decode)")
+        doc += (
+            ", and the CRF's transitions (num_tags, num_tags), start_transitions and end_transitions "
+            "(num_tags,): the best tags are the Viterbi path (rnnfast.onnx.viterbi_decode)"
+        )
     else:
         doc += ": each token's tag is the argmax of its scores"
     return doc + "."
@@ -434,8 +480,13 @@ def _export_forecaster(b: _Builder, model) -> str:
     shape = b.op("Shape", [history])
     lengths, seq_lens, batch = _lengths(b, shape)
     # Each sequence's last value (1, B, F), then the two features per series, in float64 as rnnfast computes them.
-    index = b.op("Expand", [b.unsqueeze(b.op("Sub", [lengths, b.const(1)]), [0, 2]),
-                            b.op("Concat", [b.const([1]), batch, b.const([F])], axis=0)])
+    index = b.op(
+        "Expand",
+        [
+            b.unsqueeze(b.op("Sub", [lengths, b.const(1)]), [0, 2]),
+            b.op("Concat", [b.const([1]), batch, b.const([F])], axis=0),
+        ],
+    )
     last = b.op("GatherElements", [history, index], axis=0)
     mean, std = b.init("mean", model.mean), b.init("std", model.std)
     scaled = b.op("Div", [b.op("Sub", [history, mean]), std])
@@ -443,28 +494,36 @@ def _export_forecaster(b: _Builder, model) -> str:
     x = b.op("Cast", [b.op("Concat", [scaled, change], axis=2)], to=b.elem)
     _, _, _, last_h = _emit_stack(b, model.rnn, "rnn.", x, seq_lens, need_y=False)
     out = _gemm(b, b.squeeze(last_h, [0]), model.head, "head.")  # (B, horizon*F) scaled changes
-    changes = b.op("Transpose", [b.op("Reshape", [b.op("Cast", [out], to=double), b.const([0, model.horizon, F])])],
-                   perm=[1, 0, 2])
+    changes = b.op(
+        "Transpose", [b.op("Reshape", [b.op("Cast", [out], to=double), b.const([0, model.horizon, F])])], perm=[1, 0, 2]
+    )
     forecast = b.op("Add", [last, b.op("Mul", [changes, std])])
     b.add_output(forecast, "forecast", double, [model.horizon, b.axes.batch, F])
-    return (f"history (T, B, {F}) float64; optional lengths (B,) int64 -> forecast ({model.horizon}, B, {F}) "
-            "float64, the next horizon values in the series' units.")
+    return (
+        f"history (T, B, {F}) float64; optional lengths (B,) int64 -> forecast ({model.horizon}, B, {F}) "
+        "float64, the next horizon values in the series' units."
+    )
 
 
 def _metadata(model, metadata, axes: _Axes) -> dict:
     from . import __version__
     from .io import _dumps, _plain_json
 
-    props = {META_PREFIX + "version": __version__, META_PREFIX + "class": type(model).__name__,
-             META_PREFIX + "config": _dumps(_plain_json(model.config(), "model.config()")),
-             META_PREFIX + "export": _dumps({"dynamic_axes": axes.as_json()})}
+    props = {
+        META_PREFIX + "version": __version__,
+        META_PREFIX + "class": type(model).__name__,
+        META_PREFIX + "config": _dumps(_plain_json(model.config(), "model.config()")),
+        META_PREFIX + "export": _dumps({"dynamic_axes": axes.as_json()}),
+    }
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise TypeError(f"metadata: got {type(metadata).__name__}, expected a dict of JSON data")
         for key, value in metadata.items():
             if not isinstance(key, str) or not key or key.startswith(META_PREFIX):
-                raise ValueError(f"metadata: got key {key!r}, expected non-empty str keys that do not start with "
-                                 f"{META_PREFIX!r} (rnnfast's own)")
+                raise ValueError(
+                    f"metadata: got key {key!r}, expected non-empty str keys that do not start with "
+                    f"{META_PREFIX!r} (rnnfast's own)"
+                )
             props[key] = _dumps(_plain_json(value, f"metadata[{key!r}]"))
     return props
 
@@ -483,15 +542,21 @@ def _build(model, opset, dynamic_axes, metadata):
     opset = DEFAULT_OPSET if opset is None else integer(opset, "opset", MIN_OPSET, newest)
     dtype = np.dtype(model.dtype)
     if dtype != np.float32:
-        raise ValueError(f"model: got a {dtype.name} model, expected float32: ONNX runtimes run LSTM, GRU and RNN "
-                         "in float32 (rebuild the model with dtype='float32' and copy the weights with "
-                         "load_state_dict(old.state_dict()))")
+        raise ValueError(
+            f"model: got a {dtype.name} model, expected float32: ONNX runtimes run LSTM, GRU and RNN "
+            "in float32 (rebuild the model with dtype='float32' and copy the weights with "
+            "load_state_dict(old.state_dict()))"
+        )
     axes = _Axes(dynamic_axes)
     props = _metadata(model, metadata, axes)
     b = _Builder(onnx, opset, dtype)
     b.axes = axes
-    export_one = {"LanguageModel": _export_language_model, "SequenceClassifier": _export_classifier,
-                  "SequenceTagger": _export_tagger, "Forecaster": _export_forecaster}.get(name, _export_recurrent)
+    export_one = {
+        "LanguageModel": _export_language_model,
+        "SequenceClassifier": _export_classifier,
+        "SequenceTagger": _export_tagger,
+        "Forecaster": _export_forecaster,
+    }.get(name, _export_recurrent)
     doc = export_one(b, model)
     return b.model(f"rnnfast {name}: {doc}", props)
 
@@ -526,8 +591,14 @@ def export(model, path, *, opset=None, dynamic_axes=True, metadata=None, externa
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
         if external_data:
-            onnx.save_model(proto, temporary, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=os.path.basename(path) + ".data", size_threshold=0)
+            onnx.save_model(
+                proto,
+                temporary,
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=os.path.basename(path) + ".data",
+                size_threshold=0,
+            )
         else:
             onnx.save_model(proto, temporary)
         os.replace(temporary, path)
@@ -541,11 +612,13 @@ def add_export_command(subparsers) -> None:
     """``rnnfast export CHECKPOINT --format onnx --out MODEL.onnx [--opset N]``."""
     from .tasks.common import positive_int
 
-    e = subparsers.add_parser("export", help="write a checkpoint's model as an ONNX graph",
-                              description="Writes the model of CHECKPOINT as an ONNX file that onnxruntime runs, "
-                              "with the task settings and tokenizer of the checkpoint in its metadata, and prints one "
-                              "JSON object: path, model, opset, inputs, outputs. Needs the onnx package (" +
-                              INSTALL_HINT + ").")
+    e = subparsers.add_parser(
+        "export",
+        help="write a checkpoint's model as an ONNX graph",
+        description="Writes the model of CHECKPOINT as an ONNX file that onnxruntime runs, "
+        "with the task settings and tokenizer of the checkpoint in its metadata, and prints one "
+        "JSON object: path, model, opset, inputs, outputs. Needs the onnx package (" + INSTALL_HINT + ").",
+    )
     e.add_argument("checkpoint", help="an rnnfast checkpoint (.rnnfast)")
     e.add_argument("--format", choices=("onnx",), default="onnx", help="the file format (onnx)")
     e.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
@@ -560,8 +633,10 @@ def export_command(args) -> int:
     except ModuleNotFoundError as exc:
         raise ValueError(f"--format onnx: {exc}") from None
     if args.opset is not None and not MIN_OPSET <= args.opset <= onnx.defs.onnx_opset_version():
-        raise ValueError(f"--opset: got {args.opset}, expected {MIN_OPSET} to {onnx.defs.onnx_opset_version()} (the "
-                         "newest this onnx package knows)")
+        raise ValueError(
+            f"--opset: got {args.opset}, expected {MIN_OPSET} to {onnx.defs.onnx_opset_version()} (the "
+            "newest this onnx package knows)"
+        )
     checkpoint = load_checkpoint(args.checkpoint)
     metadata = {}
     if isinstance(checkpoint.extra.get("task"), Mapping):
@@ -573,9 +648,17 @@ def export_command(args) -> int:
     except TypeError as exc:
         raise ValueError(f"checkpoint: {exc}") from None
     graph = onnx.load(args.out, load_external_data=False).graph
-    print(json.dumps({"path": args.out, "model": type(checkpoint.model).__name__,
-                      "opset": DEFAULT_OPSET if args.opset is None else args.opset,
-                      "inputs": [v.name for v in graph.input], "outputs": [v.name for v in graph.output]}))
+    print(
+        json.dumps(
+            {
+                "path": args.out,
+                "model": type(checkpoint.model).__name__,
+                "opset": DEFAULT_OPSET if args.opset is None else args.opset,
+                "inputs": [v.name for v in graph.input],
+                "outputs": [v.name for v in graph.output],
+            }
+        )
+    )
     return 0
 
 
@@ -589,8 +672,10 @@ def viterbi_decode(scores, transitions, start_transitions, end_transitions, leng
     trans, start, end = (np.asarray(a, np.float64) for a in (transitions, start_transitions, end_transitions))
     C = scores.shape[-1] if scores.ndim == 3 else -1
     if scores.ndim != 3 or trans.shape != (C, C) or start.shape != (C,) or end.shape != (C,):
-        raise ValueError(f"scores, transitions, start_transitions, end_transitions: got shapes {scores.shape}, "
-                         f"{trans.shape}, {start.shape}, {end.shape}; expected (T, B, C), (C, C), (C,), (C,)")
+        raise ValueError(
+            f"scores, transitions, start_transitions, end_transitions: got shapes {scores.shape}, "
+            f"{trans.shape}, {start.shape}, {end.shape}; expected (T, B, C), (C, C), (C,), (C,)"
+        )
     T, B, C = scores.shape
     lengths = np.full(B, T, np.int64) if lengths is None else np.asarray(lengths, np.int64).reshape(B)
     if (lengths < 1).any() or (lengths > T).any():
@@ -652,14 +737,18 @@ def _read(onnx, path: str):
     try:
         proto = onnx.load(path, load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: the bytes are not a model
-        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'unparsable'})") from None
+        raise ValueError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'unparsable'})"
+        ) from None
     if proto.ir_version <= 0 or not proto.HasField("graph") or len(proto.graph.node) == 0:
-        raise ValueError(f"{path}: not an ONNX model (no IR version or no graph nodes); truncated, or another kind "
-                         "of file")
+        raise ValueError(
+            f"{path}: not an ONNX model (no IR version or no graph nodes); truncated, or another kind of file"
+        )
     base = os.path.dirname(os.path.abspath(path))
-    tensors = list(proto.graph.initializer) + [n.attribute[0].t for n in proto.graph.node
-                                               if n.op_type == "Constant" and n.attribute and n.attribute[0].t.name]
+    tensors = list(proto.graph.initializer) + [
+        n.attribute[0].t for n in proto.graph.node if n.op_type == "Constant" and n.attribute and n.attribute[0].t.name
+    ]
     for tensor in tensors:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
@@ -667,18 +756,23 @@ def _read(onnx, path: str):
         location = info.get("location", "")
         target = os.path.normpath(os.path.join(base, location))
         if not location or os.path.isabs(location) or os.path.commonpath([base, target]) != base:
-            raise ValueError(f"{path}: initializer {tensor.name!r} keeps its data in {location!r}, expected a file "
-                             "next to the model")
+            raise ValueError(
+                f"{path}: initializer {tensor.name!r} keeps its data in {location!r}, expected a file next to the model"
+            )
         if not os.path.isfile(target):
-            raise ValueError(f"{path}: the external data file {location!r} of initializer {tensor.name!r} is missing "
-                             f"(expected {target})")
+            raise ValueError(
+                f"{path}: the external data file {location!r} of initializer {tensor.name!r} is missing "
+                f"(expected {target})"
+            )
         try:
             offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
         except ValueError:
             raise ValueError(f"{path}: initializer {tensor.name!r} has a malformed offset or length") from None
         if offset < 0 or (length >= 0 and offset + length > os.path.getsize(target)):
-            raise ValueError(f"{path}: the external data file {location!r} is shorter than initializer "
-                             f"{tensor.name!r} needs (truncated?)")
+            raise ValueError(
+                f"{path}: the external data file {location!r} is shorter than initializer "
+                f"{tensor.name!r} needs (truncated?)"
+            )
     try:
         onnx.external_data_helper.load_external_data_for_model(proto, base)
     except Exception as exc:
@@ -716,8 +810,9 @@ def _load_exported(onnx, proto, props: dict):
         try:
             return json.loads(props[META_PREFIX + key])
         except (KeyError, ValueError):
-            raise _Refused(f"metadata {META_PREFIX}{key} is missing or not JSON, in a graph that says rnnfast "
-                           f"exported it") from None
+            raise _Refused(
+                f"metadata {META_PREFIX}{key} is missing or not JSON, in a graph that says rnnfast exported it"
+            ) from None
 
     config, options = field("config"), field("export")
     if not isinstance(config, dict) or not isinstance(options, dict) or "dynamic_axes" not in options:
@@ -740,9 +835,13 @@ def _load_exported(onnx, proto, props: dict):
     for prefix, rnn in _recurrent_parts(model):
         for layer in range(rnn.num_layers):
             W, R, B = _onnx_layer_weights(rnn, layer)
-            _set_layer_weights(rnn, layer, weight(f"{prefix}W_l{layer}", W.shape),
-                               weight(f"{prefix}R_l{layer}", R.shape),
-                               weight(f"{prefix}B_l{layer}", B.shape) if B is not None else None)
+            _set_layer_weights(
+                rnn,
+                layer,
+                weight(f"{prefix}W_l{layer}", W.shape),
+                weight(f"{prefix}R_l{layer}", R.shape),
+                weight(f"{prefix}B_l{layer}", B.shape) if B is not None else None,
+            )
         recurrent.update(prefix + key for key in rnn.named_parameters())
     for key, value in model.named_parameters().items():
         if key not in recurrent:
@@ -765,8 +864,10 @@ def _load_exported(onnx, proto, props: dict):
     if difference:
         from . import __version__
 
-        raise _Refused(f"the graph is not what rnnfast {__version__} exports for its metadata (a {name} written by "
-                       f"rnnfast {props.get(META_PREFIX + 'version', '?')}): {difference}")
+        raise _Refused(
+            f"the graph is not what rnnfast {__version__} exports for its metadata (a {name} written by "
+            f"rnnfast {props.get(META_PREFIX + 'version', '?')}): {difference}"
+        )
     return model
 
 
@@ -777,8 +878,10 @@ def _graph_difference(onnx, graph, expected) -> str:
         got = [v.SerializeToString(deterministic=True) for v in getattr(graph, kind)]
         want = [v.SerializeToString(deterministic=True) for v in getattr(expected, kind)]
         if got != want:
-            return f"its {kind}s are {[v.name for v in getattr(graph, kind)]}, expected " \
-                   f"{[v.name for v in getattr(expected, kind)]} with their types and shapes"
+            return (
+                f"its {kind}s are {[v.name for v in getattr(graph, kind)]}, expected "
+                f"{[v.name for v in getattr(expected, kind)]} with their types and shapes"
+            )
     if len(graph.node) != len(expected.node):
         return f"it has {len(graph.node)} nodes, expected {len(expected.node)}"
     for node, want in zip(graph.node, expected.node):
@@ -873,8 +976,10 @@ class _Data:
 
 _DEFAULT_ACTIVATIONS = {"LSTM": ("sigmoid", "tanh", "tanh"), "GRU": ("sigmoid", "tanh"), "RNN": ("tanh",)}
 _CELL_OF = {"LSTM": "lstm", "GRU": "gru"}
-_SUPPORTED_OPS = ("LSTM, GRU, RNN, Gather, MatMul, Gemm, Add, Transpose, Reshape, Squeeze, Unsqueeze, Concat, Slice, "
-                  "Shape, Constant, ConstantOfShape, Expand, Identity, Cast, Dropout and shape arithmetic")
+_SUPPORTED_OPS = (
+    "LSTM, GRU, RNN, Gather, MatMul, Gemm, Add, Transpose, Reshape, Squeeze, Unsqueeze, Concat, Slice, "
+    "Shape, Constant, ConstantOfShape, Expand, Identity, Cast, Dropout and shape arithmetic"
+)
 
 
 class _GraphReader:
@@ -906,8 +1011,10 @@ class _GraphReader:
         for k, node in enumerate(graph.node):
             where = f"node {node.name or f'#{k}'!r} ({node.op_type})"
             if node.domain not in ("", "ai.onnx"):
-                raise _Refused(f"{where}: operator of domain {node.domain!r}; rf.onnx.load reads standard ONNX "
-                               f"operators ({_SUPPORTED_OPS})")
+                raise _Refused(
+                    f"{where}: operator of domain {node.domain!r}; rf.onnx.load reads standard ONNX "
+                    f"operators ({_SUPPORTED_OPS})"
+                )
             try:
                 outputs = self._node(node, opsets.get("ai.onnx", 0))
             except _Refused as exc:
@@ -927,8 +1034,9 @@ class _GraphReader:
         axes = []
         for k, d in enumerate(tensor_type.shape.dim):
             label = (value.name, k)
-            self.sizes[label] = _size(d.dim_value) if d.HasField("dim_value") else \
-                _size(d.dim_param or f"{value.name}[{k}]")
+            self.sizes[label] = (
+                _size(d.dim_value) if d.HasField("dim_value") else _size(d.dim_param or f"{value.name}[{k}]")
+            )
             axes.append([label])
         if dtype.kind == "f":
             return _Data("input", axes, (("input", value.name),), dtype)
@@ -953,8 +1061,9 @@ class _GraphReader:
         if isinstance(value, _Dims) and all(not s[1] for s in value.items):
             return np.array([s[0] for s in value.items], np.int64).reshape(() if value.scalar else -1)
         if not isinstance(value, _Const):
-            raise _Refused(f"{what} must be a constant (an initializer or Constant), got a value computed from the "
-                           "graph inputs")
+            raise _Refused(
+                f"{what} must be a constant (an initializer or Constant), got a value computed from the graph inputs"
+            )
         return value.value
 
     def _size_of(self, axis) -> tuple:
@@ -989,8 +1098,12 @@ class _GraphReader:
     def _constant(self, attrs):
         if "value" in attrs:
             return _Const(_array(self.onnx, attrs["value"]))
-        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
-                           ("value_ints", np.int64)):
+        for key, dtype in (
+            ("value_float", np.float32),
+            ("value_floats", np.float32),
+            ("value_int", np.int64),
+            ("value_ints", np.int64),
+        ):
             if key in attrs:
                 return _Const(np.asarray(attrs[key], dtype))
         raise _Refused(f"a Constant holding {sorted(attrs)} is not supported")
@@ -1030,8 +1143,9 @@ class _GraphReader:
             if axis != 0 or data.scalar:
                 raise _Refused(f"axis {axis} of a shape vector")
             n = len(data.items)
-            picked = [data.items[_clip(i, n) if i < 0 else i] for i in index.value.astype(np.int64).reshape(-1)
-                      if -n <= i < n]
+            picked = [
+                data.items[_clip(i, n) if i < 0 else i] for i in index.value.astype(np.int64).reshape(-1) if -n <= i < n
+            ]
             if len(picked) != index.value.size:
                 raise _Refused(f"index {index.value.tolist()} out of range for a shape of {n} entries")
             return [_Dims(picked, scalar=index.value.ndim == 0)]
@@ -1043,8 +1157,9 @@ class _GraphReader:
             self.embedding = data.value
             self.sizes[("E",)] = _size(data.value.shape[1])
             return [_Data("seq", list(index.axes) + [[("E",)]], index.stage + (("embed",),), data.value.dtype)]
-        raise _Refused("only embedding lookups (a weight matrix indexed by the token ids) and shape arithmetic are "
-                       "supported")
+        raise _Refused(
+            "only embedding lookups (a weight matrix indexed by the token ids) and shape arithmetic are supported"
+        )
 
     def _op_Transpose(self, node, args, attrs, opset):
         x = args[0]
@@ -1121,27 +1236,37 @@ class _GraphReader:
                     raise _Refused("only the final states of consecutive layers, in order, may be concatenated")
                 end = a.info["layers"][1]
             return [_Data("final", stage=(), dtype=args[0].dtype, which=which.pop(), layers=(first, end))]
-        raise _Refused("concatenation is supported for shapes and for the layers' final states (axis 0), not for "
-                       "these inputs (rnnfast's models concatenate nothing else)")
+        raise _Refused(
+            "concatenation is supported for shapes and for the layers' final states (axis 0), not for "
+            "these inputs (rnnfast's models concatenate nothing else)"
+        )
 
     def _op_Slice(self, node, args, attrs, opset):
         x = args[0]
         if opset >= 10:
             starts, ends = (np.asarray(self._const_value(a, "starts and ends")).reshape(-1) for a in args[1:3])
-            axes = np.asarray(self._const_value(args[3], "axes")).reshape(-1) if len(args) > 3 and args[3] is not None \
+            axes = (
+                np.asarray(self._const_value(args[3], "axes")).reshape(-1)
+                if len(args) > 3 and args[3] is not None
                 else np.arange(len(starts))
-            steps = np.asarray(self._const_value(args[4], "steps")).reshape(-1) if len(args) > 4 and \
-                args[4] is not None else np.ones(len(starts), np.int64)
+            )
+            steps = (
+                np.asarray(self._const_value(args[4], "steps")).reshape(-1)
+                if len(args) > 4 and args[4] is not None
+                else np.ones(len(starts), np.int64)
+            )
         else:
             starts, ends = np.asarray(attrs["starts"]), np.asarray(attrs["ends"])
             axes, steps = np.asarray(attrs.get("axes", range(len(starts)))), np.ones(len(starts), np.int64)
-        if any(a.dtype.kind not in "iu" or a.shape != starts.shape for a in (ends, axes, steps)) or \
-                starts.dtype.kind not in "iu":
+        if (
+            any(a.dtype.kind not in "iu" or a.shape != starts.shape for a in (ends, axes, steps))
+            or starts.dtype.kind not in "iu"
+        ):
             raise _Refused("starts, ends, axes and steps must be integer vectors of one length")
         if isinstance(x, _Dims):
             if list(axes) != [0] or steps[0] != 1:
                 raise _Refused("only plain slices of a shape are supported")
-            return [_Dims(x.items[_clip(starts[0], len(x.items)):_clip(ends[0], len(x.items))])]
+            return [_Dims(x.items[_clip(starts[0], len(x.items)) : _clip(ends[0], len(x.items))])]
         if isinstance(x, _Zeros):
             shape = list(x.shape)
             for s, e, a, st in zip(starts, ends, axes, steps):
@@ -1169,8 +1294,11 @@ class _GraphReader:
 
     def _op_Expand(self, node, args, attrs, opset):
         x, shape = args
-        if isinstance(x, (_Const, _Zeros)) and isinstance(shape, _Dims) and \
-                (isinstance(x, _Zeros) or not x.value.any()):
+        if (
+            isinstance(x, (_Const, _Zeros))
+            and isinstance(shape, _Dims)
+            and (isinstance(x, _Zeros) or not x.value.any())
+        ):
             items = list(shape.items)
             current = [_size(d) for d in x.value.shape] if isinstance(x, _Const) else list(x.shape)
             if len(current) > len(items):
@@ -1195,8 +1323,12 @@ class _GraphReader:
             if op != "Mul" or any(len(lst) not in (1, n) for lst in lists):
                 raise _Refused("only products of shape entries are supported")
             p, q = (lst * n if len(lst) == 1 else lst for lst in lists)
-            return [_Dims([_mul(x, y) for x, y in zip(p, q)],
-                          scalar=all(isinstance(x, _Dims) and x.scalar for x in items if isinstance(x, _Dims)))]
+            return [
+                _Dims(
+                    [_mul(x, y) for x, y in zip(p, q)],
+                    scalar=all(isinstance(x, _Dims) and x.scalar for x in items if isinstance(x, _Dims)),
+                )
+            ]
         return None
 
     def _op_Mul(self, node, args, attrs, opset):
@@ -1211,8 +1343,13 @@ class _GraphReader:
             return out
         data = [a for a in args if isinstance(a, _Data)]
         const = [a for a in args if isinstance(a, _Const)]
-        if len(data) == 1 and len(const) == 1 and data[0].kind == "seq" and data[0].stage[-1:] == (("linear",),) \
-                and self._features(data[0].axes[-1]) == (("V",),):
+        if (
+            len(data) == 1
+            and len(const) == 1
+            and data[0].kind == "seq"
+            and data[0].stage[-1:] == (("linear",),)
+            and self._features(data[0].axes[-1]) == (("V",),)
+        ):
             b = const[0].value
             V = self.head.shape[0]
             if b.size != V or b.shape[-1] != V or b.ndim > len(data[0].axes):
@@ -1230,8 +1367,13 @@ class _GraphReader:
     def _op_Gemm(self, node, args, attrs, opset):
         x, w = args[0], args[1]
         c = args[2] if len(args) > 2 else None
-        if not (isinstance(x, _Data) and x.kind == "seq" and len(x.axes) == 2 and isinstance(w, _Const)
-                and (c is None or isinstance(c, _Const))):
+        if not (
+            isinstance(x, _Data)
+            and x.kind == "seq"
+            and len(x.axes) == 2
+            and isinstance(w, _Const)
+            and (c is None or isinstance(c, _Const))
+        ):
             raise _Refused("only an output layer (recurrent output rows times a weight initializer) is supported")
         if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0:
             raise _Refused("transA, alpha and beta other than their defaults are not supported")
@@ -1261,8 +1403,9 @@ class _GraphReader:
         return _Data("seq", list(x.axes[:-1]) + [[("V",)]], stage, x.dtype)
 
     def _layer_features(self, layer: int) -> tuple:
-        return tuple(label for label in (("D", layer), ("H", layer))
-                     if not (label[0] == "D" and self.sizes[label] == (1, ())))
+        return tuple(
+            label for label in (("D", layer), ("H", layer)) if not (label[0] == "D" and self.sizes[label] == (1, ()))
+        )
 
     def _op_Reshape(self, node, args, attrs, opset):
         x, shape = args
@@ -1299,9 +1442,11 @@ class _GraphReader:
         if infer is not None:
             rest = _divide(total, known)
             if rest is None:
-                raise _Refused(f"reshaping {_shown(current)} to {_shown(target)}: the shape fixes a size that the "
-                               "graph's inputs let vary (an exporter specialised it to its example input), or mixes "
-                               "axes")
+                raise _Refused(
+                    f"reshaping {_shown(current)} to {_shown(target)}: the shape fixes a size that the "
+                    "graph's inputs let vary (an exporter specialised it to its example input), or mixes "
+                    "axes"
+                )
             target[infer] = rest
         atoms = [(label, self.sizes[label]) for axis in x.axes for label in axis]
         groups, i = [], 0
@@ -1309,9 +1454,11 @@ class _GraphReader:
             group, acc = [], (1, ())
             while acc != size:
                 if i >= len(atoms) or _divide(size, _mul(acc, atoms[i][1])) is None:
-                    raise _Refused(f"reshaping {_shown(current)} to {_shown(target)} mixes axes, or fixes a size "
-                                   "that the graph's inputs let vary (only merging or splitting whole axes is "
-                                   "supported)")
+                    raise _Refused(
+                        f"reshaping {_shown(current)} to {_shown(target)} mixes axes, or fixes a size "
+                        "that the graph's inputs let vary (only merging or splitting whole axes is "
+                        "supported)"
+                    )
                 acc = _mul(acc, atoms[i][1])
                 group.append(atoms[i][0])
                 i += 1
@@ -1334,17 +1481,22 @@ class _GraphReader:
             raise _Refused(f"direction {direction!r}: rnnfast's layers run forward or in both directions")
         D = 2 if direction == "bidirectional" else 1
         if attrs.get("layout", 0) != 0:
-            raise _Refused("layout=1 (batch-major inputs and states) is not supported; PyTorch's exports use "
-                           "layout 0 with Transpose nodes")
+            raise _Refused(
+                "layout=1 (batch-major inputs and states) is not supported; PyTorch's exports use "
+                "layout 0 with Transpose nodes"
+            )
         if "clip" in attrs:
             raise _Refused(f"clip={attrs['clip']}: rnnfast's cells do not clip their gate inputs")
         if attrs.get("input_forget", 0):
             raise _Refused("input_forget=1 couples the input and forget gates; rnnfast's LSTM has them separate")
         if op == "GRU" and attrs.get("linear_before_reset", 0) != 1:
-            raise _Refused("linear_before_reset=0 applies the reset gate before the recurrent product; rnnfast's "
-                           "(and PyTorch's) GRU multiplies it into W_hn h + b_hn (linear_before_reset=1)")
-        acts = tuple(a.decode().lower() if isinstance(a, bytes) else str(a).lower()
-                     for a in attrs.get("activations", []))
+            raise _Refused(
+                "linear_before_reset=0 applies the reset gate before the recurrent product; rnnfast's "
+                "(and PyTorch's) GRU multiplies it into W_hn h + b_hn (linear_before_reset=1)"
+            )
+        acts = tuple(
+            a.decode().lower() if isinstance(a, bytes) else str(a).lower() for a in attrs.get("activations", [])
+        )
         default = _DEFAULT_ACTIVATIONS[op]
         cell = _CELL_OF.get(op)
         if op == "RNN":
@@ -1371,8 +1523,10 @@ class _GraphReader:
             source = x.stage[0][1]
             feature = ("E",) if x.stage[-1] == ("embed",) else (source, 2)
             if {self.time, self.batch} != {(source, 0), (source, 1)} or x.axes[2] != (feature,):
-                raise _Refused(f"the first recurrent layer must read the graph input {source!r} as it is, "
-                               "(T, B, features) or (B, T, features), or its embedding")
+                raise _Refused(
+                    f"the first recurrent layer must read the graph input {source!r} as it is, "
+                    "(T, B, features) or (B, T, features), or its embedding"
+                )
         else:
             previous = self.layers[-1]
             if x.stage != previous["stage"] or self._features(x.axes[2]) != self._layer_features(layer - 1):
@@ -1393,8 +1547,10 @@ class _GraphReader:
             raise _Refused("layers of different dtypes")
         self.dtype = W.dtype
         if inputs[4]:
-            raise _Refused("sequence_lens inside the graph is not supported: rnnfast takes lengths as an argument "
-                           "of forward(); export the graph without them")
+            raise _Refused(
+                "sequence_lens inside the graph is not supported: rnnfast takes lengths as an argument "
+                "of forward(); export the graph without them"
+            )
         if op == "LSTM" and inputs[7]:
             P = self._get(inputs[7])
             if not (isinstance(P, _Zeros) or (isinstance(P, _Const) and not P.value.any())):
@@ -1406,8 +1562,21 @@ class _GraphReader:
         for label, size in ((("D", layer), D), (("H", layer), H)):
             self.sizes[label] = _size(size)
         stage = x.stage + (("rnn", layer),)
-        self.layers.append({"op": op, "cell": cell, "D": D, "H": H, "I": n_in, "W": W, "R": R, "B": B,
-                            "states": states, "stage": stage, "x": x})
+        self.layers.append(
+            {
+                "op": op,
+                "cell": cell,
+                "D": D,
+                "H": H,
+                "I": n_in,
+                "W": W,
+                "R": R,
+                "B": B,
+                "states": states,
+                "stage": stage,
+                "x": x,
+            }
+        )
         y = _Data("seq", [x.axes[0], [("D", layer)], x.axes[1], [("H", layer)]], stage, x.dtype)
         finals = [_Data("final", dtype=x.dtype, which=which, layers=(layer, layer + 1)) for which in ("h", "c")]
         return [y, finals[0]] + ([finals[1]] if op == "LSTM" else [])
@@ -1453,8 +1622,10 @@ class _GraphReader:
         for k, layer in enumerate(self.layers[1:], 1):
             for key in ("op", "cell", "D", "H"):
                 if layer[key] != first[key]:
-                    raise _Refused(f"recurrent layers 0 and {k} differ in {key} ({first[key]} and {layer[key]}); "
-                                   "rnnfast's stacks repeat one kind of layer")
+                    raise _Refused(
+                        f"recurrent layers 0 and {k} differ in {key} ({first[key]} and {layer[key]}); "
+                        "rnnfast's stacks repeat one kind of layer"
+                    )
         D, H, cell = first["D"], first["H"], first["cell"]
         final_stage = self.layers[-1]["stage"]
         sequence = None
@@ -1462,8 +1633,10 @@ class _GraphReader:
             out = self.values.get(value.name)
             if isinstance(out, _Data) and out.kind == "final":
                 if out.info["layers"] != (0, L):
-                    raise _Refused(f"graph output {value.name!r} holds the final states of layers "
-                                   f"{out.info['layers'][0]} to {out.info['layers'][1] - 1} of {L}, expected all")
+                    raise _Refused(
+                        f"graph output {value.name!r} holds the final states of layers "
+                        f"{out.info['layers'][0]} to {out.info['layers'][1] - 1} of {L}, expected all"
+                    )
                 continue
             if isinstance(out, _Data) and out.kind == "seq":
                 if sequence is not None:
@@ -1479,22 +1652,28 @@ class _GraphReader:
         if sequence is not None:
             name, out = sequence
             axes = [self._features(a) for a in out.axes]
-            tail = out.stage[len(final_stage):]
+            tail = out.stage[len(final_stage) :]
             expected_last = (("V",),) if tail else self._layer_features(L - 1)
             order = [(self.batch,), (self.time,)] if batch_first else [(self.time,), (self.batch,)]
             if len(axes) != 3 or axes[:2] != order or axes[2] != expected_last:
-                raise _Refused(f"graph output {name!r} does not hold the {'logits' if tail else 'outputs'} as "
-                               f"{'(B, T, ...)' if batch_first else '(T, B, ...)'} like its input "
-                               f"{x_name!r}, with {'the vocabulary' if tail else 'directions*hidden'} last")
+                raise _Refused(
+                    f"graph output {name!r} does not hold the {'logits' if tail else 'outputs'} as "
+                    f"{'(B, T, ...)' if batch_first else '(T, B, ...)'} like its input "
+                    f"{x_name!r}, with {'the vocabulary' if tail else 'directions*hidden'} last"
+                )
         else:
             tail = ()
         if embedded or tail:
             if not embedded:
-                raise _Refused("a recurrent stack followed by a linear layer, without an embedding: rnnfast's "
-                               "LanguageModel starts with one")
+                raise _Refused(
+                    "a recurrent stack followed by a linear layer, without an embedding: rnnfast's "
+                    "LanguageModel starts with one"
+                )
             if sequence is None or not tail:
-                raise _Refused("an embedding and recurrent layers without an output layer among the graph outputs: "
-                               "rnnfast's LanguageModel ends with one")
+                raise _Refused(
+                    "an embedding and recurrent layers without an output layer among the graph outputs: "
+                    "rnnfast's LanguageModel ends with one"
+                )
             if batch_first:
                 raise _Refused(f"the token ids {x_name!r} are (B, T); rnnfast's LanguageModel reads (T, B)")
             if D != 1:
@@ -1507,8 +1686,10 @@ class _GraphReader:
                 continue
             names = {f[0] for f in found if f is not None}
             if len(names) != 1 or any(f is None or f[1:] != (k * D, (k + 1) * D) for k, f in enumerate(found)):
-                raise _Refused(f"initial {which} states: each layer must take its rows of one graph input "
-                               "(num_layers*directions, B, H), or all start from zeros")
+                raise _Refused(
+                    f"initial {which} states: each layer must take its rows of one graph input "
+                    "(num_layers*directions, B, H), or all start from zeros"
+                )
             source[which] = names.pop()
             if source[which] == x_name:
                 raise _Refused(f"initial {which} states are rows of the input sequence {x_name!r}")
@@ -1521,8 +1702,10 @@ class _GraphReader:
             W_head = self.head
             b_head = self.biases[tail[1][1]] if len(tail) > 1 else None
             if W_head.shape != (V, H):
-                raise _Refused(f"the output layer maps {W_head.shape[1]} features to {W_head.shape[0]}, expected "
-                               f"{H} to the vocabulary's {V}")
+                raise _Refused(
+                    f"the output layer maps {W_head.shape[1]} features to {W_head.shape[0]}, expected "
+                    f"{H} to the vocabulary's {V}"
+                )
             tie = E == H and np.array_equal(W_head, self.embedding)
             lm_cell = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn_relu"}[cell]
             model = LanguageModel(V, E, H, num_layers=L, cell=lm_cell, tie_weights=tie, dtype=dtype)
@@ -1625,7 +1808,7 @@ _NUMPY_OPS = {
     "Gather": lambda r, a, at, o: np.take(a[0], a[1].astype(np.int64), axis=at.get("axis", 0)),
     "Reshape": _np_reshape,
     "Cast": _np_cast,
-    "Shape": lambda r, a, at, o: np.asarray(a[0].shape[at.get("start", 0):at.get("end", None)], np.int64),
+    "Shape": lambda r, a, at, o: np.asarray(a[0].shape[at.get("start", 0) : at.get("end", None)], np.int64),
     "ConstantOfShape": _np_constant_of_shape,
     "Expand": lambda r, a, at, o: a[0] * np.ones(_np_shape(a[1]), a[0].dtype),
     "Add": lambda r, a, at, o: a[0] + a[1],

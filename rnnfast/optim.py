@@ -48,8 +48,13 @@ class Optimizer:
             raise FloatingPointError("step: gradients contain NaN or Inf; the update was not applied")
 
     def state_dict(self) -> dict:
-        return {"type": type(self).__name__, "lr": self.lr, "step": self.step_count, **self._hyper(),
-                **{name: buf.copy() for name, buf in self._buffers().items()}}
+        return {
+            "type": type(self).__name__,
+            "lr": self.lr,
+            "step": self.step_count,
+            **self._hyper(),
+            **{name: buf.copy() for name, buf in self._buffers().items()},
+        }
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore what ``state_dict()`` returned. Every entry is checked first (an error names it as
@@ -57,13 +62,16 @@ class Optimizer:
         if not isinstance(state, Mapping):
             raise TypeError(f"state: got {type(state).__name__}, expected the dict that state_dict() returns")
         if state.get("type") != type(self).__name__:
-            raise ValueError(f"state['type']: got optimizer state of {state.get('type')!r}, expected "
-                             f"{type(self).__name__!r}")
+            raise ValueError(
+                f"state['type']: got optimizer state of {state.get('type')!r}, expected {type(self).__name__!r}"
+            )
         expected = ["type", "lr", "step", *self._hyper()]
         missing = [key for key in expected if key not in state]
         if missing:
-            raise ValueError(f"state[{missing[0]!r}]: missing, expected every entry of {type(self).__name__}'s "
-                             f"state_dict() ({', '.join(expected)} and its buffers)")
+            raise ValueError(
+                f"state[{missing[0]!r}]: missing, expected every entry of {type(self).__name__}'s "
+                f"state_dict() ({', '.join(expected)} and its buffers)"
+            )
         lr = _checks.real(state["lr"], "state['lr']", 0.0)
         step = _checks.integer(state["step"], "state['step']", 0)
         hyper = self._checked_hyper({key: state[key] for key in self._hyper()}, _state_entry)
@@ -79,8 +87,10 @@ class Optimizer:
             buffers[name] = value
         unexpected = [key for key in state if key not in expected and key not in buffers]
         if unexpected:
-            raise ValueError(f"state[{unexpected[0]!r}]: unexpected entry, expected only {', '.join(expected)} "
-                             f"and {', '.join(buffers) or 'no buffers'}")
+            raise ValueError(
+                f"state[{unexpected[0]!r}]: unexpected entry, expected only {', '.join(expected)} "
+                f"and {', '.join(buffers) or 'no buffers'}"
+            )
         self.lr, self.step_count = lr, step
         for key, value in hyper.items():
             setattr(self, key, value)
@@ -109,25 +119,32 @@ class Optimizer:
 class SGD(Optimizer):
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
         super().__init__(params, lr)
-        hyper = self._checked_hyper({"momentum": momentum, "weight_decay": weight_decay, "dampening": dampening,
-                                     "nesterov": nesterov}, _argument)
+        hyper = self._checked_hyper(
+            {"momentum": momentum, "weight_decay": weight_decay, "dampening": dampening, "nesterov": nesterov},
+            _argument,
+        )
         self.momentum, self.weight_decay = hyper["momentum"], hyper["weight_decay"]
         self.dampening, self.nesterov = hyper["dampening"], hyper["nesterov"]
         self.momentum_buffer = None
         self._allocate_buffers()
 
     def _checked_hyper(self, values: dict, label) -> dict:
-        out = {"momentum": _checks.real(values["momentum"], label("momentum"), 0.0),
-               "weight_decay": _checks.real(values["weight_decay"], label("weight_decay"), 0.0),
-               "dampening": _checks.real(values["dampening"], label("dampening"), 0.0, 1.0)}
+        out = {
+            "momentum": _checks.real(values["momentum"], label("momentum"), 0.0),
+            "weight_decay": _checks.real(values["weight_decay"], label("weight_decay"), 0.0),
+            "dampening": _checks.real(values["dampening"], label("dampening"), 0.0, 1.0),
+        }
         nesterov = values["nesterov"]
         if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"{label('nesterov')}: got {nesterov!r} ({type(nesterov).__name__}), expected True or "
-                            "False")
+            raise TypeError(
+                f"{label('nesterov')}: got {nesterov!r} ({type(nesterov).__name__}), expected True or False"
+            )
         out["nesterov"] = bool(nesterov)
         if out["nesterov"] and (out["momentum"] == 0 or out["dampening"] != 0):
-            raise ValueError(f"{label('nesterov')}: got True with momentum={out['momentum']} and dampening="
-                             f"{out['dampening']}, expected momentum > 0 and dampening = 0")
+            raise ValueError(
+                f"{label('nesterov')}: got True with momentum={out['momentum']} and dampening="
+                f"{out['dampening']}, expected momentum > 0 and dampening = 0"
+            )
         return out
 
     def _allocate_buffers(self) -> None:
@@ -140,8 +157,12 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if hyper["momentum"] else ()
 
     def _hyper(self) -> dict:
-        return {"momentum": self.momentum, "weight_decay": self.weight_decay, "dampening": self.dampening,
-                "nesterov": self.nesterov}
+        return {
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "dampening": self.dampening,
+            "nesterov": self.nesterov,
+        }
 
     def _buffers(self) -> dict:
         return {"momentum_buffer": self.momentum_buffer} if self.momentum_buffer is not None else {}
@@ -149,9 +170,17 @@ class SGD(Optimizer):
     def step(self) -> None:
         self._check_finite_grad()
         self.step_count += 1
-        core.sgd_step(params=self.params.data, grads=self.params.grad, momentum_buffer=self.momentum_buffer,
-                      lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay, dampening=self.dampening,
-                      nesterov=self.nesterov, first_step=self.step_count == 1)
+        core.sgd_step(
+            params=self.params.data,
+            grads=self.params.grad,
+            momentum_buffer=self.momentum_buffer,
+            lr=self.lr,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            dampening=self.dampening,
+            nesterov=self.nesterov,
+            first_step=self.step_count == 1,
+        )
 
 
 class Adam(Optimizer):
@@ -168,10 +197,13 @@ class Adam(Optimizer):
         betas = values["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{label('betas')}: got {betas!r}, expected a pair (beta1, beta2)")
-        return {"betas": tuple(_checks.real(b, f"{label('betas')}[{i}]", 0.0, 1.0, high_open=True)
-                               for i, b in enumerate(betas)),
-                "eps": _checks.real(values["eps"], label("eps"), 0.0),
-                "weight_decay": _checks.real(values["weight_decay"], label("weight_decay"), 0.0)}
+        return {
+            "betas": tuple(
+                _checks.real(b, f"{label('betas')}[{i}]", 0.0, 1.0, high_open=True) for i, b in enumerate(betas)
+            ),
+            "eps": _checks.real(values["eps"], label("eps"), 0.0),
+            "weight_decay": _checks.real(values["weight_decay"], label("weight_decay"), 0.0),
+        }
 
     def _buffer_names(self, hyper: dict) -> tuple:
         return ("exp_avg", "exp_avg_sq")
@@ -185,9 +217,19 @@ class Adam(Optimizer):
     def step(self) -> None:
         self._check_finite_grad()
         self.step_count += 1
-        core.adam_step(params=self.params.data, grads=self.params.grad, exp_avg=self.exp_avg,
-                       exp_avg_sq=self.exp_avg_sq, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
-                       weight_decay=self.weight_decay, decoupled=self._decoupled, step=self.step_count)
+        core.adam_step(
+            params=self.params.data,
+            grads=self.params.grad,
+            exp_avg=self.exp_avg,
+            exp_avg_sq=self.exp_avg_sq,
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self._decoupled,
+            step=self.step_count,
+        )
 
 
 class AdamW(Adam):
@@ -231,7 +273,7 @@ class StepDecay(_Schedule):
 
     def lr_at(self, epoch: int) -> float:
         decays = 0 if epoch < self.start else (epoch - self.start) // self.step_size + 1
-        return self.base_lr * self.gamma ** decays
+        return self.base_lr * self.gamma**decays
 
     def step(self, epoch: int) -> float:
         """Set the learning rate for ``epoch`` (counted from 0) and return it."""

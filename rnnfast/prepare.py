@@ -27,7 +27,8 @@ import os
 import re
 import struct
 from collections import Counter
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,8 +90,10 @@ def _text_chunks(path: str, encoding: str, chunk_bytes: int) -> Iterator[str]:
             try:
                 text = decoder.decode(data, final=final)
             except UnicodeDecodeError as exc:
-                raise ValueError(f"text_path: {path} is not {encoding} text (byte {read_bytes - buffered + exc.start}"
-                                 f": {exc.reason}), it may be a binary file; {hint}") from None
+                raise ValueError(
+                    f"text_path: {path} is not {encoding} text (byte {read_bytes - buffered + exc.start}"
+                    f": {exc.reason}), it may be a binary file; {hint}"
+                ) from None
             read_bytes += len(data)
             if pending_cr:
                 text = "\r" + text
@@ -100,8 +103,10 @@ def _text_chunks(path: str, encoding: str, chunk_bytes: int) -> Iterator[str]:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
             nul = text.find("\x00")
             if nul >= 0:
-                raise ValueError(f"text_path: {path} contains a NUL character at position {chars + nul} when read "
-                                 f"as {encoding}, so it looks like a binary file; {hint}")
+                raise ValueError(
+                    f"text_path: {path} contains a NUL character at position {chars + nul} when read "
+                    f"as {encoding}, so it looks like a binary file; {hint}"
+                )
             chars += len(text)
             if text:
                 yield text
@@ -130,8 +135,15 @@ def _word_pieces(chunks: Iterator[str]) -> Iterator[str]:
 
 
 # ----- prepare ------------------------------------------------------------------------------------------------
-def prepare(text_path, out_path, level: str = "char", encoding: str = "utf-8", max_vocab: int | None = None,
-            min_count: int = 1, chunk_bytes: int = 1 << 20) -> Prepared:
+def prepare(
+    text_path,
+    out_path,
+    level: str = "char",
+    encoding: str = "utf-8",
+    max_vocab: int | None = None,
+    min_count: int = 1,
+    chunk_bytes: int = 1 << 20,
+) -> Prepared:
     """Tokenize ``text_path`` once into the token file ``out_path`` (see the module docstring for the layout).
 
     ``level`` is ``"char"`` or ``"word"``; ``max_vocab`` and ``min_count`` limit a word vocabulary as in
@@ -145,8 +157,10 @@ def prepare(text_path, out_path, level: str = "char", encoding: str = "utf-8", m
     chunk_bytes = _checks.positive_int(chunk_bytes, "chunk_bytes")
     if level == "char":
         if max_vocab is not None or min_count != 1:
-            raise ValueError(f"max_vocab, min_count: got {max_vocab!r} and {min_count!r}, expected the defaults "
-                             "(None and 1) for level='char', which keeps every character")
+            raise ValueError(
+                f"max_vocab, min_count: got {max_vocab!r} and {min_count!r}, expected the defaults "
+                "(None and 1) for level='char', which keeps every character"
+            )
     else:
         max_vocab, min_count = _vocabulary_limits(max_vocab, min_count)
     if not os.path.exists(source):
@@ -180,19 +194,25 @@ def prepare(text_path, out_path, level: str = "char", encoding: str = "utf-8", m
             counts.update(words)
             count += len(words)
         if not counts:
-            raise ValueError(f"text_path: {source} has no words (only whitespace), expected text to build a "
-                             "vocabulary")
+            raise ValueError(f"text_path: {source} has no words (only whitespace), expected text to build a vocabulary")
         tokenizer = WordTokenizer.from_counts(counts, max_vocab, min_count)
 
     dtype = id_dtype(tokenizer.vocab_size)
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "dtype": dtype.name, "count": count,
-              "tokenizer": tokenizer.to_dict(),
-              "source": {"name": os.path.basename(source), "bytes": os.path.getsize(source), "encoding": encoding}}
+    header = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dtype": dtype.name,
+        "count": count,
+        "tokenizer": tokenizer.to_dict(),
+        "source": {"name": os.path.basename(source), "bytes": os.path.getsize(source), "encoding": encoding},
+    }
     header_bytes = json.dumps(header, separators=(",", ":")).encode("ascii")
     header_bytes += b" " * (-(len(MAGIC) + 8 + len(header_bytes)) % DATA_ALIGNMENT)
     if len(header_bytes) > MAX_HEADER_BYTES:
-        raise ValueError(f"max_vocab: the vocabulary of {tokenizer.vocab_size} tokens needs a header of "
-                         f"{len(header_bytes)} bytes, more than the {MAX_HEADER_BYTES} a token file may hold")
+        raise ValueError(
+            f"max_vocab: the vocabulary of {tokenizer.vocab_size} tokens needs a header of "
+            f"{len(header_bytes)} bytes, more than the {MAX_HEADER_BYTES} a token file may hold"
+        )
 
     # Pass 2: the ids, streamed into the file; the digest covers everything before it.
     changed = f"text_path: {source} changed while it was being prepared"
@@ -258,8 +278,10 @@ def _check_header(header: dict, fail) -> tuple[np.dtype, int, CharTokenizer | Wo
     if type(version) is not int or version < 1:
         fail(f"format_version {version!r} is not a positive integer (corrupt file)")
     if version > FORMAT_VERSION:
-        fail(f"written by a newer rnnfast (token format {version}, this rnnfast reads up to {FORMAT_VERSION}); "
-             "upgrade rnnfast or prepare the corpus again")
+        fail(
+            f"written by a newer rnnfast (token format {version}, this rnnfast reads up to {FORMAT_VERSION}); "
+            "upgrade rnnfast or prepare the corpus again"
+        )
     dtype = _ID_DTYPES.get(header.get("dtype")) if isinstance(header.get("dtype"), str) else None
     if dtype is None:
         fail(f"dtype {header.get('dtype')!r}, expected one of {', '.join(_ID_DTYPES)}")
@@ -316,8 +338,9 @@ def open_tokens(path, verify: bool = True) -> tuple[np.memmap, CharTokenizer | W
     try:
         f = open(path, "rb")
     except FileNotFoundError:
-        raise FileNotFoundError(f"path: {path} does not exist, expected a token file (rnnfast prepare writes one)") \
-            from None
+        raise FileNotFoundError(
+            f"path: {path} does not exist, expected a token file (rnnfast prepare writes one)"
+        ) from None
     except IsADirectoryError:
         raise IsADirectoryError(f"path: {path} is a directory, expected a token file") from None
     with f:
@@ -335,8 +358,7 @@ def open_tokens(path, verify: bool = True) -> tuple[np.memmap, CharTokenizer | W
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=(count,)), tokenizer
 
 
-__all__ = ["prepare", "open_tokens", "Prepared", "TokenFileError", "id_dtype", "MAGIC", "FORMAT",
-           "FORMAT_VERSION"]
+__all__ = ["prepare", "open_tokens", "Prepared", "TokenFileError", "id_dtype", "MAGIC", "FORMAT", "FORMAT_VERSION"]
 
 
 # ----- command line -----------------------------------------------------------------------------------------
@@ -344,10 +366,13 @@ def add_prepare_command(subparsers) -> None:
     """``rnnfast prepare TEXT OUT``."""
     from .tasks.common import positive_int
 
-    r = subparsers.add_parser("prepare", help="tokenize a text file once into a token file for language-model "
-                              "training", description="Writes the token ids of TEXT to the token file OUT, which "
-                              "train --data and eval --data read from disk, and prints one JSON object: path, count "
-                              "(ids), vocab_size, dtype, level.")
+    r = subparsers.add_parser(
+        "prepare",
+        help="tokenize a text file once into a token file for language-model training",
+        description="Writes the token ids of TEXT to the token file OUT, which "
+        "train --data and eval --data read from disk, and prints one JSON object: path, count "
+        "(ids), vocab_size, dtype, level.",
+    )
     r.add_argument("text", help="the text file")
     r.add_argument("out", help="the token file to write (e.g. corpus.tokens)")
     r.add_argument("--level", choices=("char", "word"), default="char", help="tokens are characters or words")
@@ -358,10 +383,26 @@ def add_prepare_command(subparsers) -> None:
 
 def prepare_command(args) -> int:
     if args.level == "char" and (args.max_vocab is not None or args.min_count is not None):
-        raise ValueError("--max-vocab, --min-count: only for --level word (a character vocabulary keeps every "
-                         "character)")
-    result = prepare(args.text, args.out, level=args.level, encoding=args.encoding, max_vocab=args.max_vocab,
-                     min_count=1 if args.min_count is None else args.min_count)
-    print(json.dumps({"path": result.path, "count": result.count, "vocab_size": result.tokenizer.vocab_size,
-                      "dtype": result.dtype.name, "level": result.tokenizer.kind}))
+        raise ValueError(
+            "--max-vocab, --min-count: only for --level word (a character vocabulary keeps every character)"
+        )
+    result = prepare(
+        args.text,
+        args.out,
+        level=args.level,
+        encoding=args.encoding,
+        max_vocab=args.max_vocab,
+        min_count=1 if args.min_count is None else args.min_count,
+    )
+    print(
+        json.dumps(
+            {
+                "path": result.path,
+                "count": result.count,
+                "vocab_size": result.tokenizer.vocab_size,
+                "dtype": result.dtype.name,
+                "level": result.tokenizer.kind,
+            }
+        )
+    )
     return 0

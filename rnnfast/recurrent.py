@@ -20,8 +20,18 @@ _GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 class _Recurrent(Module):
     _cell: str
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, dtype="float32", seed=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        dtype="float32",
+        seed=None,
+    ):
         super().__init__()
         self.input_size = _checks.positive_int(input_size, "input_size")
         self.hidden_size = _checks.positive_int(hidden_size, "hidden_size")
@@ -36,15 +46,21 @@ class _Recurrent(Module):
         G, H = _GATES[self._cell], self.hidden_size
         layer_inputs = [self.input_size] + [H * self.num_directions] * (self.num_layers - 1)
         per_direction = [G * H * (n_in + H + (2 if self.bias else 0)) for n_in in layer_inputs]
-        _checks.check_parameter_memory(sum(per_direction) * self.num_directions, G * H * max(max(layer_inputs), H),
-                                       dtype, f"input_size={self.input_size}, hidden_size={H}, "
-                                       f"num_layers={self.num_layers}, bidirectional={self.bidirectional}")
+        _checks.check_parameter_memory(
+            sum(per_direction) * self.num_directions,
+            G * H * max(max(layer_inputs), H),
+            dtype,
+            f"input_size={self.input_size}, hidden_size={H}, "
+            f"num_layers={self.num_layers}, bidirectional={self.bidirectional}",
+        )
         bound = 1.0 / math.sqrt(H)
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else H * self.num_directions
             for suffix in self._suffixes():
-                shapes = [(f"weight_ih_l{layer}{suffix}", (G * H, layer_input)),
-                          (f"weight_hh_l{layer}{suffix}", (G * H, H))]
+                shapes = [
+                    (f"weight_ih_l{layer}{suffix}", (G * H, layer_input)),
+                    (f"weight_hh_l{layer}{suffix}", (G * H, H)),
+                ]
                 if self.bias:
                     shapes += [(f"bias_ih_l{layer}{suffix}", (G * H,)), (f"bias_hh_l{layer}{suffix}", (G * H,))]
                 for name, shape in shapes:
@@ -53,9 +69,16 @@ class _Recurrent(Module):
         self._spare_workspaces = []
 
     def config(self) -> dict:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "bias": self.bias, "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, "dtype": self.dtype.name}
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.dropout,
+            "bidirectional": self.bidirectional,
+            "dtype": self.dtype.name,
+        }
 
     def _suffixes(self):
         return ("", "_reverse") if self.bidirectional else ("",)
@@ -100,8 +123,9 @@ class _Recurrent(Module):
         x = _checks.as_float_array(x, "x", self.dtype)
         layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"x: got shape {x.shape}, expected {layout} with input_size={self.input_size}"
-                             " and non-empty T and B")
+            raise ValueError(
+                f"x: got shape {x.shape}, expected {layout} with input_size={self.input_size} and non-empty T and B"
+            )
         _checks.check_finite(x, "x")
         if self.batch_first:
             x = np.ascontiguousarray(x.transpose(1, 0, 2))
@@ -147,9 +171,21 @@ class _Recurrent(Module):
                 idx = layer * D + d
                 w = self._weights(params, layer, suffix)
                 h, c, ws = core.sequence_forward(
-                    cell=self._cell, x=inp, h0=h0[idx], c0=None if c0 is None else c0[idx], W_ih=w[0], W_hh=w[1],
-                    b_ih=w[2], b_hh=w[3], lengths=lengths, reverse=d == 1, training=training, y=y, column=d * H,
-                    spare_workspace=spares[idx] if idx < len(spares) else None)
+                    cell=self._cell,
+                    x=inp,
+                    h0=h0[idx],
+                    c0=None if c0 is None else c0[idx],
+                    W_ih=w[0],
+                    W_hh=w[1],
+                    b_ih=w[2],
+                    b_hh=w[3],
+                    lengths=lengths,
+                    reverse=d == 1,
+                    training=training,
+                    y=y,
+                    column=d * H,
+                    spare_workspace=spares[idx] if idx < len(spares) else None,
+                )
                 hT[idx] = h
                 if cT is not None:
                     cT[idx] = c
@@ -171,15 +207,21 @@ class _Recurrent(Module):
 
     def _weights(self, params, layer: int, suffix: str):
         key = f"l{layer}{suffix}"
-        return (params[f"weight_ih_{key}"], params[f"weight_hh_{key}"],
-                params.get(f"bias_ih_{key}"), params.get(f"bias_hh_{key}"))
+        return (
+            params[f"weight_ih_{key}"],
+            params[f"weight_hh_{key}"],
+            params.get(f"bias_ih_{key}"),
+            params.get(f"bias_hh_{key}"),
+        )
 
     def backward(self, dy, dstate=None):
         """Gradients of the most recent training-mode forward. Returns ``(dx, dstate0)``; parameter gradients
         accumulate into ``grads``."""
         if self._cache is None:
-            raise RuntimeError("backward: no training-mode forward to differentiate (call forward in train() mode "
-                               "first; each forward supports one backward)")
+            raise RuntimeError(
+                "backward: no training-mode forward to differentiate (call forward in train() mode "
+                "first; each forward supports one backward)"
+            )
         layer_cache, lengths, T, B = self._cache
         H, D = self.hidden_size, self.num_directions
         dy = _checks.as_float_array(dy, "dy", self.dtype)
@@ -202,10 +244,26 @@ class _Recurrent(Module):
                 w = self._weights(params, layer, suffix)
                 g = self._weights(grads, layer, suffix)
                 dh, dc = core.sequence_backward(
-                    cell=self._cell, x=inp, workspace=workspaces[d], W_ih=w[0], W_hh=w[1], b_ih=w[2], b_hh=w[3],
-                    lengths=lengths, reverse=d == 1, dy=dy, column=d * H, dhT=dparts[0][idx],
-                    dcT=dparts[1][idx] if dc0 is not None else None, dx=dx, accumulate_dx=d == 1, dW_ih=g[0],
-                    dW_hh=g[1], db_ih=g[2], db_hh=g[3])
+                    cell=self._cell,
+                    x=inp,
+                    workspace=workspaces[d],
+                    W_ih=w[0],
+                    W_hh=w[1],
+                    b_ih=w[2],
+                    b_hh=w[3],
+                    lengths=lengths,
+                    reverse=d == 1,
+                    dy=dy,
+                    column=d * H,
+                    dhT=dparts[0][idx],
+                    dcT=dparts[1][idx] if dc0 is not None else None,
+                    dx=dx,
+                    accumulate_dx=d == 1,
+                    dW_ih=g[0],
+                    dW_hh=g[1],
+                    db_ih=g[2],
+                    db_hh=g[3],
+                )
                 dh0[idx] = dh
                 if dc0 is not None:
                     dc0[idx] = dc
@@ -218,8 +276,19 @@ class _Recurrent(Module):
 class RNN(_Recurrent):
     """Elman RNN: h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu."""
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, dtype="float32", seed=None):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        nonlinearity="tanh",
+        bias=True,
+        batch_first=False,
+        dropout=0.0,
+        bidirectional=False,
+        dtype="float32",
+        seed=None,
+    ):
         self.nonlinearity = _checks.choice(nonlinearity, "nonlinearity", ("tanh", "relu"))
         self._cell = "rnn_" + nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype, seed)

@@ -82,7 +82,7 @@ class _Pooling:
         if self.mode == "last":
             pooled = y[lengths - 1, batch]
             if self.bidirectional:
-                pooled[:, self.hidden_size:] = y[0, :, self.hidden_size:]
+                pooled[:, self.hidden_size :] = y[0, :, self.hidden_size :]
             where = None
         elif self.mode == "mean":
             mask = _valid_mask(lengths, T)[:, :, None]
@@ -103,8 +103,8 @@ class _Pooling:
         if self.mode == "last":
             dy[lengths - 1, batch] = dpooled
             if self.bidirectional:
-                dy[lengths - 1, batch, self.hidden_size:] = 0
-                dy[0, :, self.hidden_size:] = dpooled[:, self.hidden_size:]
+                dy[lengths - 1, batch, self.hidden_size :] = 0
+                dy[0, :, self.hidden_size :] = dpooled[:, self.hidden_size :]
         elif self.mode == "mean":
             dy[...] = where * (dpooled / lengths[:, None].astype(dtype))[None]
         else:
@@ -116,11 +116,25 @@ class _RecurrentModel(Module):
     """The front end all task models share: token ids through an embedding, or real-valued features, with
     dropout before and after a recurrent stack that runs each sequence to its own length."""
 
-    def _build_front(self, vocab_size, input_size, embed_dim, hidden_size, num_layers, cell, bidirectional, dropout,
-                     dtype, next_seed, extra_input: int = 0) -> None:
+    def _build_front(
+        self,
+        vocab_size,
+        input_size,
+        embed_dim,
+        hidden_size,
+        num_layers,
+        cell,
+        bidirectional,
+        dropout,
+        dtype,
+        next_seed,
+        extra_input: int = 0,
+    ) -> None:
         if (vocab_size is None) == (input_size is None):
-            raise ValueError(f"vocab_size, input_size: got {vocab_size!r} and {input_size!r}, expected exactly one "
-                             "(vocab_size for token ids, input_size for real-valued features)")
+            raise ValueError(
+                f"vocab_size, input_size: got {vocab_size!r} and {input_size!r}, expected exactly one "
+                "(vocab_size for token ids, input_size for real-valued features)"
+            )
         self.vocab_size = None if vocab_size is None else _checks.positive_int(vocab_size, "vocab_size")
         self.input_size = None if input_size is None else _checks.positive_int(input_size, "input_size")
         self.embed_dim = _checks.positive_int(embed_dim, "embed_dim")
@@ -130,24 +144,43 @@ class _RecurrentModel(Module):
         self.bidirectional = bool(bidirectional)
         self.dropout_p = _checks.real(dropout, "dropout", 0.0, 1.0, high_open=True)
         if self.vocab_size is not None:
-            self.embedding = self._add_child("embedding", Embedding(self.vocab_size, self.embed_dim, dtype,
-                                                                   next_seed()))
+            self.embedding = self._add_child(
+                "embedding", Embedding(self.vocab_size, self.embed_dim, dtype, next_seed())
+            )
             width = self.embed_dim
         else:
             self.embedding = None
             width = self.input_size
         self._rnn_input = width + extra_input
         self.drop_in = self._add_child("drop_in", Dropout(self.dropout_p, next_seed()))
-        self.rnn = self._add_child("rnn", make_recurrent(self.cell, self._rnn_input, self.hidden_size,
-                                                         self.num_layers, self.dropout_p, self.bidirectional, dtype,
-                                                         next_seed()))
+        self.rnn = self._add_child(
+            "rnn",
+            make_recurrent(
+                self.cell,
+                self._rnn_input,
+                self.hidden_size,
+                self.num_layers,
+                self.dropout_p,
+                self.bidirectional,
+                dtype,
+                next_seed(),
+            ),
+        )
         self.drop_out = self._add_child("drop_out", Dropout(self.dropout_p, next_seed()))
         self.num_directions = 2 if self.bidirectional else 1
 
     def _front_config(self) -> dict:
-        return {"vocab_size": self.vocab_size, "input_size": self.input_size, "embed_dim": self.embed_dim,
-                "hidden_size": self.hidden_size, "num_layers": self.num_layers, "cell": self.cell,
-                "bidirectional": self.bidirectional, "dropout": self.dropout_p, "dtype": self.dtype.name}
+        return {
+            "vocab_size": self.vocab_size,
+            "input_size": self.input_size,
+            "embed_dim": self.embed_dim,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "bidirectional": self.bidirectional,
+            "dropout": self.dropout_p,
+            "dtype": self.dtype.name,
+        }
 
     def _inputs(self, inputs) -> np.ndarray:
         if self.embedding is not None:
@@ -157,8 +190,9 @@ class _RecurrentModel(Module):
             return ids
         x = _checks.as_float_array(inputs, "inputs", self.dtype)
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"inputs: got shape {x.shape}, expected (T, B, {self.input_size}) features with "
-                             "non-empty T and B")
+            raise ValueError(
+                f"inputs: got shape {x.shape}, expected (T, B, {self.input_size}) features with non-empty T and B"
+            )
         _checks.check_finite(x, "inputs")
         return x
 
@@ -198,14 +232,28 @@ class SequenceClassifier(_RecurrentModel, Trainable):
 
     TASK = "classify"
 
-    def __init__(self, num_classes, vocab_size=None, input_size=None, embed_dim=100, hidden_size=128, num_layers=1,
-                 cell="lstm", bidirectional=False, pooling="last", dropout=0.0, seed=None, dtype="float32"):
+    def __init__(
+        self,
+        num_classes,
+        vocab_size=None,
+        input_size=None,
+        embed_dim=100,
+        hidden_size=128,
+        num_layers=1,
+        cell="lstm",
+        bidirectional=False,
+        pooling="last",
+        dropout=0.0,
+        seed=None,
+        dtype="float32",
+    ):
         super().__init__()
         self.num_classes = _checks.positive_int(num_classes, "num_classes", minimum=2)
         self.pooling = _checks.choice(pooling, "pooling", POOLINGS)
         next_seed = _seeds(seed)
-        self._build_front(vocab_size, input_size, embed_dim, hidden_size, num_layers, cell, bidirectional, dropout,
-                          dtype, next_seed)
+        self._build_front(
+            vocab_size, input_size, embed_dim, hidden_size, num_layers, cell, bidirectional, dropout, dtype, next_seed
+        )
         width = self.num_directions * self.hidden_size
         self.head = self._add_child("head", Linear(width, self.num_classes, True, dtype, next_seed()))
         self._pool = _Pooling(self.pooling, self.hidden_size, self.bidirectional)
@@ -297,8 +345,9 @@ class CRF(Module):
         emissions = _checks.as_float_array(emissions, "emissions", self.dtype, ndim=3)
         T, B, C = emissions.shape
         if C != self.num_tags or T == 0 or B == 0:
-            raise ValueError(f"emissions: got shape {emissions.shape}, expected (T, B, {self.num_tags}) with "
-                             "non-empty T and B")
+            raise ValueError(
+                f"emissions: got shape {emissions.shape}, expected (T, B, {self.num_tags}) with non-empty T and B"
+            )
         _checks.check_finite(emissions, "emissions")
         return emissions, _check_lengths(lengths, T, B)
 
@@ -316,9 +365,19 @@ class CRF(Module):
         """-log p(tags | emissions) of each sequence, float64 (B,); keeps no gradient."""
         emissions, lengths = self._scores(emissions, lengths)
         tags = self._tags(tags, emissions, lengths)
-        return core.crf_nll(emissions=emissions, tags=tags, lengths=lengths, start=self._params["start_transitions"],
-                            end=self._params["end_transitions"], trans=self._params["transitions"], demissions=None,
-                            dstart=None, dend=None, dtrans=None, grad_scale=1.0)
+        return core.crf_nll(
+            emissions=emissions,
+            tags=tags,
+            lengths=lengths,
+            start=self._params["start_transitions"],
+            end=self._params["end_transitions"],
+            trans=self._params["transitions"],
+            demissions=None,
+            dstart=None,
+            dend=None,
+            dtrans=None,
+            grad_scale=1.0,
+        )
 
     def loss(self, emissions, tags, lengths=None) -> float:
         """The summed negative log-likelihood of ``tags`` divided by the number of tokens (so it is comparable
@@ -328,16 +387,37 @@ class CRF(Module):
         scale = 1.0 / float(lengths.sum())
         if not self.training:
             self._pending_grads = None
-            return float(core.crf_nll(emissions=emissions, tags=tags, lengths=lengths,
-                                      start=self._params["start_transitions"], end=self._params["end_transitions"],
-                                      trans=self._params["transitions"], demissions=None, dstart=None, dend=None,
-                                      dtrans=None, grad_scale=1.0).sum() * scale)
+            return float(
+                core.crf_nll(
+                    emissions=emissions,
+                    tags=tags,
+                    lengths=lengths,
+                    start=self._params["start_transitions"],
+                    end=self._params["end_transitions"],
+                    trans=self._params["transitions"],
+                    demissions=None,
+                    dstart=None,
+                    dend=None,
+                    dtrans=None,
+                    grad_scale=1.0,
+                ).sum()
+                * scale
+            )
         demissions = np.empty_like(emissions)
         grads = {name: np.zeros_like(value) for name, value in self._params.items()}
-        nll = core.crf_nll(emissions=emissions, tags=tags, lengths=lengths, start=self._params["start_transitions"],
-                           end=self._params["end_transitions"], trans=self._params["transitions"],
-                           demissions=demissions, dstart=grads["start_transitions"], dend=grads["end_transitions"],
-                           dtrans=grads["transitions"], grad_scale=scale)
+        nll = core.crf_nll(
+            emissions=emissions,
+            tags=tags,
+            lengths=lengths,
+            start=self._params["start_transitions"],
+            end=self._params["end_transitions"],
+            trans=self._params["transitions"],
+            demissions=demissions,
+            dstart=grads["start_transitions"],
+            dend=grads["end_transitions"],
+            dtrans=grads["transitions"],
+            grad_scale=scale,
+        )
         self._pending_grads = (demissions, grads)
         return float(nll.sum() * scale)
 
@@ -354,8 +434,13 @@ class CRF(Module):
     def decode(self, emissions, lengths=None) -> tuple[np.ndarray, np.ndarray]:
         """Viterbi: the best tags (T, B) int64 (-1 at padded positions) and their scores (B,) float64."""
         emissions, lengths = self._scores(emissions, lengths)
-        return core.crf_viterbi(emissions=emissions, lengths=lengths, start=self._params["start_transitions"],
-                                end=self._params["end_transitions"], trans=self._params["transitions"])
+        return core.crf_viterbi(
+            emissions=emissions,
+            lengths=lengths,
+            start=self._params["start_transitions"],
+            end=self._params["end_transitions"],
+            trans=self._params["transitions"],
+        )
 
 
 # ----- tagging ----------------------------------------------------------------------------------------------
@@ -377,24 +462,47 @@ class SequenceTagger(_RecurrentModel, Trainable):
 
     TASK = "tag"
 
-    def __init__(self, num_tags, vocab_size=None, input_size=None, embed_dim=100, hidden_size=128, num_layers=1,
-                 cell="lstm", bidirectional=True, feature_vocab_sizes=(), feature_dim=20, char_features=False,
-                 char_vocab_size=None, char_embed_dim=25, char_hidden_size=25, crf=False, dropout=0.0, seed=None,
-                 dtype="float32", tag_names=None):
+    def __init__(
+        self,
+        num_tags,
+        vocab_size=None,
+        input_size=None,
+        embed_dim=100,
+        hidden_size=128,
+        num_layers=1,
+        cell="lstm",
+        bidirectional=True,
+        feature_vocab_sizes=(),
+        feature_dim=20,
+        char_features=False,
+        char_vocab_size=None,
+        char_embed_dim=25,
+        char_hidden_size=25,
+        crf=False,
+        dropout=0.0,
+        seed=None,
+        dtype="float32",
+        tag_names=None,
+    ):
         super().__init__()
         self.num_tags = _checks.positive_int(num_tags, "num_tags", minimum=2)
         self.tag_names = tag_names
         if isinstance(feature_vocab_sizes, (str, bytes)) or not hasattr(feature_vocab_sizes, "__iter__"):
-            raise TypeError(f"feature_vocab_sizes: got {type(feature_vocab_sizes).__name__}, expected a list of "
-                            "vocabulary sizes, one per feature column")
-        self.feature_vocab_sizes = tuple(_checks.positive_int(v, f"feature_vocab_sizes[{k}]")
-                                         for k, v in enumerate(feature_vocab_sizes))
+            raise TypeError(
+                f"feature_vocab_sizes: got {type(feature_vocab_sizes).__name__}, expected a list of "
+                "vocabulary sizes, one per feature column"
+            )
+        self.feature_vocab_sizes = tuple(
+            _checks.positive_int(v, f"feature_vocab_sizes[{k}]") for k, v in enumerate(feature_vocab_sizes)
+        )
         self.feature_dim = _checks.positive_int(feature_dim, "feature_dim")
         self.char_features = bool(char_features)
         if self.char_features:
             if char_vocab_size is None:
-                raise ValueError("char_vocab_size: got None, expected the number of character ids (0 is padding) "
-                                 "when char_features=True")
+                raise ValueError(
+                    "char_vocab_size: got None, expected the number of character ids (0 is padding) "
+                    "when char_features=True"
+                )
             self.char_vocab_size = _checks.positive_int(char_vocab_size, "char_vocab_size", minimum=2)
         else:
             self.char_vocab_size = None
@@ -404,16 +512,31 @@ class SequenceTagger(_RecurrentModel, Trainable):
         next_seed = _seeds(seed)
         extra = len(self.feature_vocab_sizes) * self.feature_dim
         extra += 2 * self.char_hidden_size if self.char_features else 0
-        self._build_front(vocab_size, input_size, embed_dim, hidden_size, num_layers, cell, bidirectional, dropout,
-                          dtype, next_seed, extra_input=extra)
-        self.feature_embeddings = [self._add_child(f"feature_embedding{k}", Embedding(size, self.feature_dim, dtype,
-                                                                                       next_seed()))
-                                   for k, size in enumerate(self.feature_vocab_sizes)]
+        self._build_front(
+            vocab_size,
+            input_size,
+            embed_dim,
+            hidden_size,
+            num_layers,
+            cell,
+            bidirectional,
+            dropout,
+            dtype,
+            next_seed,
+            extra_input=extra,
+        )
+        self.feature_embeddings = [
+            self._add_child(f"feature_embedding{k}", Embedding(size, self.feature_dim, dtype, next_seed()))
+            for k, size in enumerate(self.feature_vocab_sizes)
+        ]
         if self.char_features:
-            self.char_embedding = self._add_child("char_embedding", Embedding(self.char_vocab_size,
-                                                                              self.char_embed_dim, dtype, next_seed()))
-            self.char_rnn = self._add_child("char_rnn", LSTM(self.char_embed_dim, self.char_hidden_size,
-                                                             bidirectional=True, dtype=dtype, seed=next_seed()))
+            self.char_embedding = self._add_child(
+                "char_embedding", Embedding(self.char_vocab_size, self.char_embed_dim, dtype, next_seed())
+            )
+            self.char_rnn = self._add_child(
+                "char_rnn",
+                LSTM(self.char_embed_dim, self.char_hidden_size, bidirectional=True, dtype=dtype, seed=next_seed()),
+            )
             self._char_pool = _Pooling("last", self.char_hidden_size, True)
         width = self.num_directions * self.hidden_size
         self.head = self._add_child("head", Linear(width, self.num_tags, True, dtype, next_seed()))
@@ -422,11 +545,18 @@ class SequenceTagger(_RecurrentModel, Trainable):
         self._demissions = None
 
     def config(self) -> dict:
-        return {"num_tags": self.num_tags, **self._front_config(),
-                "feature_vocab_sizes": list(self.feature_vocab_sizes), "feature_dim": self.feature_dim,
-                "char_features": self.char_features, "char_vocab_size": self.char_vocab_size,
-                "char_embed_dim": self.char_embed_dim, "char_hidden_size": self.char_hidden_size, "crf": self.crf,
-                "tag_names": self.tag_names}
+        return {
+            "num_tags": self.num_tags,
+            **self._front_config(),
+            "feature_vocab_sizes": list(self.feature_vocab_sizes),
+            "feature_dim": self.feature_dim,
+            "char_features": self.char_features,
+            "char_vocab_size": self.char_vocab_size,
+            "char_embed_dim": self.char_embed_dim,
+            "char_hidden_size": self.char_hidden_size,
+            "crf": self.crf,
+            "tag_names": self.tag_names,
+        }
 
     @property
     def tag_names(self) -> list[str] | None:
@@ -441,8 +571,10 @@ class SequenceTagger(_RecurrentModel, Trainable):
                 raise TypeError(f"tag_names: got {type(names).__name__}, expected a list of {self.num_tags} names")
             names = [str(n) for n in names]
             if len(names) != self.num_tags or len(set(names)) != len(names):
-                raise ValueError(f"tag_names: got {len(names)} names ({len(set(names))} distinct), expected "
-                                 f"{self.num_tags} distinct names, one per tag id")
+                raise ValueError(
+                    f"tag_names: got {len(names)} names ({len(set(names))} distinct), expected "
+                    f"{self.num_tags} distinct names, one per tag id"
+                )
         self._tag_names = names
 
     # ----- inputs -------------------------------------------------------------------------------------------
@@ -482,8 +614,10 @@ class SequenceTagger(_RecurrentModel, Trainable):
             k = int(np.flatnonzero(bad)[0])
             t, b = np.argwhere(valid)[k]
             problem = "no characters" if char_lengths[k] == 0 else "a 0 (padding) between its characters"
-            raise ValueError(f"chars: the word at (t={t}, b={b}) has {problem}, expected its character ids first "
-                             "and 0 only as padding after them")
+            raise ValueError(
+                f"chars: the word at (t={t}, b={b}) has {problem}, expected its character ids first "
+                "and 0 only as padding after them"
+            )
         width = int(char_lengths.max())
         return np.ascontiguousarray(words[:, :width].T), char_lengths, valid
 
@@ -515,8 +649,9 @@ class SequenceTagger(_RecurrentModel, Trainable):
             parts.append(self._char_vectors(char_input, T, B))
         x = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0]
         y = self._recurrent(x, lengths)
-        self._cache = ([p.shape[2] for p in parts], None if char_input is None else char_input[2]) \
-            if self.training else None
+        self._cache = (
+            ([p.shape[2] for p in parts], None if char_input is None else char_input[2]) if self.training else None
+        )
         return self.head(self.drop_out(y))
 
     __call__ = forward
@@ -540,8 +675,9 @@ class SequenceTagger(_RecurrentModel, Trainable):
         if self.crf:
             return self.crf_layer.loss(emissions, np.where(targets == _IGNORE, 0, targets), lengths)
         if self.training:
-            loss, _, _, self._demissions = _softmax_cross_entropy(emissions, targets, ignore_index=_IGNORE,
-                                                                  with_grad=True)
+            loss, _, _, self._demissions = _softmax_cross_entropy(
+                emissions, targets, ignore_index=_IGNORE, with_grad=True
+            )
         else:
             loss, _, _ = _softmax_cross_entropy(emissions, targets, ignore_index=_IGNORE)
             self._demissions = None
@@ -603,8 +739,21 @@ class Forecaster(_RecurrentModel, Trainable):
 
     TASK = "forecast"
 
-    def __init__(self, input_size=1, hidden_size=64, num_layers=1, cell="lstm", horizon=1, loss="mse",
-                 dropout=0.0, mean=None, std=None, seed=None, dtype="float32", window=None):
+    def __init__(
+        self,
+        input_size=1,
+        hidden_size=64,
+        num_layers=1,
+        cell="lstm",
+        horizon=1,
+        loss="mse",
+        dropout=0.0,
+        mean=None,
+        std=None,
+        seed=None,
+        dtype="float32",
+        window=None,
+    ):
         super().__init__()
         self.horizon = _checks.positive_int(horizon, "horizon")
         # The history length it was trained on (set by fit); evaluate's default window.
@@ -614,10 +763,12 @@ class Forecaster(_RecurrentModel, Trainable):
         next_seed = _seeds(seed)
         # Real-valued inputs only (embed_dim is unused); the second input per series is its change from the
         # window's last value.
-        self._build_front(None, input_size, 1, hidden_size, num_layers, cell, False, dropout, dtype, next_seed,
-                          extra_input=input_size)
-        self.head = self._add_child("head", Linear(self.hidden_size, self.horizon * input_size, True, dtype,
-                                                   next_seed()))
+        self._build_front(
+            None, input_size, 1, hidden_size, num_layers, cell, False, dropout, dtype, next_seed, extra_input=input_size
+        )
+        self.head = self._add_child(
+            "head", Linear(self.hidden_size, self.horizon * input_size, True, dtype, next_seed())
+        )
         self.mean = self._scale_values(0.0 if mean is None else mean, "mean")
         self.std = self._scale_values(1.0 if std is None else std, "std")
         if (self.std <= 0).any():
@@ -626,9 +777,19 @@ class Forecaster(_RecurrentModel, Trainable):
         self._dout = None
 
     def config(self) -> dict:
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
-                "cell": self.cell, "horizon": self.horizon, "loss": self.loss_kind, "dropout": self.dropout_p,
-                "mean": self.mean.tolist(), "std": self.std.tolist(), "dtype": self.dtype.name, "window": self.window}
+        return {
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "cell": self.cell,
+            "horizon": self.horizon,
+            "loss": self.loss_kind,
+            "dropout": self.dropout_p,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "dtype": self.dtype.name,
+            "window": self.window,
+        }
 
     def _scale_values(self, value, name: str) -> np.ndarray:
         if np.ndim(value) == 0:  # one number for every series
@@ -655,8 +816,10 @@ class Forecaster(_RecurrentModel, Trainable):
         if x.ndim == 2 and self.input_size == 1:
             x = x[:, :, None]
         if x.ndim != 3 or x.shape[2] != self.input_size or x.shape[0] == 0 or x.shape[1] == 0:
-            raise ValueError(f"history: got shape {x.shape}, expected (T, B, {self.input_size}) with non-empty T "
-                             "and B" + (" or (T, B)" if self.input_size == 1 else ""))
+            raise ValueError(
+                f"history: got shape {x.shape}, expected (T, B, {self.input_size}) with non-empty T "
+                "and B" + (" or (T, B)" if self.input_size == 1 else "")
+            )
         _checks.check_finite(x, "history")
         return x
 
@@ -692,7 +855,7 @@ class Forecaster(_RecurrentModel, Trainable):
         _checks.check_finite(y, "targets")
         diff = changes - (y - last[None]) / self.std
         if self.loss_kind == "mse":
-            loss, grad = float(np.mean(diff ** 2)), 2.0 * diff / diff.size
+            loss, grad = float(np.mean(diff**2)), 2.0 * diff / diff.size
         else:
             loss, grad = float(np.mean(np.abs(diff))), np.sign(diff) / diff.size
         self._dout = grad.transpose(1, 0, 2).reshape(B, H * F).astype(self.dtype) if self.training else None
@@ -713,8 +876,10 @@ class Forecaster(_RecurrentModel, Trainable):
         single, x_was_1d = x.ndim in (1, 2), x.ndim == 1
         if x.ndim == 1:
             if self.input_size != 1:
-                raise ValueError(f"history: got shape {x.shape}, expected (T, {self.input_size}) for one series of "
-                                 f"{self.input_size} values per step, or (T, B, {self.input_size})")
+                raise ValueError(
+                    f"history: got shape {x.shape}, expected (T, {self.input_size}) for one series of "
+                    f"{self.input_size} values per step, or (T, B, {self.input_size})"
+                )
             x = x[:, None]
         if single:
             x = x[:, None, :]
@@ -724,7 +889,7 @@ class Forecaster(_RecurrentModel, Trainable):
             while sum(len(f) for f in forecasts) < steps:
                 block = self.forward(x)
                 forecasts.append(block)
-                x = np.concatenate([x, block])[len(block):]
+                x = np.concatenate([x, block])[len(block) :]
         out = np.concatenate(forecasts)[:steps]
         if single:
             out = out[:, 0, :]

@@ -114,7 +114,7 @@ class CharTokenizer(_Tokenizer):
         return chars
 
     @classmethod
-    def fit(cls, text: str) -> "CharTokenizer":
+    def fit(cls, text: str) -> CharTokenizer:
         text = _check_text(text)
         if not text:
             raise ValueError("text: got an empty string, expected text to take the characters from")
@@ -128,9 +128,11 @@ class CharTokenizer(_Tokenizer):
         unknown = np.flatnonzero(self._sorted_points[pos] != points)
         if unknown.size:
             at = int(unknown[0])
-            raise ValueError(f"text: character {text[at]!r} (U+{ord(text[at]):04X}) at position {at} is not among "
-                             f"the tokenizer's {self.vocab_size} characters; fit the tokenizer on text that "
-                             f"contains it")
+            raise ValueError(
+                f"text: character {text[at]!r} (U+{ord(text[at]):04X}) at position {at} is not among "
+                f"the tokenizer's {self.vocab_size} characters; fit the tokenizer on text that "
+                f"contains it"
+            )
         return self._sort[pos].astype(np.int64)
 
     def decode(self, ids) -> str:
@@ -177,7 +179,7 @@ class WordTokenizer(_Tokenizer):
         return words
 
     @classmethod
-    def fit(cls, text: str, max_vocab: int | None = None, min_count: int = 1) -> "WordTokenizer":
+    def fit(cls, text: str, max_vocab: int | None = None, min_count: int = 1) -> WordTokenizer:
         """The vocabulary of ``text``: at most ``max_vocab`` tokens (``<unk>`` and ``<eos>`` included), only
         words seen at least ``min_count`` times."""
         text = _check_text(text)
@@ -188,8 +190,7 @@ class WordTokenizer(_Tokenizer):
         return cls.from_counts(counts, max_vocab, min_count)
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], max_vocab: int | None = None,
-                    min_count: int = 1) -> "WordTokenizer":
+    def from_counts(cls, counts: Mapping[str, int], max_vocab: int | None = None, min_count: int = 1) -> WordTokenizer:
         """The vocabulary ``fit`` builds from a text, built from the number of times each word occurs in it
         (``counts``, e.g. a Counter updated chunk by chunk): ``<unk>``, ``<eos>``, then the words seen at least
         ``min_count`` times, most frequent first, ties in alphabetical order; at most ``max_vocab`` tokens."""
@@ -201,8 +202,9 @@ class WordTokenizer(_Tokenizer):
                 raise TypeError(f"counts: got {word!r}: {n!r}, expected words (str) mapped to counts (integers)")
             if n < 0:
                 raise ValueError(f"counts: got {word!r}: {n}, expected counts >= 0")
-        words = sorted((w for w, n in counts.items() if n >= min_count and w not in (UNK, EOS)),
-                       key=lambda w: (-counts[w], w))
+        words = sorted(
+            (w for w, n in counts.items() if n >= min_count and w not in (UNK, EOS)), key=lambda w: (-counts[w], w)
+        )
         tokens = [UNK, EOS] + words
         return cls(tokens if max_vocab is None else tokens[:max_vocab])
 
@@ -268,14 +270,17 @@ def read_text(path, encoding: str = "utf-8") -> str:
     try:
         text = data.decode("utf-8-sig" if codec == "utf-8" else encoding)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"path: {path} is not {encoding} text (byte {exc.start}: {exc.reason}), it may be a "
-                         f"binary file; {hint}") from None
+        raise ValueError(
+            f"path: {path} is not {encoding} text (byte {exc.start}: {exc.reason}), it may be a binary file; {hint}"
+        ) from None
     except LookupError:  # codecs such as base64 exist but do not decode bytes to text
         raise ValueError(f"encoding: got {encoding!r}, which is not a text encoding") from None
     nul = text.find("\x00")
     if nul >= 0:
-        raise ValueError(f"path: {path} contains a NUL character at position {nul} when read as {encoding}, "
-                         f"so it looks like a binary file; {hint}")
+        raise ValueError(
+            f"path: {path} contains a NUL character at position {nul} when read as {encoding}, "
+            f"so it looks like a binary file; {hint}"
+        )
     if not text:
         raise ValueError(f"path: {path} is empty, expected text")
     return text.replace("\r\n", "\n").replace("\r", "\n")

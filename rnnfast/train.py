@@ -17,6 +17,7 @@ import numpy as np
 from . import _checks, io
 from .optim import OPTIMIZERS, StepDecay, clip_grad_norm
 
+
 class TrainingError(RuntimeError):
     """Training stopped for a reason the user must act on (e.g. a non-finite loss)."""
 
@@ -55,21 +56,42 @@ def add_loop_options(parser) -> None:
     parser.add_argument("--clip", type=non_negative_float, default=5.0, help="max global gradient norm (0: off)")
     parser.add_argument("--epochs", type=positive_int)
     parser.add_argument("--minutes", type=positive_float, help="stop after this much training time")
-    parser.add_argument("--patience", type=positive_int, help="stop after this many evaluations without a better "
-                        "validation score (the best checkpoint is kept)")
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        help="stop after this many evaluations without a better validation score (the best checkpoint is kept)",
+    )
     parser.add_argument("--eval-every", type=positive_int, help="evaluate every N steps (default: every epoch)")
     parser.add_argument("--skip-nonfinite", action="store_true", help="skip updates whose loss is NaN/Inf")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.rnnfast")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+    parser.add_argument(
+        "--matmul-precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: matrix products round their operands to bfloat16 and sum in float32 (mixed "
+        "precision, like PyTorch's bfloat16 autocast); needs a CPU with AMX or AVX512-BF16",
+    )
 
 
-def config_from_args(args, out: str, extra: dict) -> "TrainConfig":
-    return TrainConfig(epochs=args.epochs, minutes=args.minutes, optimizer=args.optimizer,
-                       lr=args.lr or default_lr(args.optimizer), lr_decay=args.lr_decay, decay_after=args.decay_after,
-                       clip=args.clip or None, eval_every=args.eval_every, skip_nonfinite=args.skip_nonfinite,
-                       out=out, resume=args.resume, progress=False if args.no_progress else None,
-                       patience=args.patience, extra=extra)
+def config_from_args(args, out: str, extra: dict) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        minutes=args.minutes,
+        optimizer=args.optimizer,
+        lr=args.lr or default_lr(args.optimizer),
+        lr_decay=args.lr_decay,
+        decay_after=args.decay_after,
+        clip=args.clip or None,
+        eval_every=args.eval_every,
+        skip_nonfinite=args.skip_nonfinite,
+        out=out,
+        resume=args.resume,
+        progress=False if args.no_progress else None,
+        patience=args.patience,
+        extra=extra,
+    )
 
 
 def rng_states(model) -> list:
@@ -168,8 +190,6 @@ def _plot(metrics_path: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-
-
 def _carry_arrays(checkpoint) -> dict:
     """The carried state of a checkpoint: its ``state.`` tensors, or the JSON lists (h, c) that checkpoints
     held before carried state was saved as tensors."""
@@ -223,9 +243,16 @@ def train(model, task, config: TrainConfig, tokenizer=None):
         metrics_path.unlink()
 
     def save(path, batch_index: int, elapsed: float) -> None:
-        extra = {"step": step, "epoch": epoch, "batch": batch_index,
-                 "best_val": best_val if math.isfinite(best_val) else None, "stale": stale, "elapsed_s": elapsed,
-                 "rng": rng_states(model), "task": config.extra}
+        extra = {
+            "step": step,
+            "epoch": epoch,
+            "batch": batch_index,
+            "best_val": best_val if math.isfinite(best_val) else None,
+            "stale": stale,
+            "elapsed_s": elapsed,
+            "rng": rng_states(model),
+            "task": config.extra,
+        }
         io.save(path, model, tokenizer, optimizer, extra, arrays=task.carry_to_arrays(carry))
 
     total_steps = None if config.epochs is None else config.epochs * per_epoch
@@ -247,17 +274,24 @@ def train(model, task, config: TrainConfig, tokenizer=None):
             metrics = task.evaluate(model, "val")
             model.train()
         tokens_per_s = window_items / max(time.perf_counter() - window_start, 1e-9)
-        record = {"step": step, "epoch": epoch, "elapsed_s": round(elapsed, 3),
-                  "train_loss": window_loss / max(window_items, 1) if window_items else None,
-                  **{f"val_{k}": v for k, v in metrics.items()}, "tokens_per_s": round(tokens_per_s, 1),
-                  "lr": optimizer.lr}
+        record = {
+            "step": step,
+            "epoch": epoch,
+            "elapsed_s": round(elapsed, 3),
+            "train_loss": window_loss / max(window_items, 1) if window_items else None,
+            **{f"val_{k}": v for k, v in metrics.items()},
+            "tokens_per_s": round(tokens_per_s, 1),
+            "lr": optimizer.lr,
+        }
         records.append(record)
-        line = f"step {step} epoch {epoch} train " + ("-" if record["train_loss"] is None
-                                                        else f"{record['train_loss']:.4f}")
+        line = f"step {step} epoch {epoch} train " + (
+            "-" if record["train_loss"] is None else f"{record['train_loss']:.4f}"
+        )
         improved = True
         if has_val:
-            line += f" val {metrics['loss']:.4f}" + ("" if select_key == "loss"
-                                                     else f" {select_key} {metrics[select_key]:.4f}")
+            line += f" val {metrics['loss']:.4f}" + (
+                "" if select_key == "loss" else f" {select_key} {metrics[select_key]:.4f}"
+            )
             score = metrics[select_key] if select_mode == "min" else -metrics[select_key]
             improved = score < best_val
             if improved:
@@ -290,9 +324,11 @@ def train(model, task, config: TrainConfig, tokenizer=None):
                     loss, items, new_carry = task.train_step(model, batch, carry)
                     if not math.isfinite(loss):
                         if not config.skip_nonfinite:
-                            raise TrainingError(f"non-finite loss ({loss}) at step {step + 1} (epoch {epoch}); "
-                                                "the saved checkpoints hold the last finite weights "
-                                                "(use --skip-nonfinite to skip such updates, or lower --lr)")
+                            raise TrainingError(
+                                f"non-finite loss ({loss}) at step {step + 1} (epoch {epoch}); "
+                                "the saved checkpoints hold the last finite weights "
+                                "(use --skip-nonfinite to skip such updates, or lower --lr)"
+                            )
                         reporter.log(f"step {step + 1}: non-finite loss, update skipped")
                     else:
                         norm = clip_grad_norm(model, config.clip) if config.clip else None
@@ -347,9 +383,27 @@ def train(model, task, config: TrainConfig, tokenizer=None):
     return records
 
 
-def fit(model, task_name: str, x, y=None, *, validation_data=None, validation_split=0.0, epochs=None, minutes=None,
-        batch_size=None, optimizer="adam", lr=None, clip=5.0, patience=None, callbacks=(), out=None, seed=None,
-        progress=None, **task_options) -> list[dict]:
+def fit(
+    model,
+    task_name: str,
+    x,
+    y=None,
+    *,
+    validation_data=None,
+    validation_split=0.0,
+    epochs=None,
+    minutes=None,
+    batch_size=None,
+    optimizer="adam",
+    lr=None,
+    clip=5.0,
+    patience=None,
+    callbacks=(),
+    out=None,
+    seed=None,
+    progress=None,
+    **task_options,
+) -> list[dict]:
     """``model.fit``: the task's in-memory data through ``train``. See ``Trainable.fit``."""
     from . import tasks
 
@@ -362,8 +416,7 @@ def fit(model, task_name: str, x, y=None, *, validation_data=None, validation_sp
         epochs = module.DEFAULTS["epochs"]
     epochs = None if epochs is None else _checks.positive_int(epochs, "epochs")
     minutes = None if minutes is None else _checks.real(minutes, "minutes", 0.0, low_open=True)
-    batch_size = _checks.positive_int(module.DEFAULTS["batch_size"] if batch_size is None else batch_size,
-                                      "batch_size")
+    batch_size = _checks.positive_int(module.DEFAULTS["batch_size"] if batch_size is None else batch_size, "batch_size")
     optimizer = _checks.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
     lr = default_lr(optimizer) if lr is None else _checks.real(lr, "lr", 0.0, low_open=True)
     clip = _checks.real(clip, "clip", 0.0) if clip is not None else None
@@ -378,9 +431,18 @@ def fit(model, task_name: str, x, y=None, *, validation_data=None, validation_sp
     task, settings, tokenizer = module.fit_task(model, x, y, validation, batch_size, seed, dict(task_options))
     from .tasks.common import settings_to_dict
 
-    config = TrainConfig(epochs=epochs, minutes=minutes, optimizer=optimizer, lr=lr, clip=clip or None,
-                         out=None if out is None else str(out), progress=progress, patience=patience,
-                         callbacks=callbacks, extra=settings_to_dict(task_name, settings))
+    config = TrainConfig(
+        epochs=epochs,
+        minutes=minutes,
+        optimizer=optimizer,
+        lr=lr,
+        clip=clip or None,
+        out=None if out is None else str(out),
+        progress=progress,
+        patience=patience,
+        callbacks=callbacks,
+        extra=settings_to_dict(task_name, settings),
+    )
     model.train()
     return train(model, task, config, tokenizer)
 
@@ -390,9 +452,26 @@ class Trainable:
 
     TASK: str
 
-    def fit(self, x, y=None, *, validation_data=None, validation_split=0.0, epochs=None, minutes=None,
-            batch_size=None, optimizer="adam", lr=None, clip=5.0, patience=None, callbacks=(), out=None, seed=None,
-            progress=None, **task_options) -> list[dict]:
+    def fit(
+        self,
+        x,
+        y=None,
+        *,
+        validation_data=None,
+        validation_split=0.0,
+        epochs=None,
+        minutes=None,
+        batch_size=None,
+        optimizer="adam",
+        lr=None,
+        clip=5.0,
+        patience=None,
+        callbacks=(),
+        out=None,
+        seed=None,
+        progress=None,
+        **task_options,
+    ) -> list[dict]:
         """Train on ``x`` (and targets ``y``) with the loop ``rnnfast train`` runs; returns the evaluation
         records (the dicts of metrics.jsonl: ``step``, ``epoch``, ``train_loss``, ``val_<metric>``, ...).
 
@@ -406,9 +485,26 @@ class Trainable:
         for model.rnnfast (best), last.rnnfast, metrics.jsonl and loss.png, as ``rnnfast train`` writes.
         ``seed`` fixes the order of the batches. ``progress``: a bar (True), log lines (False) or a bar on
         terminals only (None). Ctrl-C stops between steps and raises KeyboardInterrupt."""
-        return fit(self, self.TASK, x, y, validation_data=validation_data, validation_split=validation_split,
-                   epochs=epochs, minutes=minutes, batch_size=batch_size, optimizer=optimizer, lr=lr, clip=clip,
-                   patience=patience, callbacks=callbacks, out=out, seed=seed, progress=progress, **task_options)
+        return fit(
+            self,
+            self.TASK,
+            x,
+            y,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            epochs=epochs,
+            minutes=minutes,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            clip=clip,
+            patience=patience,
+            callbacks=callbacks,
+            out=out,
+            seed=seed,
+            progress=progress,
+            **task_options,
+        )
 
     def evaluate(self, x, y=None, **task_options) -> dict:
         """The metrics ``rnnfast eval`` prints for this task, on ``x`` (and ``y``), in evaluation mode."""

@@ -25,8 +25,10 @@ def psf():
         try:
             import python_speech_features  # noqa: F401
         except ImportError as exc:
-            pytest.fail(f"RNNFAST_REQUIRE_AUDIO_REF=1 but python_speech_features cannot be imported ({exc}); "
-                        f"pip install python_speech_features==0.6 scipy")
+            pytest.fail(
+                f"RNNFAST_REQUIRE_AUDIO_REF=1 but python_speech_features cannot be imported ({exc}); "
+                f"pip install python_speech_features==0.6 scipy"
+            )
     return pytest.importorskip("python_speech_features", reason="python_speech_features (and scipy) not installed")
 
 
@@ -75,8 +77,18 @@ def reference_fbank(psf, x, case):
     frame_ms, hop_ms = case.get("frame_ms", 25.0), case.get("hop_ms", 10.0)
     frame_len = math.floor(sr * frame_ms / 1000 + 0.5)
     n_fft = case.get("n_fft") or 1 << (frame_len - 1).bit_length()
-    return psf.fbank(x, sr, frame_ms / 1000, hop_ms / 1000, case["n_mels"], n_fft, case.get("fmin", 0.0),
-                     case.get("fmax"), case["preemphasis"], WINFUNCS[case["window"]])
+    return psf.fbank(
+        x,
+        sr,
+        frame_ms / 1000,
+        hop_ms / 1000,
+        case["n_mels"],
+        n_fft,
+        case.get("fmin", 0.0),
+        case.get("fmax"),
+        case["preemphasis"],
+        WINFUNCS[case["window"]],
+    )
 
 
 def options(case):
@@ -110,8 +122,21 @@ def test_mfcc_matches_reference(psf, case, signal_name, n_mfcc, lifter, append_e
     frame_ms, hop_ms = case.get("frame_ms", 25.0), case.get("hop_ms", 10.0)
     frame_len = math.floor(sr * frame_ms / 1000 + 0.5)
     n_fft = case.get("n_fft") or 1 << (frame_len - 1).bit_length()
-    want = psf.mfcc(x, sr, frame_ms / 1000, hop_ms / 1000, n_mfcc, case["n_mels"], n_fft, case.get("fmin", 0.0),
-                    case.get("fmax"), case["preemphasis"], lifter, append_energy, WINFUNCS[case["window"]])
+    want = psf.mfcc(
+        x,
+        sr,
+        frame_ms / 1000,
+        hop_ms / 1000,
+        n_mfcc,
+        case["n_mels"],
+        n_fft,
+        case.get("fmin", 0.0),
+        case.get("fmax"),
+        case["preemphasis"],
+        lifter,
+        append_energy,
+        WINFUNCS[case["window"]],
+    )
     got = audio.mfcc(x, sr, n_mfcc=n_mfcc, lifter=lifter, append_energy=append_energy, **options(case))
     assert got.dtype == np.float32 and got.shape == (len(want), n_mfcc)
     assert_rel(got, want)
@@ -142,9 +167,17 @@ def test_frame_count_formula(n, expected):
     assert audio.frames(np.ones(n), 16000).shape == (expected, 400)
 
 
-@pytest.mark.parametrize("sr,frame_ms,hop_ms,frame_len,hop", [
-    (16000, 25.0, 10.0, 400, 160), (8000, 25.0, 10.0, 200, 80), (22050, 25.0, 10.0, 551, 221),
-    (11025, 25.0, 10.0, 276, 110), (1000, 2.5, 1.5, 3, 2), (16000, 0.03125, 0.0625, 1, 1)])
+@pytest.mark.parametrize(
+    "sr,frame_ms,hop_ms,frame_len,hop",
+    [
+        (16000, 25.0, 10.0, 400, 160),
+        (8000, 25.0, 10.0, 200, 80),
+        (22050, 25.0, 10.0, 551, 221),
+        (11025, 25.0, 10.0, 276, 110),
+        (1000, 2.5, 1.5, 3, 2),
+        (16000, 0.03125, 0.0625, 1, 1),
+    ],
+)
 def test_frame_and_hop_round_half_up(sr, frame_ms, hop_ms, frame_len, hop):
     x = np.arange(5 * frame_len + 7, dtype=np.float64)
     f = audio.frames(x, sr, frame_ms=frame_ms, hop_ms=hop_ms)
@@ -158,7 +191,7 @@ def test_frames_hold_the_samples_and_zero_pad_only_the_last():
     f = audio.frames(x, 16000)
     assert f.dtype == np.float32 and f.shape == (5, 400)
     for t in range(4):
-        np.testing.assert_array_equal(f[t], x[t * 160:t * 160 + 400])
+        np.testing.assert_array_equal(f[t], x[t * 160 : t * 160 + 400])
     np.testing.assert_array_equal(f[4, :360], x[640:])
     np.testing.assert_array_equal(f[4, 360:], 0)
     only = audio.frames(x[:100], 16000)
@@ -218,8 +251,7 @@ def htk_hz(m):
 def test_mel_scale_is_htk():
     assert audio.hz_to_mel(700.0) == pytest.approx(2595.0 * math.log10(2.0))
     assert audio.hz_to_mel(1000.0) == pytest.approx(999.9855, abs=1e-3)
-    np.testing.assert_allclose(audio.mel_to_hz(audio.hz_to_mel([0.0, 440.0, 4000.0])), [0.0, 440.0, 4000.0],
-                               atol=1e-9)
+    np.testing.assert_allclose(audio.mel_to_hz(audio.hz_to_mel([0.0, 440.0, 4000.0])), [0.0, 440.0, 4000.0], atol=1e-9)
 
 
 def test_filter_edges_and_peaks_by_hand():
@@ -229,7 +261,7 @@ def test_filter_edges_and_peaks_by_hand():
     top = htk_mel(sr / 2)
     edges = [math.floor((n_fft + 1) * htk_hz(top * i / (n_mels + 1)) / sr) for i in range(n_mels + 2)]
     for j in range(n_mels):
-        lo, mid, hi = edges[j:j + 3]
+        lo, mid, hi = edges[j : j + 3]
         want = np.zeros(257)
         want[lo:mid] = (np.arange(lo, mid) - lo) / (mid - lo)
         want[mid:hi] = (hi - np.arange(mid, hi)) / (hi - mid)
@@ -284,8 +316,7 @@ def test_mfcc_is_dct_of_logmel_then_lifter():
     logs = audio.logmel(x, 16000, n_mels=26).astype(np.float64)
     np.testing.assert_allclose(plain, logs @ audio.dct_matrix(13, 26).T, rtol=1e-4, atol=1e-4)
     liftered = audio.mfcc(x, 16000, lifter=22, append_energy=False).astype(np.float64)
-    np.testing.assert_allclose(liftered, plain * (1 + 11 * np.sin(np.pi * np.arange(13) / 22)), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(liftered, plain * (1 + 11 * np.sin(np.pi * np.arange(13) / 22)), rtol=1e-5, atol=1e-5)
 
 
 def test_silence_is_floored_at_log_eps():
@@ -347,41 +378,44 @@ def test_features_errors_name_the_argument():
 X = np.zeros(1600)
 
 
-@pytest.mark.parametrize("kwargs,exc,pattern", [
-    (dict(signal=np.zeros((2, 800))), ValueError, r"^signal: got 2-d array"),
-    (dict(signal=np.array(1.0)), ValueError, r"^signal: got 0-d array"),
-    (dict(signal=np.array([0.0, np.nan, 1.0])), ValueError, r"^signal: contains 1 NaN or Inf .* index 1"),
-    (dict(signal=np.array([np.inf, 0.0])), ValueError, r"^signal: contains 1 NaN or Inf"),
-    (dict(signal=np.zeros(0)), ValueError, r"^signal: got an empty signal"),
-    (dict(signal=np.zeros(8, dtype=complex)), TypeError, r"^signal: got dtype complex128"),
-    (dict(signal=np.zeros(8, dtype=bool)), TypeError, r"^signal: got dtype bool"),
-    (dict(signal=["a", "b"]), TypeError, r"^signal: got dtype"),
-    (dict(signal=[[0.0], [1.0, 2.0]]), TypeError, r"^signal: got list that is not array-like"),
-    (dict(signal=np.full(800, 1e200)), ValueError, r"^signal: its power spectrum overflows"),
-    (dict(sample_rate=0), ValueError, r"^sample_rate: got 0, expected a number > 0"),
-    (dict(sample_rate=-16000), ValueError, r"^sample_rate:"),
-    (dict(sample_rate=float("nan")), ValueError, r"^sample_rate: got nan, expected a finite"),
-    (dict(sample_rate="16000"), TypeError, r"^sample_rate:"),
-    (dict(sample_rate=True), TypeError, r"^sample_rate:"),
-    (dict(frame_ms=0.0), ValueError, r"^frame_ms: got 0, expected a number > 0"),
-    (dict(frame_ms=0.02), ValueError, r"^frame_ms: got 0.02 ms, .* 0.32 samples and rounds to 0"),
-    (dict(hop_ms=0.01), ValueError, r"^hop_ms: .* rounds to 0"),
-    (dict(hop_ms=-10.0), ValueError, r"^hop_ms:"),
-    (dict(n_fft=256), ValueError, r"^n_fft: got 256, shorter than the frame of 400 samples"),
-    (dict(n_fft=512.0), TypeError, r"^n_fft: got float"),
-    (dict(n_mels=0), ValueError, r"^n_mels: got 0, expected an int >= 1"),
-    (dict(n_mels=40.0), TypeError, r"^n_mels: got float"),
-    (dict(n_mels=300), ValueError, r"^n_mels: got 300 mel bands, more than the n_fft // 2 \+ 1 = 257"),
-    (dict(n_mels=100), ValueError, r"^n_mels: 100 mel bands .* would cover no bin and stay all zero"),
-    (dict(window="hanning"), ValueError, r"^window: got 'hanning', expected one of 'hamming', 'hann'"),
-    (dict(window=np.hamming), TypeError, r"^window:"),
-    (dict(preemphasis=1.5), ValueError, r"^preemphasis: got 1.5, expected a coefficient in \[0, 1\]"),
-    (dict(preemphasis=-0.1), ValueError, r"^preemphasis:"),
-    (dict(fmin=-1.0), ValueError, r"^fmin: got -1 Hz"),
-    (dict(fmin=8000.0), ValueError, r"^fmin:"),
-    (dict(fmax=9000.0), ValueError, r"^fmax: got 9000 Hz, expected fmin = 0 < fmax <= sample_rate / 2 = 8000"),
-    (dict(fmin=500.0, fmax=400.0), ValueError, r"^fmax:"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,pattern",
+    [
+        (dict(signal=np.zeros((2, 800))), ValueError, r"^signal: got 2-d array"),
+        (dict(signal=np.array(1.0)), ValueError, r"^signal: got 0-d array"),
+        (dict(signal=np.array([0.0, np.nan, 1.0])), ValueError, r"^signal: contains 1 NaN or Inf .* index 1"),
+        (dict(signal=np.array([np.inf, 0.0])), ValueError, r"^signal: contains 1 NaN or Inf"),
+        (dict(signal=np.zeros(0)), ValueError, r"^signal: got an empty signal"),
+        (dict(signal=np.zeros(8, dtype=complex)), TypeError, r"^signal: got dtype complex128"),
+        (dict(signal=np.zeros(8, dtype=bool)), TypeError, r"^signal: got dtype bool"),
+        (dict(signal=["a", "b"]), TypeError, r"^signal: got dtype"),
+        (dict(signal=[[0.0], [1.0, 2.0]]), TypeError, r"^signal: got list that is not array-like"),
+        (dict(signal=np.full(800, 1e200)), ValueError, r"^signal: its power spectrum overflows"),
+        (dict(sample_rate=0), ValueError, r"^sample_rate: got 0, expected a number > 0"),
+        (dict(sample_rate=-16000), ValueError, r"^sample_rate:"),
+        (dict(sample_rate=float("nan")), ValueError, r"^sample_rate: got nan, expected a finite"),
+        (dict(sample_rate="16000"), TypeError, r"^sample_rate:"),
+        (dict(sample_rate=True), TypeError, r"^sample_rate:"),
+        (dict(frame_ms=0.0), ValueError, r"^frame_ms: got 0, expected a number > 0"),
+        (dict(frame_ms=0.02), ValueError, r"^frame_ms: got 0.02 ms, .* 0.32 samples and rounds to 0"),
+        (dict(hop_ms=0.01), ValueError, r"^hop_ms: .* rounds to 0"),
+        (dict(hop_ms=-10.0), ValueError, r"^hop_ms:"),
+        (dict(n_fft=256), ValueError, r"^n_fft: got 256, shorter than the frame of 400 samples"),
+        (dict(n_fft=512.0), TypeError, r"^n_fft: got float"),
+        (dict(n_mels=0), ValueError, r"^n_mels: got 0, expected an int >= 1"),
+        (dict(n_mels=40.0), TypeError, r"^n_mels: got float"),
+        (dict(n_mels=300), ValueError, r"^n_mels: got 300 mel bands, more than the n_fft // 2 \+ 1 = 257"),
+        (dict(n_mels=100), ValueError, r"^n_mels: 100 mel bands .* would cover no bin and stay all zero"),
+        (dict(window="hanning"), ValueError, r"^window: got 'hanning', expected one of 'hamming', 'hann'"),
+        (dict(window=np.hamming), TypeError, r"^window:"),
+        (dict(preemphasis=1.5), ValueError, r"^preemphasis: got 1.5, expected a coefficient in \[0, 1\]"),
+        (dict(preemphasis=-0.1), ValueError, r"^preemphasis:"),
+        (dict(fmin=-1.0), ValueError, r"^fmin: got -1 Hz"),
+        (dict(fmin=8000.0), ValueError, r"^fmin:"),
+        (dict(fmax=9000.0), ValueError, r"^fmax: got 9000 Hz, expected fmin = 0 < fmax <= sample_rate / 2 = 8000"),
+        (dict(fmin=500.0, fmax=400.0), ValueError, r"^fmax:"),
+    ],
+)
 def test_logmel_errors_name_the_argument(kwargs, exc, pattern):
     args = dict(signal=X, sample_rate=16000)
     args.update(kwargs)
@@ -389,14 +423,17 @@ def test_logmel_errors_name_the_argument(kwargs, exc, pattern):
         audio.logmel(args.pop("signal"), args.pop("sample_rate"), **args)
 
 
-@pytest.mark.parametrize("kwargs,exc,pattern", [
-    (dict(n_mfcc=27), ValueError, r"^n_mfcc: got 27, more than n_mels = 26"),
-    (dict(n_mfcc=0), ValueError, r"^n_mfcc:"),
-    (dict(lifter=-1), ValueError, r"^lifter: got -1, expected a number >= 0"),
-    (dict(append_energy="yes"), TypeError, r"^append_energy:"),
-    (dict(n_mels=8000), ValueError, r"^n_mels:"),
-    (dict(window="blackman"), ValueError, r"^window:"),
-])
+@pytest.mark.parametrize(
+    "kwargs,exc,pattern",
+    [
+        (dict(n_mfcc=27), ValueError, r"^n_mfcc: got 27, more than n_mels = 26"),
+        (dict(n_mfcc=0), ValueError, r"^n_mfcc:"),
+        (dict(lifter=-1), ValueError, r"^lifter: got -1, expected a number >= 0"),
+        (dict(append_energy="yes"), TypeError, r"^append_energy:"),
+        (dict(n_mels=8000), ValueError, r"^n_mels:"),
+        (dict(window="blackman"), ValueError, r"^window:"),
+    ],
+)
 def test_mfcc_errors_name_the_argument(kwargs, exc, pattern):
     with pytest.raises(exc, match=pattern):
         audio.mfcc(X, 16000, **kwargs)

@@ -30,8 +30,9 @@ WORDS = ["quick", "brown", "red"]
 
 
 def cli(*args, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnnfast", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnfast", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_main(argv, capsys) -> tuple[int, str, str]:
@@ -109,8 +110,27 @@ def corpus_dir(tmp_path_factory) -> Path:
 def trained(corpus_dir) -> Path:
     """A character model trained for 3 epochs with validation and test files; returns its --out folder."""
     out = corpus_dir / "run"
-    ok(cli("train", "--data", "train.txt", "--val-data", "val.txt", "--test-data", "test.txt", *SMALL,
-           "--epochs", "3", "--lr", "0.01", "--seed", "3", "--out", out, cwd=corpus_dir))
+    ok(
+        cli(
+            "train",
+            "--data",
+            "train.txt",
+            "--val-data",
+            "val.txt",
+            "--test-data",
+            "test.txt",
+            *SMALL,
+            "--epochs",
+            "3",
+            "--lr",
+            "0.01",
+            "--seed",
+            "3",
+            "--out",
+            out,
+            cwd=corpus_dir,
+        )
+    )
     return out
 
 
@@ -162,8 +182,21 @@ def test_sample_prints_the_requested_number_of_corpus_characters(trained, corpus
 
 
 def test_sample_with_bfloat16_weights_equals_the_python_api(trained, corpus_dir):
-    out = ok(cli("sample", trained / "model.rnnfast", "--prime", "the ", "-n", 120, "--seed", 3,
-                 "--weight-dtype", "bfloat16", cwd=corpus_dir)).stdout
+    out = ok(
+        cli(
+            "sample",
+            trained / "model.rnnfast",
+            "--prime",
+            "the ",
+            "-n",
+            120,
+            "--seed",
+            3,
+            "--weight-dtype",
+            "bfloat16",
+            cwd=corpus_dir,
+        )
+    ).stdout
     ckpt = rf.load(trained / "model.rnnfast")
     ckpt.model.eval()
     ids = ckpt.model.generate(ckpt.tokenizer.encode("the "), 120, seed=3, weight_dtype="bfloat16")
@@ -172,16 +205,18 @@ def test_sample_with_bfloat16_weights_equals_the_python_api(trained, corpus_dir)
 
 
 def test_sample_with_prime_continues_it(trained, corpus_dir):
-    out = ok(cli("sample", trained / "model.rnnfast", "--prime", "the lazy ", "-n", 50, "--temperature", 0,
-                 cwd=corpus_dir)).stdout
+    out = ok(
+        cli("sample", trained / "model.rnnfast", "--prime", "the lazy ", "-n", 50, "--temperature", 0, cwd=corpus_dir)
+    ).stdout
     assert out.startswith("the lazy ") and len(out) == len("the lazy ") + 50 + 1
-    assert out[len("the lazy "):].startswith("dog")
+    assert out[len("the lazy ") :].startswith("dog")
 
 
 def test_sample_same_seed_same_text_other_seed_other_text(trained, corpus_dir):
     def sample(seed):
-        return ok(cli("sample", trained / "model.rnnfast", "-n", 150, "--temperature", 1.5, "--seed", seed,
-                      cwd=corpus_dir)).stdout
+        return ok(
+            cli("sample", trained / "model.rnnfast", "-n", 150, "--temperature", 1.5, "--seed", seed, cwd=corpus_dir)
+        ).stdout
 
     first = sample(7)
     assert sample(7) == first
@@ -211,8 +246,23 @@ def test_eval_prints_one_json_object_with_recomputable_metrics(trained, corpus_d
 def test_word_level_train_sample_eval(tmp_path):
     lines = [f"the {WORDS[i % 3]} cat sat on mat {i % 4}" for i in range(240)]
     (tmp_path / "words.txt").write_text("\n".join(lines) + "\n")
-    ok(cli("train", "--data", "words.txt", "--level", "word", *SMALL, "--epochs", "4", "--lr", "0.01",
-           "--out", "wrun", cwd=tmp_path))
+    ok(
+        cli(
+            "train",
+            "--data",
+            "words.txt",
+            "--level",
+            "word",
+            *SMALL,
+            "--epochs",
+            "4",
+            "--lr",
+            "0.01",
+            "--out",
+            "wrun",
+            cwd=tmp_path,
+        )
+    )
     ckpt = rf.load(tmp_path / "wrun" / "model.rnnfast")
     assert ckpt.tokenizer.kind == "word"
     vocab = set(ckpt.tokenizer.vocab)
@@ -222,7 +272,7 @@ def test_word_level_train_sample_eval(tmp_path):
 
     out = ok(cli("sample", "wrun/model.rnnfast", "--prime", "the red", "-n", 30, "--seed", 2, cwd=tmp_path)).stdout
     assert out.startswith("the red ") and out.endswith("\n")
-    generated = out[len("the red "):-1]
+    generated = out[len("the red ") : -1]
     assert len(generated.split()) + generated.count("\n") == 30  # each <eos> prints as a line break
     assert set(generated.split()) <= vocab - {"<eos>"}
 
@@ -269,8 +319,9 @@ TRAIN_ERRORS = [
 
 
 @pytest.mark.parametrize("args, fragments", TRAIN_ERRORS, ids=[" ".join(a[2:]) or a[1] for a, _ in TRAIN_ERRORS])
-def test_bad_train_input_is_one_line_and_damages_nothing(corpus_dir, bad_files, existing_run, monkeypatch, capsys,
-                                                         args, fragments):
+def test_bad_train_input_is_one_line_and_damages_nothing(
+    corpus_dir, bad_files, existing_run, monkeypatch, capsys, args, fragments
+):
     monkeypatch.chdir(corpus_dir)
     before = snapshot(existing_run)
     code, _, err = run_main(["train", *SIZES, *args, "--out", existing_run], capsys)
@@ -279,31 +330,38 @@ def test_bad_train_input_is_one_line_and_damages_nothing(corpus_dir, bad_files, 
 
 
 @pytest.mark.parametrize("command", ["sample", "eval"])
-@pytest.mark.parametrize("checkpoint, fragments", [
-    ("train.txt", ["train.txt", "not an rnnfast checkpoint"]),
-    ("bad/binary.dat", ["binary.dat", "not an rnnfast checkpoint"]),
-    ("bad/empty.txt", ["empty.txt"]),
-    ("missing.rnnfast", ["missing.rnnfast"]),
-])
-def test_sample_and_eval_refuse_non_checkpoints(corpus_dir, bad_files, monkeypatch, capsys, command, checkpoint,
-                                               fragments):
+@pytest.mark.parametrize(
+    "checkpoint, fragments",
+    [
+        ("train.txt", ["train.txt", "not an rnnfast checkpoint"]),
+        ("bad/binary.dat", ["binary.dat", "not an rnnfast checkpoint"]),
+        ("bad/empty.txt", ["empty.txt"]),
+        ("missing.rnnfast", ["missing.rnnfast"]),
+    ],
+)
+def test_sample_and_eval_refuse_non_checkpoints(
+    corpus_dir, bad_files, monkeypatch, capsys, command, checkpoint, fragments
+):
     monkeypatch.chdir(corpus_dir)
     extra = ["--data", "test.txt"] if command == "eval" else []
     assert_usage_error(*run_main([command, checkpoint, *extra], capsys)[::2], *fragments)
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["sample", "{ckpt}", "--top-p", "0"], ["--top-p", "0"]),
-    (["sample", "{ckpt}", "--top-p", "1.5"], ["--top-p", "1.5"]),
-    (["sample", "{ckpt}", "--temperature", "-1"], ["--temperature", "-1"]),
-    (["sample", "{ckpt}", "--top-k", "0"], ["--top-k", "0"]),
-    (["sample", "{ckpt}", "--weight-dtype", "float16"], ["--weight-dtype", "float16"]),
-    (["sample", "{ckpt}", "-n", "many"], ["-n", "many"]),
-    (["sample", "{ckpt}", "--prime", "XYZ"], ["'X'"]),
-    (["eval", "{ckpt}", "--data", "bad/binary.dat"], ["binary.dat"]),
-    (["eval", "{ckpt}", "--data", "bad/empty.txt"], ["empty.txt"]),
-    (["eval", "{ckpt}", "--data", "missing.txt"], ["missing.txt"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["sample", "{ckpt}", "--top-p", "0"], ["--top-p", "0"]),
+        (["sample", "{ckpt}", "--top-p", "1.5"], ["--top-p", "1.5"]),
+        (["sample", "{ckpt}", "--temperature", "-1"], ["--temperature", "-1"]),
+        (["sample", "{ckpt}", "--top-k", "0"], ["--top-k", "0"]),
+        (["sample", "{ckpt}", "--weight-dtype", "float16"], ["--weight-dtype", "float16"]),
+        (["sample", "{ckpt}", "-n", "many"], ["-n", "many"]),
+        (["sample", "{ckpt}", "--prime", "XYZ"], ["'X'"]),
+        (["eval", "{ckpt}", "--data", "bad/binary.dat"], ["binary.dat"]),
+        (["eval", "{ckpt}", "--data", "bad/empty.txt"], ["empty.txt"]),
+        (["eval", "{ckpt}", "--data", "missing.txt"], ["missing.txt"]),
+    ],
+)
 def test_bad_sample_and_eval_arguments(corpus_dir, bad_files, existing_run, monkeypatch, capsys, args, fragments):
     monkeypatch.chdir(corpus_dir)
     before = snapshot(existing_run)
@@ -312,9 +370,14 @@ def test_bad_sample_and_eval_arguments(corpus_dir, bad_files, existing_run, monk
     assert snapshot(existing_run) == before
 
 
-@pytest.mark.parametrize("args, fragment", [(["train", "--data", "bad/binary.dat"], "binary.dat"),
-                                             (["sample", "train.txt"], "not an rnnfast checkpoint"),
-                                             (["train", "--cell", "x"], "--cell")])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "--data", "bad/binary.dat"], "binary.dat"),
+        (["sample", "train.txt"], "not an rnnfast checkpoint"),
+        (["train", "--cell", "x"], "--cell"),
+    ],
+)
 def test_errors_through_python_m_rnnfast_are_one_line(corpus_dir, bad_files, args, fragment):
     result = cli(*args, cwd=corpus_dir)
     assert_usage_error(result.returncode, result.stderr, fragment)
@@ -324,22 +387,42 @@ def test_failed_resume_exits_2_and_keeps_the_checkpoint(corpus_dir, existing_run
     monkeypatch.chdir(corpus_dir)
     before = snapshot(existing_run)
     mismatched = [a if a != "32" else "8" for a in SIZES]  # another hidden size than the checkpoint's
-    code, _, err = run_main(["train", "--data", "train.txt", "--val-data", "val.txt", *mismatched, "--resume",
-                             "--out", existing_run], capsys)
+    code, _, err = run_main(
+        ["train", "--data", "train.txt", "--val-data", "val.txt", *mismatched, "--resume", "--out", existing_run],
+        capsys,
+    )
     # The line announcing the run may come first; the error is the last line.
     assert code == 2 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("rnnfast train: error: ") and "shape" in err.splitlines()[-1]
     assert snapshot(existing_run) == before
 
-    code, _, err = run_main(["train", "--data", "train.txt", *SIZES, "--resume", "--out", tmp_path / "empty"],
-                            capsys)
+    code, _, err = run_main(["train", "--data", "train.txt", *SIZES, "--resume", "--out", tmp_path / "empty"], capsys)
     assert code == 2 and "last.rnnfast does not exist" in err.splitlines()[-1]
 
 
 # ----- interruption and resume ------------------------------------------------------------------------------
 # Dropout and a decaying learning rate make the random streams and the schedule part of what must be restored.
-RESUMABLE = ["--data", "train.txt", "--val-data", "val.txt", *SMALL, "--dropout", "0.1", "--lr", "0.005",
-             "--lr-decay", "0.9", "--decay-after", "2", "--epochs", "12", "--eval-every", "25", "--seed", "11"]
+RESUMABLE = [
+    "--data",
+    "train.txt",
+    "--val-data",
+    "val.txt",
+    *SMALL,
+    "--dropout",
+    "0.1",
+    "--lr",
+    "0.005",
+    "--lr-decay",
+    "0.9",
+    "--decay-after",
+    "2",
+    "--epochs",
+    "12",
+    "--eval-every",
+    "25",
+    "--seed",
+    "11",
+]
 # A resume that loses any state (the carried hidden state, a random stream, the Adam moments, the batch position)
 # moves the final weights by more than 0.05 on this run; float rounding alone moves them by about 1e-5.
 RESUME_ATOL = 1e-3
@@ -411,8 +494,13 @@ def interrupt(process: subprocess.Popen) -> str:
 def test_ctrl_c_saves_last_and_resume_matches_uninterrupted_run(corpus_dir, uninterrupted, tmp_path):
     out = tmp_path / "interrupted"
     metrics = out / "metrics.jsonl"
-    process = subprocess.Popen([sys.executable, "-m", "rnnfast", "train", *RESUMABLE, "--out", str(out)],
-                               cwd=corpus_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnfast", "train", *RESUMABLE, "--out", str(out)],
+        cwd=corpus_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: metrics.exists() and metrics.read_text().strip(), process, "progress in metrics.jsonl")
     stderr = interrupt(process)
     assert process.returncode == 130, stderr
@@ -428,9 +516,27 @@ def test_ctrl_c_before_the_first_evaluation_saves_last(corpus_dir, tmp_path):
     # One epoch takes seconds even on a fast CPU (344,000 tokens/s ran 16 copies in under 0.2 s).
     (tmp_path / "long.txt").write_text(char_corpus() * 1000)
     out = tmp_path / "early"
-    process = subprocess.Popen([sys.executable, "-m", "rnnfast", "train", "--data", str(tmp_path / "long.txt"),
-                                "--val-data", "val.txt", *SMALL, "--hidden", "64", "--out", str(out)],
-                               cwd=corpus_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rnnfast",
+            "train",
+            "--data",
+            str(tmp_path / "long.txt"),
+            "--val-data",
+            "val.txt",
+            *SMALL,
+            "--hidden",
+            "64",
+            "--out",
+            str(out),
+        ],
+        cwd=corpus_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     announced = process.stderr.readline()  # printed just before training starts
     assert announced.startswith("rnnfast:"), announced
     time.sleep(0.2)
@@ -444,8 +550,24 @@ def test_ctrl_c_before_the_first_evaluation_saves_last(corpus_dir, tmp_path):
 def test_the_main_job_trains_on_the_standard_library_docstrings_and_prints_a_sample(tmp_path):
     """The README's main job without --data (here with a tiny model and a short time limit): it trains on the
     standard library's docstrings, saves both checkpoints and prints text made of the corpus' characters."""
-    result = ok(cli("train", "--hidden", 16, "--layers", 1, "--embed", 8, "--minutes", 0.05, "--no-progress",
-                    "--out", tmp_path / "main", cwd=tmp_path, timeout=240))
+    result = ok(
+        cli(
+            "train",
+            "--hidden",
+            16,
+            "--layers",
+            1,
+            "--embed",
+            8,
+            "--minutes",
+            0.05,
+            "--no-progress",
+            "--out",
+            tmp_path / "main",
+            cwd=tmp_path,
+            timeout=240,
+        )
+    )
     assert (tmp_path / "main" / "model.rnnfast").exists() and (tmp_path / "main" / "last.rnnfast").exists()
     vocab = set(rf.load(tmp_path / "main" / "model.rnnfast").tokenizer.vocab)
     sample = result.stdout.rstrip("\n")

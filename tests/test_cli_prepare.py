@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli_lm import SMALL, assert_usage_error, char_corpus, cli, ok, run_main
 
 from rnnfast import io
 from rnnfast.prepare import open_tokens
 from rnnfast.text import CharTokenizer, WordTokenizer, read_text
-from test_cli_lm import SMALL, assert_usage_error, char_corpus, cli, ok, run_main
 
 
 def prepared(text_path: Path, out: Path, *options: str) -> dict:
@@ -53,8 +53,13 @@ def test_prepare_prints_what_it_wrote(corpus):
     text = read_text(corpus / "corpus.txt")
     report = prepared(corpus / "corpus.txt", corpus / "printed.tokens")
     tokenizer = CharTokenizer.fit(text)
-    assert report == {"path": str(corpus / "printed.tokens"), "count": len(text), "vocab_size": tokenizer.vocab_size,
-                      "dtype": "uint8", "level": "char"}
+    assert report == {
+        "path": str(corpus / "printed.tokens"),
+        "count": len(text),
+        "vocab_size": tokenizer.vocab_size,
+        "dtype": "uint8",
+        "level": "char",
+    }
     ids, stored = open_tokens(corpus / "printed.tokens")
     assert stored == tokenizer
     np.testing.assert_array_equal(ids, tokenizer.encode(text))
@@ -83,17 +88,24 @@ def test_training_on_the_token_file_is_training_on_the_text(text_and_token_runs)
     def val_losses(run):
         lines = (run / "metrics.jsonl").read_text().splitlines()
         return [json.loads(line)["val_loss"] for line in lines if line.strip()]
+
     assert val_losses(runs["tokens"]) == val_losses(runs["text"]) and len(val_losses(runs["text"])) == 2
 
 
 def test_sample_and_eval_of_a_token_file_run(corpus, text_and_token_runs):
     runs = text_and_token_runs
-    samples = [ok(cli("sample", runs[name] / "model.rnnfast", "-n", "60", "--seed", "3", "--threads", "1",
-                      cwd=corpus)).stdout for name in ("text", "tokens")]
+    samples = [
+        ok(cli("sample", runs[name] / "model.rnnfast", "-n", "60", "--seed", "3", "--threads", "1", cwd=corpus)).stdout
+        for name in ("text", "tokens")
+    ]
     assert samples[0] == samples[1]
     assert set(samples[1]) <= set(char_corpus()) | {"\n"}
-    evaluations = [json.loads(ok(cli("eval", runs["tokens"] / "model.rnnfast", "--data", data, "--threads", "1",
-                                     cwd=corpus)).stdout) for data in ("corpus.txt", "corpus.tokens")]
+    evaluations = [
+        json.loads(
+            ok(cli("eval", runs["tokens"] / "model.rnnfast", "--data", data, "--threads", "1", cwd=corpus)).stdout
+        )
+        for data in ("corpus.txt", "corpus.tokens")
+    ]
     assert evaluations[0] == evaluations[1]  # the token file holds exactly the ids of the text
 
 
@@ -104,13 +116,29 @@ def test_word_level_token_file_with_text_validation(corpus):
     (corpus / "words-val.txt").write_text(text[: len(text) // 2], encoding="utf-8")
     prepared(corpus / "words-train.txt", corpus / "words-train.tokens", "--level", "word")
     run = corpus / "run-words"
-    ok(cli("train", "--data", "words-train.tokens", "--val-data", "words-val.txt", *SMALL, "--epochs", "1",
-           "--out", run, cwd=corpus, timeout=120))
+    ok(
+        cli(
+            "train",
+            "--data",
+            "words-train.tokens",
+            "--val-data",
+            "words-val.txt",
+            *SMALL,
+            "--epochs",
+            "1",
+            "--out",
+            run,
+            cwd=corpus,
+            timeout=120,
+        )
+    )
     checkpoint = io.load(run / "model.rnnfast")
     assert checkpoint.tokenizer == WordTokenizer.fit(text * 2)
     assert checkpoint.extra["task"]["level"] == "word"
-    evaluations = [json.loads(ok(cli("eval", run / "model.rnnfast", "--data", data, "--threads", "1",
-                                     cwd=corpus)).stdout) for data in ("words-train.txt", "words-train.tokens")]
+    evaluations = [
+        json.loads(ok(cli("eval", run / "model.rnnfast", "--data", data, "--threads", "1", cwd=corpus)).stdout)
+        for data in ("words-train.txt", "words-train.tokens")
+    ]
     assert evaluations[0] == evaluations[1]
 
 
@@ -146,13 +174,17 @@ def _flip_an_id(raw: bytearray) -> bytearray:
     return raw
 
 
-@pytest.mark.parametrize("name, damage, fragment", [
-    ("flipped.tokens", _flip_an_id, "checksum mismatch"),
-    ("truncated.tokens", lambda raw: raw[:-100], "truncated"),
-    ("header.tokens", lambda raw: raw[:16] + b"x" + raw[17:], "not valid JSON"),
-])
-def test_a_corrupt_token_file_is_one_line_and_exit_2(corpus, text_and_token_runs, monkeypatch, capsys, name, damage,
-                                                    fragment):
+@pytest.mark.parametrize(
+    "name, damage, fragment",
+    [
+        ("flipped.tokens", _flip_an_id, "checksum mismatch"),
+        ("truncated.tokens", lambda raw: raw[:-100], "truncated"),
+        ("header.tokens", lambda raw: raw[:16] + b"x" + raw[17:], "not valid JSON"),
+    ],
+)
+def test_a_corrupt_token_file_is_one_line_and_exit_2(
+    corpus, text_and_token_runs, monkeypatch, capsys, name, damage, fragment
+):
     path = corrupted(corpus, name, damage)
     monkeypatch.chdir(corpus)
     out = corpus / f"run-{name}"
@@ -171,8 +203,10 @@ def test_validation_and_level_must_match_the_token_file(corpus, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     cases = [
         (["--data", "corpus.tokens", "--val-data", "other.tokens"], ["--val-data", "another tokenizer"]),
-        (["--data", "corpus.tokens", "--val-data", "other.txt"],
-         ["--val-data", "other.txt", "not among the tokenizer's"]),
+        (
+            ["--data", "corpus.tokens", "--val-data", "other.txt"],
+            ["--val-data", "other.txt", "not among the tokenizer's"],
+        ),
         (["--data", "corpus.tokens", "--level", "word"], ["--level", "char tokens"]),
         (["--data", str(corpus / "corpus.txt"), "--val-data", "corpus.tokens"], ["--val-data", "token file"]),
     ]
@@ -182,13 +216,16 @@ def test_validation_and_level_must_match_the_token_file(corpus, tmp_path, monkey
         assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["missing.txt", "out.tokens"], ["text_path", "missing.txt", "does not exist"]),
-    (["corpus.txt", "out.tokens", "--max-vocab", "100"], ["--max-vocab", "--level word"]),
-    (["corpus.txt", "out.tokens", "--level", "word", "--max-vocab", "1"], ["max_vocab", ">= 2"]),
-    (["corpus.txt", "no/such/dir/out.tokens"], ["out_path", "does not exist"]),
-    (["corpus.txt", "out.tokens", "--encoding", "no-such-codec"], ["encoding", "no-such-codec"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["missing.txt", "out.tokens"], ["text_path", "missing.txt", "does not exist"]),
+        (["corpus.txt", "out.tokens", "--max-vocab", "100"], ["--max-vocab", "--level word"]),
+        (["corpus.txt", "out.tokens", "--level", "word", "--max-vocab", "1"], ["max_vocab", ">= 2"]),
+        (["corpus.txt", "no/such/dir/out.tokens"], ["out_path", "does not exist"]),
+        (["corpus.txt", "out.tokens", "--encoding", "no-such-codec"], ["encoding", "no-such-codec"]),
+    ],
+)
 def test_bad_prepare_arguments_are_one_line_and_write_nothing(corpus, monkeypatch, capsys, args, fragments):
     monkeypatch.chdir(corpus)
     code, out, err = run_main(["prepare", *args], capsys)
@@ -222,11 +259,33 @@ def test_training_memory_does_not_grow_with_the_corpus(tmp_path):
                 f.write(block)
         assert prepared(text, tmp_path / f"{name}.tokens")["count"] == repeats * len(block)
         text.unlink()
-        args = ["train", "--data", f"{name}.tokens", "--embed", "16", "--hidden", "32", "--layers", "1", "--seq-len",
-                "32", "--batch-size", "64", "--val-fraction", "0.0001", "--minutes", "0.02", "--no-progress",
-                "--threads", "1", "--out", f"run-{name}"]
-        result = subprocess.run([sys.executable, "-c", _PEAK_MEMORY, *args], cwd=tmp_path, capture_output=True,
-                                text=True, timeout=120)
+        args = [
+            "train",
+            "--data",
+            f"{name}.tokens",
+            "--embed",
+            "16",
+            "--hidden",
+            "32",
+            "--layers",
+            "1",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "64",
+            "--val-fraction",
+            "0.0001",
+            "--minutes",
+            "0.02",
+            "--no-progress",
+            "--threads",
+            "1",
+            "--out",
+            f"run-{name}",
+        ]
+        result = subprocess.run(
+            [sys.executable, "-c", _PEAK_MEMORY, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         report = json.loads(result.stdout.splitlines()[-1])
         assert report["code"] == 0

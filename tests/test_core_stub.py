@@ -27,7 +27,7 @@ def stub_functions() -> dict[str, list[tuple[str, bool]]]:
             params = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
             n_defaults = len(node.args.defaults)
             positional = node.args.posonlyargs + node.args.args
-            with_default = {p.arg for p in positional[len(positional) - n_defaults:]}
+            with_default = {p.arg for p in positional[len(positional) - n_defaults :]}
             with_default |= {p.arg for p, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None}
             out[node.name] = [(p.arg, p.arg in with_default) for p in params]
     return out
@@ -82,8 +82,11 @@ def test_parameters_and_defaults_match(name):
 
 
 def test_the_stub_declares_the_module_attributes():
-    declared = {node.target.id for node in stub_tree().body
-                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    declared = {
+        node.target.id
+        for node in stub_tree().body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
     attributes = {name for name in dir(core) if not name.startswith("_") and not callable(getattr(core, name))}
     assert attributes == declared
     assert core.ISA in ("baseline", "avx2", "avx512")
@@ -93,8 +96,12 @@ def core_calls():
     """Every call `core.<name>(...)` in the package's sources."""
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "core"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "core"
+            ):
                 yield f"{path.relative_to(PACKAGE.parent)}:{node.lineno}", node
 
 
@@ -106,11 +113,12 @@ def test_the_package_calls_the_core_with_keywords_the_stub_names():
         name = call.func.attr
         assert name in functions, f"{where}: core.{name} is not in _core.pyi"
         # One argument cannot go to the wrong parameter; two or more go by name.
-        assert len(call.args) + len(call.keywords) < 2 or not call.args, \
+        assert len(call.args) + len(call.keywords) < 2 or not call.args, (
             f"{where}: core.{name} called with positional arguments"
+        )
         params = [p for p, _ in functions[name]]
         required = {p for p, has_default in functions[name] if not has_default}
-        given = {k.arg for k in call.keywords} | set(params[:len(call.args)])
+        given = {k.arg for k in call.keywords} | set(params[: len(call.args)])
         assert None not in given, f"{where}: core.{name} called with **kwargs"
         assert given <= set(params), f"{where}: core.{name} got {sorted(given - params)}, not parameters of the stub"
         assert required <= given, f"{where}: core.{name} misses {sorted(required - given)}"

@@ -15,8 +15,10 @@ import pytest
 from rnnfast.corpus import stdlib_docstrings
 
 # antigravity opens a web browser when imported, so finding its docstring proves the file was read, not run.
-GEOHASH_DOC = ("Compute geohash() using the Munroe algorithm.\n\n"
-               ">>> geohash(37.421542, -122.085589, b'2005-05-26-10458.68')\n37.857713 -122.544543")
+GEOHASH_DOC = (
+    "Compute geohash() using the Munroe algorithm.\n\n"
+    ">>> geohash(37.421542, -122.085589, b'2005-05-26-10458.68')\n37.857713 -122.544543"
+)
 
 _CHILD = """
 import ast, json, sys, sysconfig
@@ -37,8 +39,9 @@ def full_corpus(tmp_path_factory):
     """The whole corpus, computed in a fresh interpreter with another hash seed, and the modules it imported."""
     out = tmp_path_factory.mktemp("corpus") / "corpus.txt"
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    result = subprocess.run([sys.executable, "-c", _CHILD, str(out)], env=env, capture_output=True, text=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(out)], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     return out.read_text(encoding="utf-8"), json.loads(result.stdout)["new_modules"]
 
 
@@ -90,7 +93,10 @@ def _write(root, relative: str, source: str | bytes) -> None:
 
 def test_docstrings_in_path_and_source_order_cleaned_and_filtered(fake_stdlib):
     marker = fake_stdlib / "ran.txt"
-    _write(fake_stdlib, "b.py", f'''\
+    _write(
+        fake_stdlib,
+        "b.py",
+        f'''\
         """Module b.
 
             Common margin.
@@ -113,11 +119,16 @@ def test_docstrings_in_path_and_source_order_cleaned_and_filtered(fake_stdlib):
             def conditional():
                 """Defined in a block."""
         x = lambda: "not a docstring"
-        ''')
-    _write(fake_stdlib, "a.py", '''\
+        ''',
+    )
+    _write(
+        fake_stdlib,
+        "a.py",
+        '''\
         def first():
             """First \\d with an old escape."""
-        ''')
+        ''',
+    )
     _write(fake_stdlib, "pkg/__init__.py", '"""Package."""\n')
     _write(fake_stdlib, "pkg.py", '"""Sorts before pkg/."""\n')
     _write(fake_stdlib, "nodoc.py", 'def f():\n    return "x"\n')
@@ -126,19 +137,24 @@ def test_docstrings_in_path_and_source_order_cleaned_and_filtered(fake_stdlib):
     _write(fake_stdlib, "binary.py", b'"""Binary."""\n\x00\xff\xfe')
     _write(fake_stdlib, "latin.py", '# -*- coding: latin-1 -*-\n"""Caf\xe9."""\n'.encode("latin-1"))
     _write(fake_stdlib, "notes.txt", '"""Not Python."""\n')
-    for skipped in ("test/t.py", "pkg/tests/t.py", "idlelib/idle_test/t.py", "site-packages/s.py",
-                    "__pycache__/c.py"):
+    for skipped in ("test/t.py", "pkg/tests/t.py", "idlelib/idle_test/t.py", "site-packages/s.py", "__pycache__/c.py"):
         _write(fake_stdlib, skipped, '"""Skipped."""\n')
 
     text = stdlib_docstrings()
-    assert text == "\n\n".join([
-        "First \\d with an old escape.",
-        "Module b.\n\nCommon margin.\n    Kept indent.",
-        "A box.", "Open it.", "Inner helper.", "Later.", "Defined in a block.",
-        "Café.",
-        "Sorts before pkg/.",
-        "Package.",
-    ])
+    assert text == "\n\n".join(
+        [
+            "First \\d with an old escape.",
+            "Module b.\n\nCommon margin.\n    Kept indent.",
+            "A box.",
+            "Open it.",
+            "Inner helper.",
+            "Later.",
+            "Defined in a block.",
+            "Café.",
+            "Sorts before pkg/.",
+            "Package.",
+        ]
+    )
     assert not marker.exists()
     assert stdlib_docstrings(max_chars=12) == "First \\d wit"
 

@@ -21,9 +21,14 @@ CHILD_SCALE = "0.5"
 def run_pytest_in_child(test_path: Path, *args: str, env: dict | None = None) -> tuple[int, str]:
     """Exit status and combined output of ``python -m pytest test_path``, run from tests/: `python -m` puts its
     working directory first on sys.path, and the repository root would shadow the installed package."""
-    result = subprocess.run([sys.executable, "-m", "pytest", str(test_path), "-q", "-p", "no:cacheprovider", *args],
-                            cwd=REPO / "tests", capture_output=True, text=True, timeout=600,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(test_path), "-q", "-p", "no:cacheprovider", *args],
+        cwd=REPO / "tests",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -39,8 +44,9 @@ def crash_report(status: int, output: str) -> str | None:
 
 
 def test_property_suite_passes_in_a_child_process():
-    status, output = run_pytest_in_child(REPO / "tests" / "test_properties.py", "-s",
-                                         env={"RNNFAST_PROPERTY_SCALE": CHILD_SCALE})
+    status, output = run_pytest_in_child(
+        REPO / "tests" / "test_properties.py", "-s", env={"RNNFAST_PROPERTY_SCALE": CHILD_SCALE}
+    )
     crash = crash_report(status, output)
     assert crash is None, crash
     assert status == 0, output[-4000:]

@@ -141,9 +141,9 @@ def test_padding_changes_nothing_and_gets_no_gradient():
 def test_a_sequence_alone_equals_it_inside_a_batch():
     crf, emissions, tags = make_case(4)
     b, length = 2, LENGTHS[2]
-    alone = crf.nll(emissions[:length, b:b + 1], tags[:length, b:b + 1])
+    alone = crf.nll(emissions[:length, b : b + 1], tags[:length, b : b + 1])
     assert alone[0] == pytest.approx(crf.nll(emissions, tags, LENGTHS)[b], rel=1e-14)
-    assert (crf.decode(emissions[:length, b:b + 1])[0][:, 0] == crf.decode(emissions, LENGTHS)[0][:length, b]).all()
+    assert (crf.decode(emissions[:length, b : b + 1])[0][:, 0] == crf.decode(emissions, LENGTHS)[0][:length, b]).all()
 
 
 def test_results_do_not_depend_on_the_thread_count():
@@ -186,15 +186,18 @@ def test_save_and_load_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.nll(emissions, tags, LENGTHS), crf.nll(emissions, tags, LENGTHS))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda crf, e, t: crf.nll(e, np.full((T, B), C), LENGTHS), r"tags: got 3, expected values in 0\.\.2"),
-    (lambda crf, e, t: crf.nll(e, t[:2], LENGTHS), r"tags: got shape \(2, 3\)"),
-    (lambda crf, e, t: crf.nll(e, t, [4, 0, 3]), r"lengths: got 0"),
-    (lambda crf, e, t: crf.nll(e, t, [4, 5, 3]), r"lengths: got 5"),
-    (lambda crf, e, t: crf.nll(e[:, :, :2], t), r"emissions: got shape \(4, 3, 2\), expected \(T, B, 3\)"),
-    (lambda crf, e, t: crf.decode(np.full((T, B, C), np.nan)), r"emissions: contains 36 NaN"),
-    (lambda crf, e, t: crf.decode(e[:, :, 0]), r"emissions: got 2-d array"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda crf, e, t: crf.nll(e, np.full((T, B), C), LENGTHS), r"tags: got 3, expected values in 0\.\.2"),
+        (lambda crf, e, t: crf.nll(e, t[:2], LENGTHS), r"tags: got shape \(2, 3\)"),
+        (lambda crf, e, t: crf.nll(e, t, [4, 0, 3]), r"lengths: got 0"),
+        (lambda crf, e, t: crf.nll(e, t, [4, 5, 3]), r"lengths: got 5"),
+        (lambda crf, e, t: crf.nll(e[:, :, :2], t), r"emissions: got shape \(4, 3, 2\), expected \(T, B, 3\)"),
+        (lambda crf, e, t: crf.decode(np.full((T, B, C), np.nan)), r"emissions: contains 36 NaN"),
+        (lambda crf, e, t: crf.decode(e[:, :, 0]), r"emissions: got 2-d array"),
+    ],
+)
 def test_bad_input_is_refused_with_the_argument_named(call, match):
     crf, emissions, tags = make_case(0)
     with pytest.raises(ValueError, match=match):
@@ -217,8 +220,30 @@ def test_native_kernel_checks_tags_itself():
     bad = tags.copy()
     bad[0, 1] = -1
     with pytest.raises(ValueError, match=r"tags: got -1 at \(0, 1\)"):
-        rf.core.crf_nll(emissions, bad, None, p["start_transitions"], p["end_transitions"], p["transitions"],
-                        None, None, None, None, 1.0)
+        rf.core.crf_nll(
+            emissions,
+            bad,
+            None,
+            p["start_transitions"],
+            p["end_transitions"],
+            p["transitions"],
+            None,
+            None,
+            None,
+            None,
+            1.0,
+        )
     with pytest.raises(ValueError, match="expected all four or none"):
-        rf.core.crf_nll(emissions, tags, None, p["start_transitions"], p["end_transitions"], p["transitions"],
-                        np.empty_like(emissions), None, None, None, 1.0)
+        rf.core.crf_nll(
+            emissions,
+            tags,
+            None,
+            p["start_transitions"],
+            p["end_transitions"],
+            p["transitions"],
+            np.empty_like(emissions),
+            None,
+            None,
+            None,
+            1.0,
+        )

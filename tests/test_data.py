@@ -163,8 +163,11 @@ def test_read_class_files_errors(tmp_path):
 
 # ----- time series ------------------------------------------------------------------------------------------
 def test_daily_gaps_are_reported_and_interpolated(tmp_path):
-    path = write(tmp_path, "s.csv", "date,value\n2020-01-01,1.0\n2020-01-02,\n2020-01-03,3.0\n"
-                                    "2020-01-05,7.0\n2020-01-06,abc\n2020-01-07,9.0\n")
+    path = write(
+        tmp_path,
+        "s.csv",
+        "date,value\n2020-01-01,1.0\n2020-01-02,\n2020-01-03,3.0\n2020-01-05,7.0\n2020-01-06,abc\n2020-01-07,9.0\n",
+    )
     series = data.read_time_series(path, "value", date_column="date")
     assert series.frequency == "daily"
     # 01-02 lies halfway between 1 and 3, 01-04 between 3 and 7, 01-06 between 7 and 9.
@@ -172,7 +175,10 @@ def test_daily_gaps_are_reported_and_interpolated(tmp_path):
     np.testing.assert_array_equal(series.dates, np.arange("2020-01-01", "2020-01-08", dtype="datetime64[D]"))
     gaps = series.report.filled
     assert [(g.reason, g.line, g.index) for g in gaps] == [
-        ("empty cell", 3, 1), ("missing date", None, 3), ("non-numeric cell", 6, 5)]
+        ("empty cell", 3, 1),
+        ("missing date", None, 3),
+        ("non-numeric cell", 6, 5),
+    ]
     assert gaps[1].date == np.datetime64("2020-01-04") and gaps[2].text == "abc"
     assert series.report.count == 3 and series.report.dropped == []
     assert series.report.counts() == {"empty cell": 1, "missing date": 1, "non-numeric cell": 1}
@@ -210,12 +216,15 @@ def test_weekly_monthly_and_undated_series(tmp_path):
 
 
 # Values 0, 1, 2 on three dates with one date missing, either between the first two or the last two.
-@pytest.mark.parametrize("dates, frequency, missing, values", [
-    (["2020-01-15", "2020-02-15", "2020-04-15"], "monthly", "2020-03", [0.0, 1.0, 1.5, 2.0]),
-    (["2020-01-31", "2020-02-29", "2020-04-30"], "monthly", "2020-03", [0.0, 1.0, 1.5, 2.0]),
-    (["2000-06-30", "2002-06-30", "2003-06-30"], "yearly", "2001", [0.0, 0.5, 1.0, 2.0]),
-    (["2020/03/01", "2020/03/02", "2020/03/04"], "daily", "2020-03-03", [0.0, 1.0, 1.5, 2.0]),
-])
+@pytest.mark.parametrize(
+    "dates, frequency, missing, values",
+    [
+        (["2020-01-15", "2020-02-15", "2020-04-15"], "monthly", "2020-03", [0.0, 1.0, 1.5, 2.0]),
+        (["2020-01-31", "2020-02-29", "2020-04-30"], "monthly", "2020-03", [0.0, 1.0, 1.5, 2.0]),
+        (["2000-06-30", "2002-06-30", "2003-06-30"], "yearly", "2001", [0.0, 0.5, 1.0, 2.0]),
+        (["2020/03/01", "2020/03/02", "2020/03/04"], "daily", "2020-03-03", [0.0, 1.0, 1.5, 2.0]),
+    ],
+)
 def test_frequency_of_full_dates(tmp_path, dates, frequency, missing, values):
     path = write(tmp_path, "s.csv", "d,v\n" + "".join(f"{d},{k}\n" for k, d in enumerate(dates)))
     series = data.read_time_series(path, "v", date_column="d")
@@ -224,11 +233,14 @@ def test_frequency_of_full_dates(tmp_path, dates, frequency, missing, values):
     np.testing.assert_array_equal(series.values, values)
 
 
-@pytest.mark.parametrize("dates, message", [
-    (["2020-01-01", "2020-04-01", "2020-07-01"], "multiple of 3 months"),
-    (["2020", "2021-01"], "line 3 writes its date with a different precision"),
-    (["2020-01-01"], "at least 2"),
-])
+@pytest.mark.parametrize(
+    "dates, message",
+    [
+        (["2020-01-01", "2020-04-01", "2020-07-01"], "multiple of 3 months"),
+        (["2020", "2021-01"], "line 3 writes its date with a different precision"),
+        (["2020-01-01"], "at least 2"),
+    ],
+)
 def test_frequency_errors(tmp_path, dates, message):
     path = write(tmp_path, "s.csv", "d,v\n" + "".join(f"{d},1\n" for d in dates))
     with pytest.raises(ValueError, match=message):
@@ -237,9 +249,11 @@ def test_frequency_errors(tmp_path, dates, message):
 
 def test_wide_table_unrolls_years_into_months(tmp_path):
     months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-    rows = ['"YEAR",' + ",".join(f'"{m}"' for m in months),
-            "2000," + ",".join(str(v) for v in range(1, 13)),
-            "2002," + ",".join(str(v) for v in range(25, 37))]
+    rows = [
+        '"YEAR",' + ",".join(f'"{m}"' for m in months),
+        "2000," + ",".join(str(v) for v in range(1, 13)),
+        "2002," + ",".join(str(v) for v in range(25, 37)),
+    ]
     path = write(tmp_path, "wide.csv", "\n".join(rows) + "\n")
     series = data.read_time_series(path, months, date_column="YEAR")
     # 2001 is missing: its 12 months lie on the straight line from 12 (Dec 2000) to 25 (Jan 2002).

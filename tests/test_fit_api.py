@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_tasks_cli import conll_sentences, write_conll, write_reviews
 
 import rnnfast as rf
 from rnnfast import io, metrics, tasks
 from rnnfast.cli import main
 from rnnfast.tasks.common import UnseenLabelWarning, settings_from_dict
-
-from test_tasks_cli import conll_sentences, write_conll, write_reviews
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,8 +63,9 @@ def test_a_padded_array_with_lengths_is_the_same_data_as_a_list():
 def test_fit_with_out_writes_what_the_command_line_writes(tmp_path):
     x, y = marked_sequences(100, 3)
     model = small_classifier()
-    records = model.fit(x, y, validation_data=marked_sequences(40, 4), epochs=3, out=tmp_path / "run", seed=1,
-                        progress=False)
+    records = model.fit(
+        x, y, validation_data=marked_sequences(40, 4), epochs=3, out=tmp_path / "run", seed=1, progress=False
+    )
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines == records
     best = rf.load(tmp_path / "run" / "model.rnnfast")
@@ -97,8 +97,7 @@ def test_a_callback_returning_true_stops_training():
         seen.append(record["epoch"])
         return len(seen) == 2
 
-    records = small_classifier().fit(*marked_sequences(40, 7), epochs=20, callbacks=[stop_at_second],
-                                     progress=False)
+    records = small_classifier().fit(*marked_sequences(40, 7), epochs=20, callbacks=[stop_at_second], progress=False)
     assert seen == [1, 2] and len(records) == 2
 
 
@@ -111,9 +110,31 @@ def test_minutes_without_epochs_trains_until_the_time_is_up():
 
 def test_the_command_line_minutes_without_epochs_trains_past_the_default_epoch(tmp_path):
     (tmp_path / "text.txt").write_text("abcd" * 100)
-    assert main(["train", "--data", str(tmp_path / "text.txt"), "--hidden", "8", "--layers", "1", "--embed", "4",
-                 "--seq-len", "8", "--batch-size", "2", "--minutes", "0.01", "--no-progress", "--out",
-                 str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "text.txt"),
+                "--hidden",
+                "8",
+                "--layers",
+                "1",
+                "--embed",
+                "4",
+                "--seq-len",
+                "8",
+                "--batch-size",
+                "2",
+                "--minutes",
+                "0.01",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["epoch"] > tasks.get("lm").DEFAULTS["epochs"]
 
@@ -123,8 +144,7 @@ def test_language_model_fit_learns_a_repetitive_text_and_samples_it():
     tokenizer = rf.text.CharTokenizer.fit(text)
     ids = tokenizer.encode(text)
     model = rf.LanguageModel(tokenizer.vocab_size, 8, 32, seed=0)
-    records = model.fit(ids, validation_split=0.1, epochs=6, batch_size=8, seq_len=24, lr=0.01, seed=0,
-                        progress=False)
+    records = model.fit(ids, validation_split=0.1, epochs=6, batch_size=8, seq_len=24, lr=0.01, seed=0, progress=False)
     assert {"val_loss", "val_ppl", "val_bpc", "val_accuracy"} <= set(records[-1])
     result = model.evaluate(ids[:600], seq_len=24)
     assert {"loss", "ppl", "bpc", "accuracy", "macro_f1"} <= set(result)
@@ -144,8 +164,9 @@ def test_tagger_fit_reports_chunk_f1_from_its_tag_names():
         x.append(words)
         y.append(tags)
     model = rf.SequenceTagger(3, vocab_size=6, embed_dim=8, hidden_size=16, seed=0)
-    records = model.fit(x, y, validation_split=0.2, epochs=6, lr=0.02, tag_names=["O", "B-NP", "I-NP"], seed=0,
-                        progress=False)
+    records = model.fit(
+        x, y, validation_split=0.2, epochs=6, lr=0.02, tag_names=["O", "B-NP", "I-NP"], seed=0, progress=False
+    )
     assert "val_chunk_f1" in records[-1]
     result = model.evaluate(x, y)
     assert set(result) == {"accuracy", "chunk_f1", "loss"} and result["chunk_f1"] > 0.9
@@ -162,23 +183,29 @@ def test_forecaster_fit_beats_the_naive_forecast_and_saves_its_window():
     t = np.arange(600)
     series = np.sin(2 * np.pi * t / 25) + 0.01 * t
     model = rf.Forecaster(hidden_size=16, seed=0)
-    records = model.fit(series[:500], validation_data=series[500:], window=30, season=25, epochs=15, lr=0.01,
-                        seed=0, progress=False)
+    records = model.fit(
+        series[:500], validation_data=series[500:], window=30, season=25, epochs=15, lr=0.01, seed=0, progress=False
+    )
     assert "val_seasonal_naive_rmse" in records[-1] and model.window == 30
     result = model.evaluate(series[450:], season=25)
     assert result["rmse"] < result["naive_rmse"]
     assert rf.Forecaster(**model.config()).window == 30
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m: m.fit([[1, 2]], [0, 1]), "y: got 2 targets for 1 sequences"),
-    (lambda m: m.fit(*marked_sequences(10, 0), validation_split=0.2, validation_data=marked_sequences(5, 1)),
-     "validation_data, validation_split: got both"),
-    (lambda m: m.fit(*marked_sequences(10, 0), window=3), "window: not options of the classify task"),
-    (lambda m: m.fit(*marked_sequences(10, 0), patience=2), "patience: got 2, which needs validation data"),
-    (lambda m: m.fit(*marked_sequences(10, 0), epochs=0), "epochs"),
-    (lambda m: m.evaluate(*marked_sequences(10, 0), lengths=[3]), "lengths: only for a padded array"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.fit([[1, 2]], [0, 1]), "y: got 2 targets for 1 sequences"),
+        (
+            lambda m: m.fit(*marked_sequences(10, 0), validation_split=0.2, validation_data=marked_sequences(5, 1)),
+            "validation_data, validation_split: got both",
+        ),
+        (lambda m: m.fit(*marked_sequences(10, 0), window=3), "window: not options of the classify task"),
+        (lambda m: m.fit(*marked_sequences(10, 0), patience=2), "patience: got 2, which needs validation data"),
+        (lambda m: m.fit(*marked_sequences(10, 0), epochs=0), "epochs"),
+        (lambda m: m.evaluate(*marked_sequences(10, 0), lengths=[3]), "lengths: only for a padded array"),
+    ],
+)
 def test_bad_fit_arguments_name_the_argument(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call(small_classifier())
@@ -188,8 +215,27 @@ def test_bad_fit_arguments_name_the_argument(call, message):
 def test_eval_counts_unseen_classes_as_errors_like_conlleval(tmp_path, capsys):
     write_reviews(tmp_path / "train.tsv", 200, 0)
     out = tmp_path / "run"
-    assert main(["train", "--task", "classify", "--data", str(tmp_path / "train.tsv"), "--epochs", "2",
-                 "--hidden", "8", "--embed", "8", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "classify",
+                "--data",
+                str(tmp_path / "train.tsv"),
+                "--epochs",
+                "2",
+                "--hidden",
+                "8",
+                "--embed",
+                "8",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     lines = (tmp_path / "train.tsv").read_text().splitlines()[:20]
     lines[:5] = [f"meh\t{line.partition(chr(9))[2]}" for line in lines[:5]]  # a class the model never saw
     (tmp_path / "odd.tsv").write_text("\n".join(lines) + "\n")
@@ -203,33 +249,74 @@ def test_eval_counts_unseen_classes_as_errors_like_conlleval(tmp_path, capsys):
     gold = [line.partition("\t")[0] for line in lines]
     assert result["accuracy"] == pytest.approx(np.mean([p == g for p, g in zip(predicted, gold)]))
     classes = sorted(set(gold) | set(predicted))
-    f1 = [2 * sum(p == g == c for p, g in zip(predicted, gold)) /
-          max(sum(p == c for p in predicted) + sum(g == c for g in gold), 1) for c in classes]
+    f1 = [
+        2
+        * sum(p == g == c for p, g in zip(predicted, gold))
+        / max(sum(p == c for p in predicted) + sum(g == c for g in gold), 1)
+        for c in classes
+    ]
     assert result["macro_f1"] == pytest.approx(np.mean(f1))
 
 
 def test_eval_counts_unseen_tags_as_errors_like_conlleval(tmp_path, capsys):
     write_conll(tmp_path / "train.conll", conll_sentences(120, 0))
     out = tmp_path / "run"
-    assert main(["train", "--task", "tag", "--data", str(tmp_path / "train.conll"), "--epochs", "2", "--hidden",
-                 "8", "--embed", "8", "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--task",
+                "tag",
+                "--data",
+                str(tmp_path / "train.conll"),
+                "--epochs",
+                "2",
+                "--hidden",
+                "8",
+                "--embed",
+                "8",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     sentences = conll_sentences(10, 1)
-    sentences[0] = [(w, p, "B-LST" if k == 0 else "I-LST" if k == 1 else t) for k, (w, p, t) in
-                    enumerate(sentences[0])]  # the CoNLL-2000 test set's I-LST, absent from its training set
+    sentences[0] = [
+        (w, p, "B-LST" if k == 0 else "I-LST" if k == 1 else t) for k, (w, p, t) in enumerate(sentences[0])
+    ]  # the CoNLL-2000 test set's I-LST, absent from its training set
     write_conll(tmp_path / "test.conll", sentences)
     capsys.readouterr()
     assert main(["eval", str(out / "model.rnnfast"), "--data", str(tmp_path / "test.conll")]) == 0
     stdout, err = capsys.readouterr()
     result = json.loads(stdout)
     assert err.count("\n") == 1 and "I-LST" in err and "B-LST" in err
-    assert main(["predict", str(out / "model.rnnfast"), "--data", str(tmp_path / "test.conll"), "--out",
-                 str(tmp_path / "tagged.conll")]) == 0
-    rows = [line.split() for line in (tmp_path / "tagged.conll").read_text().splitlines()
-            if line.strip() and not line.startswith("-DOCSTART-")]
+    assert (
+        main(
+            [
+                "predict",
+                str(out / "model.rnnfast"),
+                "--data",
+                str(tmp_path / "test.conll"),
+                "--out",
+                str(tmp_path / "tagged.conll"),
+            ]
+        )
+        == 0
+    )
+    rows = [
+        line.split()
+        for line in (tmp_path / "tagged.conll").read_text().splitlines()
+        if line.strip() and not line.startswith("-DOCSTART-")
+    ]
     gold, predicted = [r[2] for r in rows], [r[3] for r in rows]
     assert result["accuracy"] == pytest.approx(np.mean([p == g for p, g in zip(predicted, gold)]))
-    by_sentence = lambda tags: [tags[sum(map(len, sentences[:i])):sum(map(len, sentences[:i + 1]))]  # noqa: E731
-                                for i in range(len(sentences))]
+
+    def by_sentence(tags):
+        ends = np.cumsum([len(s) for s in sentences])
+        return [tags[end - len(s) : end] for s, end in zip(sentences, ends)]
+
     assert result["chunk_f1"] == pytest.approx(metrics.chunk_f1(by_sentence(gold), by_sentence(predicted))["f1"])
 
 
@@ -255,9 +342,18 @@ def test_every_registered_task_module_meets_the_protocol():
         tasks.get("audio")
 
 
-@pytest.mark.parametrize("task, data_format, module", [
-    ("classify", None, "classify"), ("classify", "files", "classify"), ("classify", "ts", "sequences"),
-    ("classify", "wav", "sequences"), ("tag", "npz", "sequences"), ("tag", None, "tag"), ("lm", None, "lm")])
+@pytest.mark.parametrize(
+    "task, data_format, module",
+    [
+        ("classify", None, "classify"),
+        ("classify", "files", "classify"),
+        ("classify", "ts", "sequences"),
+        ("classify", "wav", "sequences"),
+        ("tag", "npz", "sequences"),
+        ("tag", None, "tag"),
+        ("lm", None, "lm"),
+    ],
+)
 def test_task_and_format_choose_the_module(task, data_format, module):
     assert tasks.resolve(task, data_format).NAME == module
 
@@ -272,8 +368,9 @@ def test_a_format_no_module_of_the_task_reads_is_refused():
 def test_settings_of_unversioned_checkpoints_load_and_newer_versions_are_refused():
     from rnnfast.tasks import classify
 
-    old = settings_from_dict(classify.Settings, {"task": "classify", "format": "tsv", "encoding": "utf-8",
-                                                 "vocab": None}, "old.rnnfast")
+    old = settings_from_dict(
+        classify.Settings, {"task": "classify", "format": "tsv", "encoding": "utf-8", "vocab": None}, "old.rnnfast"
+    )
     assert old.format == "tsv"
     with pytest.raises(ValueError, match="settings version 7, this rnnfast reads versions up to 1"):
         settings_from_dict(classify.Settings, {"task": "classify", "version": 7}, "new.rnnfast")
@@ -282,9 +379,33 @@ def test_settings_of_unversioned_checkpoints_load_and_newer_versions_are_refused
 def test_a_time_limited_language_model_saves_its_carried_state_as_tensors(tmp_path):
     text = "the quick brown fox jumps over the lazy dog\n" * 300
     (tmp_path / "text.txt").write_text(text)
-    assert main(["train", "--data", str(tmp_path / "text.txt"), "--hidden", "16", "--layers", "2", "--embed", "8",
-                 "--seq-len", "10", "--batch-size", "4", "--eval-every", "5", "--minutes", "0.005",
-                 "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(tmp_path / "text.txt"),
+                "--hidden",
+                "16",
+                "--layers",
+                "2",
+                "--embed",
+                "8",
+                "--seq-len",
+                "10",
+                "--batch-size",
+                "4",
+                "--eval-every",
+                "5",
+                "--minutes",
+                "0.005",
+                "--no-progress",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     last = rf.load(tmp_path / "run" / "last.rnnfast")
     if last.extra["batch"]:  # stopped inside an epoch: the state it carries into the next batch
         assert last.arrays["h"].shape == last.arrays["c"].shape == (2, 4, 16)
@@ -303,10 +424,12 @@ def test_old_checkpoints_carry_in_json_still_resumes():
 
 # ----- command line -----------------------------------------------------------------------------------------
 def test_a_bug_shows_its_traceback_and_exits_1(tmp_path):
-    code = ("import rnnfast.tasks.lm as lm\n"
-            "def broken(args):\n    raise RuntimeError('deliberate bug')\n"
-            "lm.prepare = broken\n"
-            "from rnnfast.cli import main\nraise SystemExit(main(['train', '--data', 'x.txt']))\n")
+    code = (
+        "import rnnfast.tasks.lm as lm\n"
+        "def broken(args):\n    raise RuntimeError('deliberate bug')\n"
+        "lm.prepare = broken\n"
+        "from rnnfast.cli import main\nraise SystemExit(main(['train', '--data', 'x.txt']))\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "RuntimeError: deliberate bug" in result.stderr
@@ -320,7 +443,12 @@ def test_a_usage_error_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_the_repository_root_imports_the_installed_build():
     """`python -m pytest` and `python -c` from the root put the source checkout first on sys.path."""
-    result = subprocess.run([sys.executable, "-c", "import rnnfast; print(rnnfast.core.__file__)"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "import rnnfast; print(rnnfast.core.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).exists()

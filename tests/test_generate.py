@@ -79,18 +79,21 @@ def test_same_seed_same_tokens_and_different_seeds_differ():
 GREEDY_CASES = [("lstm", 1, False), ("lstm", 2, True), ("gru", 2, False), ("rnn", 2, True)]
 
 
-@pytest.mark.parametrize("cell, num_layers, tie", GREEDY_CASES,
-                         ids=[f"{c}-L{n}-{'tied' if t else 'untied'}" for c, n, t in GREEDY_CASES])
+@pytest.mark.parametrize(
+    "cell, num_layers, tie", GREEDY_CASES, ids=[f"{c}-L{n}-{'tied' if t else 'untied'}" for c, n, t in GREEDY_CASES]
+)
 def test_temperature_zero_is_the_argmax_of_the_forward_logits(cell, num_layers, tie):
     # Large weights (init_scale 1) give continuations that keep changing instead of settling on one token.
-    model = rf.LanguageModel(17, 12, 12, num_layers=num_layers, cell=cell, tie_weights=tie, seed=2,
-                             dtype="float64", init_scale=1.0).eval()
+    model = rf.LanguageModel(
+        17, 12, 12, num_layers=num_layers, cell=cell, tie_weights=tie, seed=2, dtype="float64", init_scale=1.0
+    ).eval()
     prompt = [3, 1, 4, 1, 5]
     expected = reference_greedy(model, prompt, 40)
     assert len(set(expected)) > 1  # a continuation that depends on the state, not one repeated token
     np.testing.assert_array_equal(model.generate(prompt, 40, temperature=0.0), expected)
-    np.testing.assert_array_equal(model.generate(prompt[:1], 40, temperature=0.0),
-                                  reference_greedy(model, prompt[:1], 40))
+    np.testing.assert_array_equal(
+        model.generate(prompt[:1], 40, temperature=0.0), reference_greedy(model, prompt[:1], 40)
+    )
 
 
 def test_float32_greedy_tokens_are_argmaxes_of_the_forward_logits():
@@ -118,8 +121,9 @@ def test_initial_state_is_used_and_equals_feeding_the_prefix():
     prefix, rest = [4, 8, 15], [16, 2]
     _, state = model.forward(np.array(prefix)[:, None])
     state_copy = tuple(part.copy() for part in state)
-    np.testing.assert_array_equal(model.generate(rest, 30, temperature=0.0, state=state_copy),
-                                  model.generate(prefix + rest, 30, temperature=0.0))
+    np.testing.assert_array_equal(
+        model.generate(rest, 30, temperature=0.0, state=state_copy), model.generate(prefix + rest, 30, temperature=0.0)
+    )
 
 
 def test_generate_leaves_the_callers_state_untouched():
@@ -201,7 +205,7 @@ def grouped_model() -> tuple[rf.LanguageModel, np.ndarray, np.ndarray]:
     # Within a tie the smaller id ranks first: sort each group's ids.
     start = 0
     for n, _ in GROUPS + [(LARGE_V - 60, None)]:
-        ids[start:start + n] = np.sort(ids[start:start + n])
+        ids[start : start + n] = np.sort(ids[start : start + n])
         start += n
     model = rf.LanguageModel(LARGE_V, 6, 6, num_layers=1, cell="gru", seed=0).eval()
     params = model.named_parameters()
@@ -251,8 +255,9 @@ def test_the_bfloat16_reference_rounds_ties_to_even():
 
 def rounded_weights_copy(model: rf.LanguageModel) -> rf.LanguageModel:
     """The same model with the recurrent and output weight matrices rounded to bfloat16 (biases, embedding kept)."""
-    copy = rf.LanguageModel(model.vocab_size, model.embed_dim, model.hidden_size, model.num_layers, model.cell,
-                            seed=0).eval()
+    copy = rf.LanguageModel(
+        model.vocab_size, model.embed_dim, model.hidden_size, model.num_layers, model.cell, seed=0
+    ).eval()
     state = model.state_dict()
     for name, value in state.items():
         if name.startswith("rnn.weight") or name == "head.weight":
@@ -277,8 +282,10 @@ def test_bfloat16_weights_generate_what_float32_does_with_rounded_weights(cell, 
         np.testing.assert_array_equal(tokens, reference.generate(prompt, 300, **kwargs))
         assert len(set(tokens.tolist())) > 5
     # The comparison can tell the two precisions apart: full float32 weights take another path.
-    assert not np.array_equal(model.generate(prompt, 300, temperature=1.3, seed=5),
-                              model.generate(prompt, 300, temperature=1.3, seed=5, weight_dtype="bfloat16"))
+    assert not np.array_equal(
+        model.generate(prompt, 300, temperature=1.3, seed=5),
+        model.generate(prompt, 300, temperature=1.3, seed=5, weight_dtype="bfloat16"),
+    )
 
 
 def test_bfloat16_weights_leave_the_model_unchanged():
@@ -296,23 +303,34 @@ def test_bfloat16_weights_need_a_float32_model():
 
 
 # ----- bad arguments ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, error, message", [
-    (dict(prompt=[]), ValueError, "prompt: got 0 tokens"),
-    (dict(prompt=[V]), ValueError, rf"prompt: got {V}, expected values in 0\.\.{V - 1}"),
-    (dict(prompt=[1, -1]), ValueError, "prompt: got -1"),
-    (dict(prompt=[1.5]), TypeError, "prompt: got dtype float64"),
-    (dict(max_new_tokens=-1), ValueError, "max_new_tokens: got -1"),
-    (dict(temperature=-0.5), ValueError, "temperature: got -0.5"),
-    (dict(temperature=float("nan")), ValueError, "temperature: got nan"),
-    (dict(top_p=0.0), ValueError, "top_p: got 0.0"),
-    (dict(top_p=1.5), ValueError, "top_p: got 1.5"),
-    (dict(top_k=0), ValueError, "top_k: got 0"),
-    (dict(top_k=2.5), TypeError, "top_k: got 2.5"),
-    (dict(seed=-3), ValueError, "seed: got -3"),
-    (dict(weight_dtype="float16"), ValueError, "weight_dtype: got 'float16', expected one of 'float32', 'bfloat16'"),
-    (dict(state=np.zeros((2, 1, 6))), ValueError, "state: got ndarray, expected a tuple"),
-    (dict(state=(np.zeros((1, 1, 6)), np.zeros((1, 1, 6)))), ValueError, r"state\[0\] \(h\): got shape \(1, 1, 6\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(prompt=[]), ValueError, "prompt: got 0 tokens"),
+        (dict(prompt=[V]), ValueError, rf"prompt: got {V}, expected values in 0\.\.{V - 1}"),
+        (dict(prompt=[1, -1]), ValueError, "prompt: got -1"),
+        (dict(prompt=[1.5]), TypeError, "prompt: got dtype float64"),
+        (dict(max_new_tokens=-1), ValueError, "max_new_tokens: got -1"),
+        (dict(temperature=-0.5), ValueError, "temperature: got -0.5"),
+        (dict(temperature=float("nan")), ValueError, "temperature: got nan"),
+        (dict(top_p=0.0), ValueError, "top_p: got 0.0"),
+        (dict(top_p=1.5), ValueError, "top_p: got 1.5"),
+        (dict(top_k=0), ValueError, "top_k: got 0"),
+        (dict(top_k=2.5), TypeError, "top_k: got 2.5"),
+        (dict(seed=-3), ValueError, "seed: got -3"),
+        (
+            dict(weight_dtype="float16"),
+            ValueError,
+            "weight_dtype: got 'float16', expected one of 'float32', 'bfloat16'",
+        ),
+        (dict(state=np.zeros((2, 1, 6))), ValueError, "state: got ndarray, expected a tuple"),
+        (
+            dict(state=(np.zeros((1, 1, 6)), np.zeros((1, 1, 6)))),
+            ValueError,
+            r"state\[0\] \(h\): got shape \(1, 1, 6\)",
+        ),
+    ],
+)
 def test_bad_arguments_raise_naming_them(kwargs, error, message):
     model = rf.LanguageModel(V, 6, 6, num_layers=2, cell="lstm", seed=0)
     args = {"prompt": [1], "max_new_tokens": 5, **kwargs}

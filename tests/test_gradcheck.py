@@ -35,7 +35,7 @@ def case_id(case) -> str:
 def make_layer(cell: str, num_layers: int, bidirectional: bool, seed: int):
     kwargs = dict(num_layers=num_layers, bidirectional=bidirectional, dtype="float64", seed=seed)
     if cell.startswith("rnn_"):
-        return rf.RNN(I, H, nonlinearity=cell[len("rnn_"):], **kwargs)
+        return rf.RNN(I, H, nonlinearity=cell[len("rnn_") :], **kwargs)
     return {"lstm": rf.LSTM, "gru": rf.GRU}[cell](I, H, **kwargs)
 
 
@@ -70,12 +70,18 @@ def relu_preactivation_margin(layer, x, h0, lengths) -> float:
     margin = np.inf
     inp = x
     for depth in range(layer.num_layers):
-        truncated = rf.RNN(layer.input_size, layer.hidden_size, num_layers=depth + 1, nonlinearity="relu",
-                           bidirectional=layer.bidirectional, dtype="float64")
+        truncated = rf.RNN(
+            layer.input_size,
+            layer.hidden_size,
+            num_layers=depth + 1,
+            nonlinearity="relu",
+            bidirectional=layer.bidirectional,
+            dtype="float64",
+        )
         truncated.load_state_dict({k: v for k, v in params.items() if int(re.search(r"_l(\d+)", k)[1]) <= depth})
         out, _ = truncated.forward(x, h0[: (depth + 1) * D], lengths)
         for d, suffix in enumerate(("", "_reverse")[:D]):
-            own = out[..., d * H:(d + 1) * H]
+            own = out[..., d * H : (d + 1) * H]
             start = h0[depth * D + d]
             h_prev = np.empty_like(own)
             if d == 0:
@@ -84,8 +90,12 @@ def relu_preactivation_margin(layer, x, h0, lengths) -> float:
                 h_prev[:-1] = own[1:]
                 h_prev[lens - 1, np.arange(len(lens))] = start
             key = f"l{depth}{suffix}"
-            pre = (inp @ params[f"weight_ih_{key}"].T + params[f"bias_ih_{key}"]
-                   + h_prev @ params[f"weight_hh_{key}"].T + params[f"bias_hh_{key}"])
+            pre = (
+                inp @ params[f"weight_ih_{key}"].T
+                + params[f"bias_ih_{key}"]
+                + h_prev @ params[f"weight_hh_{key}"].T
+                + params[f"bias_hh_{key}"]
+            )
             np.testing.assert_allclose(np.maximum(pre, 0)[valid], own[valid], rtol=0, atol=1e-12)
             margin = min(margin, float(np.abs(pre[valid]).min()))
         inp = out
@@ -101,8 +111,10 @@ def make_case(cell: str, num_layers: int, bidirectional: bool, use_lengths: bool
         x = rng.standard_normal((T, B, I))
         state = [0.5 * rng.standard_normal((LD, B, H)) for _ in range(2 if cell == "lstm" else 1)]
         lengths = LENGTHS if use_lengths else None
-        weights = (rng.standard_normal((T, B, layer.num_directions * H)),
-                   [rng.standard_normal((LD, B, H)) for _ in state])
+        weights = (
+            rng.standard_normal((T, B, layer.num_directions * H)),
+            [rng.standard_normal((LD, B, H)) for _ in state],
+        )
         if cell != "rnn_relu" or relu_preactivation_margin(layer, x, state[0], lengths) > RELU_MARGIN:
             return layer, x, state, lengths, weights
     raise AssertionError(f"no seed in 0..49 keeps ReLU pre-activations {RELU_MARGIN} away from 0")
@@ -136,7 +148,7 @@ def numeric_input_gradients(layer, cell, x, state, lengths, weights) -> list:
     grad = (per_copy[:, :n] - per_copy[:, n:]) / (2 * EPS)  # (B, n)
     out = []
     for leaf, start, size in zip(leaves, starts, sizes):
-        block = grad[:, start:start + size].reshape(leaf.shape[1], leaf.shape[0], leaf.shape[2])
+        block = grad[:, start : start + size].reshape(leaf.shape[1], leaf.shape[0], leaf.shape[2])
         out.append(block.transpose(1, 0, 2))
     return out
 

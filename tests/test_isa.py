@@ -56,9 +56,24 @@ def test_numerics_suites_pass_on_every_other_variant(isa):
     """The default variant runs the whole suite in this process; the others run the numerics files here."""
     env = dict(os.environ, RNNFAST_ISA=isa)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", str(TESTS / "test_gradcheck.py"),
-         str(TESTS / "test_torch_parity.py"), str(TESTS / "test_loss_lm.py"), str(TESTS / "test_generate.py")],
-        capture_output=True, text=True, env=env, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            str(TESTS / "test_gradcheck.py"),
+            str(TESTS / "test_torch_parity.py"),
+            str(TESTS / "test_loss_lm.py"),
+            str(TESTS / "test_generate.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numeric_checks import central_differences
 
 import rnnfast as rf
 from rnnfast.tasks.lm import LanguageModelTask, batchify
-
-from numeric_checks import central_differences
 
 
 def numpy_cross_entropy(logits, targets, ignore_index=-100):
@@ -26,8 +25,6 @@ def numpy_cross_entropy(logits, targets, ignore_index=-100):
     shifted = z - z.max(axis=1, keepdims=True)
     log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return float(-log_softmax[np.arange(len(t)), t].mean()), int(keep.sum())
-
-
 
 
 # ----- fused cross-entropy ---------------------------------------------------------------------------------
@@ -130,8 +127,9 @@ def test_linear_forward_and_gradients():
     objective = lambda: float(np.sum(w_out * layer.forward(x)))  # noqa: E731
     np.testing.assert_allclose(dx, central_differences(objective, x), rtol=1e-7, atol=1e-9)
     for name, value in layer.named_parameters().items():
-        np.testing.assert_allclose(layer.grads[name], central_differences(objective, value), rtol=1e-7, atol=1e-9,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            layer.grads[name], central_differences(objective, value), rtol=1e-7, atol=1e-9, err_msg=name
+        )
 
 
 def test_linear_without_bias_and_bad_input():
@@ -157,10 +155,15 @@ def test_float32_linear_matches_float64_for_every_row_block_and_panel_shape(rows
     scale = np.abs(x).max() * np.abs(W).max() * depth
     np.testing.assert_allclose(layer(x), expected, rtol=0, atol=1e-6 * scale)
     dx = layer.backward(dy)
-    np.testing.assert_allclose(dx, dy.astype(np.float64) @ W, rtol=0,
-                               atol=1e-6 * np.abs(dy).max() * np.abs(W).max() * cols)
-    np.testing.assert_allclose(layer.grads["weight"], dy.T.astype(np.float64) @ x, rtol=0,
-                               atol=1e-6 * np.abs(dy).max() * np.abs(x).max() * rows)
+    np.testing.assert_allclose(
+        dx, dy.astype(np.float64) @ W, rtol=0, atol=1e-6 * np.abs(dy).max() * np.abs(W).max() * cols
+    )
+    np.testing.assert_allclose(
+        layer.grads["weight"],
+        dy.T.astype(np.float64) @ x,
+        rtol=0,
+        atol=1e-6 * np.abs(dy).max() * np.abs(x).max() * rows,
+    )
 
 
 def test_embedding_lookup_and_gradient_with_repeated_ids():
@@ -180,8 +183,10 @@ def test_embedding_lookup_and_gradient_with_repeated_ids():
     np.testing.assert_allclose(layer.grads["weight"], numeric, rtol=1e-7, atol=1e-9)
 
 
-@pytest.mark.parametrize("ids, message", [([[0, 6]], r"ids: got 6, expected values in 0\.\.5"),
-                                          ([[-1]], r"ids: got -1"), ([], "ids: got an empty array")])
+@pytest.mark.parametrize(
+    "ids, message",
+    [([[0, 6]], r"ids: got 6, expected values in 0\.\.5"), ([[-1]], r"ids: got -1"), ([], "ids: got an empty array")],
+)
 def test_embedding_rejects_bad_ids(ids, message):
     with pytest.raises(ValueError, match=message):
         rf.Embedding(6, 3)(np.array(ids, np.int64))
@@ -211,8 +216,9 @@ def random_state(model, rng):
     return parts if model.cell == "lstm" else parts[0]
 
 
-@pytest.mark.parametrize("cell, num_layers, tie", LM_CASES, ids=[f"{c}-L{n}-{'tied' if t else 'untied'}"
-                                                                 for c, n, t in LM_CASES])
+@pytest.mark.parametrize(
+    "cell, num_layers, tie", LM_CASES, ids=[f"{c}-L{n}-{'tied' if t else 'untied'}" for c, n, t in LM_CASES]
+)
 def test_language_model_gradient_of_every_parameter_by_finite_differences(cell, num_layers, tie):
     rng = np.random.default_rng(6)
     model = rf.LanguageModel(V, E, H, num_layers=num_layers, cell=cell, tie_weights=tie, seed=1, dtype="float64")
@@ -228,8 +234,9 @@ def test_language_model_gradient_of_every_parameter_by_finite_differences(cell, 
     model.eval()
     objective = lambda: model.loss(inputs, targets, state)[0]  # noqa: E731
     for name, value in model.named_parameters().items():
-        np.testing.assert_allclose(analytic[name], central_differences(objective, value), rtol=1e-5, atol=1e-9,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            analytic[name], central_differences(objective, value), rtol=1e-5, atol=1e-9, err_msg=name
+        )
 
 
 def test_backward_accumulates_until_zero_grad():
@@ -294,12 +301,18 @@ def test_dropout_only_in_training_mode():
     assert with_dropout.loss(inputs, targets)[0] != pytest.approx(reference, rel=1e-6)
 
 
-@pytest.mark.parametrize("make_args, message", [
-    (lambda: (np.full((T, B), V), np.zeros((T, B), np.int64)), rf"inputs: got {V}, expected values in 0\.\.{V - 1}"),
-    (lambda: (np.zeros((T, B), np.int64), np.full((T, B), -1)), "targets: got -1"),
-    (lambda: (np.zeros((T, B), np.int64), np.zeros((T, B + 1), np.int64)), r"targets: got shape \(4, 4\)"),
-    (lambda: (np.zeros(T, np.int64), np.zeros(T, np.int64)), r"inputs: got shape \(4,\), expected \(T, B\)"),
-])
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (
+            lambda: (np.full((T, B), V), np.zeros((T, B), np.int64)),
+            rf"inputs: got {V}, expected values in 0\.\.{V - 1}",
+        ),
+        (lambda: (np.zeros((T, B), np.int64), np.full((T, B), -1)), "targets: got -1"),
+        (lambda: (np.zeros((T, B), np.int64), np.zeros((T, B + 1), np.int64)), r"targets: got shape \(4, 4\)"),
+        (lambda: (np.zeros(T, np.int64), np.zeros(T, np.int64)), r"inputs: got shape \(4,\), expected \(T, B\)"),
+    ],
+)
 def test_language_model_rejects_bad_token_arrays(make_args, message):
     model = rf.LanguageModel(V, E, H, seed=0)
     with pytest.raises(ValueError, match=message):

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_generate import bfloat16_rounded
 
 import rnnfast as rf
 from rnnfast._native import core
-
-from test_generate import bfloat16_rounded
 
 BF16_UNIT = core.build_info()["bf16_products"]
 needs_bf16_unit = pytest.mark.skipif(not BF16_UNIT, reason="this CPU or module has neither AMX-BF16 nor AVX512-BF16")
@@ -38,8 +37,16 @@ def rounded64(values: np.ndarray) -> np.ndarray:
 
 # Shapes (N, I, O) that cover the kernels' edges: rows not a multiple of 16 or 32, columns not a multiple of 16,
 # k not a multiple of 32, k and columns longer than one 512 block, one row, one k, and both thread splits.
-LINEAR_SHAPES = [(37, 45, 29), (5, 17, 3), (1, 300, 40), (100, 1, 7), (64, 256, 1024), (700, 600, 33),
-                 (33, 1100, 530), (400, 200, 1000)]
+LINEAR_SHAPES = [
+    (37, 45, 29),
+    (5, 17, 3),
+    (1, 300, 40),
+    (100, 1, 7),
+    (64, 256, 1024),
+    (700, 600, 33),
+    (33, 1100, 530),
+    (400, 200, 1000),
+]
 
 
 @needs_bf16_unit
@@ -52,8 +59,11 @@ def test_linear_products_equal_float64_products_of_rounded_operands(shape, bfloa
     y, dx, dW = np.empty((N, O), np.float32), np.empty((N, I), np.float32), np.zeros((O, I), np.float32)
     core.linear_forward(x, W, None, y)
     core.linear_backward(dy, x, W, dx, dW, None)
-    for got, want in ((y, rounded64(x) @ rounded64(W).T), (dx, rounded64(dy) @ rounded64(W)),
-                      (dW, rounded64(dy).T @ rounded64(x))):
+    for got, want in (
+        (y, rounded64(x) @ rounded64(W).T),
+        (dx, rounded64(dy) @ rounded64(W)),
+        (dW, rounded64(dy).T @ rounded64(x)),
+    ):
         scale = np.abs(want).max()
         # float32 sums of products that are exact in float32: a few float32 ulps of the largest value
         assert np.abs(got - want).max() <= 1e-6 * scale
@@ -102,13 +112,13 @@ def reference_layer(torch, cell: str, params: dict, x: np.ndarray, h0: np.ndarra
         gh = Product.apply(h, p["weight_hh_l0"]) + p["bias_hh_l0"]
         if cell == "lstm":
             g = gi + gh
-            i, f, n, o = (g[:, k * H:(k + 1) * H] for k in range(4))
+            i, f, n, o = (g[:, k * H : (k + 1) * H] for k in range(4))
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(n)
             h = torch.sigmoid(o) * torch.tanh(c)
         else:
             r = torch.sigmoid(gi[:, :H] + gh[:, :H])
-            z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-            n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+            z = torch.sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+            n = torch.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
             h = (1 - z) * n + z * h
         ys.append(h)
     y = torch.stack(ys)
@@ -159,8 +169,9 @@ def test_long_sequence_projection_follows_rounded_products(bfloat16_products):
     def reference(rd):
         h, ys = np.zeros((B, H)), []
         for t in range(T):
-            h = np.tanh(rd(x[t]) @ rd(p["weight_ih_l0"]).T + p["bias_ih_l0"] + rd(h) @ rd(p["weight_hh_l0"]).T
-                        + p["bias_hh_l0"])
+            h = np.tanh(
+                rd(x[t]) @ rd(p["weight_ih_l0"]).T + p["bias_ih_l0"] + rd(h) @ rd(p["weight_hh_l0"]).T + p["bias_hh_l0"]
+            )
             ys.append(h)
         return np.stack(ys)
 
@@ -255,8 +266,9 @@ def test_train_with_bfloat16_products_learns_like_float32(tmp_path, capsys):
     finals = {}
     for precision in ("float32", "bfloat16"):
         out = tmp_path / precision
-        code, _, err = run_main(["train", "--data", corpus, *SMALL, "--epochs", "3", "--matmul-precision",
-                                 precision, "--out", out], capsys)
+        code, _, err = run_main(
+            ["train", "--data", corpus, *SMALL, "--epochs", "3", "--matmul-precision", precision, "--out", out], capsys
+        )
         assert code == 0, err
         finals[precision] = read_metrics(out)[-1]["val_loss"]
     rf.set_matmul_precision("float32")
@@ -268,7 +280,8 @@ def test_train_refuses_bfloat16_without_tiles_in_one_line(tmp_path, core_without
     from test_cli_lm import SMALL, assert_usage_error, run_main
 
     out = tmp_path / "run"
-    code, _, err = run_main(["train", "--data", write_corpus(tmp_path), *SMALL, "--matmul-precision", "bfloat16",
-                             "--out", out], capsys)
+    code, _, err = run_main(
+        ["train", "--data", write_corpus(tmp_path), *SMALL, "--matmul-precision", "bfloat16", "--out", out], capsys
+    )
     assert_usage_error(code, err, "precision", "bfloat16", "AMX-BF16")
     assert not out.exists()

@@ -83,11 +83,14 @@ def test_string_labels():
     np.testing.assert_allclose(r, [1.0, 0.5])
 
 
-@pytest.mark.parametrize("call", [
-    lambda: metrics.accuracy([0, 1], [0, 1, 1]),
-    lambda: metrics.precision_recall_f1([0, 1, 2], [0, 1]),
-    lambda: metrics.confusion_matrix([0, 1], [0]),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: metrics.accuracy([0, 1], [0, 1, 1]),
+        lambda: metrics.precision_recall_f1([0, 1, 2], [0, 1]),
+        lambda: metrics.confusion_matrix([0, 1], [0]),
+    ],
+)
 def test_length_mismatch_names_y_pred(call):
     with pytest.raises(ValueError, match="y_pred"):
         call()
@@ -178,8 +181,10 @@ def test_iob1():
     assert result["per_type"]["ORG"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
     assert result["per_type"]["PER"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
     # conlleval reads IOB1 and IOB2 with the same rules.
-    assert metrics.chunk_f1([["I-ORG", "O", "I-PER", "B-PER"]], [["I-ORG", "O", "I-PER", "I-PER"]],
-                            scheme="iob2") == result
+    assert (
+        metrics.chunk_f1([["I-ORG", "O", "I-PER", "B-PER"]], [["I-ORG", "O", "I-PER", "I-PER"]], scheme="iob2")
+        == result
+    )
 
 
 def test_iobes():
@@ -191,8 +196,9 @@ def test_iobes():
     assert result["per_type"]["PER"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
     assert result["per_type"]["LOC"]["support"] == 1 and result["per_type"]["LOC"]["f1"] == 0.0
     # E- closes a chunk: B-X E-X B-X E-X is two chunks, and S-X S-X too.
-    two = metrics.chunk_f1([["B-X", "E-X", "B-X", "E-X", "S-X", "S-X"]], [["B-X", "E-X", "B-X", "E-X", "S-X", "S-X"]],
-                           scheme="iobes")
+    two = metrics.chunk_f1(
+        [["B-X", "E-X", "B-X", "E-X", "S-X", "S-X"]], [["B-X", "E-X", "B-X", "E-X", "S-X", "S-X"]], scheme="iobes"
+    )
     assert two["per_type"]["X"]["support"] == 4
 
 

@@ -29,8 +29,7 @@ def _optional(name: str):
         return importlib.import_module(name)
     except ImportError:
         if os.environ.get("RNNFAST_REQUIRE_ONNX", "") == "1":
-            pytest.fail(f"RNNFAST_REQUIRE_ONNX=1 but {name} is not installed (pip install \"rnnfast[onnx]\" "
-                        "onnxruntime)")
+            pytest.fail(f'RNNFAST_REQUIRE_ONNX=1 but {name} is not installed (pip install "rnnfast[onnx]" onnxruntime)')
         pytest.skip(f"{name} is not installed")
 
 
@@ -74,8 +73,12 @@ def _lengths(rng, T, B):
 
 
 # ===== export: every model against onnxruntime ============================================================
-LAYER_CONFIGS = [dict(num_layers=1), dict(num_layers=2, bidirectional=True), dict(num_layers=3, batch_first=True),
-                 dict(num_layers=2, bidirectional=True, batch_first=True, bias=False)]
+LAYER_CONFIGS = [
+    dict(num_layers=1),
+    dict(num_layers=2, bidirectional=True),
+    dict(num_layers=3, batch_first=True),
+    dict(num_layers=2, bidirectional=True, batch_first=True, bias=False),
+]
 
 
 @pytest.mark.parametrize("config", LAYER_CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
@@ -94,9 +97,11 @@ def test_recurrent_layer_matches_onnxruntime(run, cell, config):
         lengths = _lengths(rng, T, B)
         states = [rng.standard_normal((LD, B, H)).astype(np.float32) for _ in range(2 if cell == "lstm" else 1)]
         state = tuple(states) if cell == "lstm" else states[0]
-        for feed, kwargs in [({"x": x}, {}), ({"x": x, "lengths": lengths}, {"lengths": lengths}),
-                             ({"x": x, "lengths": lengths, **dict(zip(("h0", "c0"), states))},
-                              {"lengths": lengths, "state": state})]:
+        for feed, kwargs in [
+            ({"x": x}, {}),
+            ({"x": x, "lengths": lengths}, {"lengths": lengths}),
+            ({"x": x, "lengths": lengths, **dict(zip(("h0", "c0"), states))}, {"lengths": lengths, "state": state}),
+        ]:
             y, final = layer(x, **kwargs)
             out = graph(feed)
             np.testing.assert_allclose(out["y"], y, **TOL)
@@ -122,8 +127,10 @@ def test_layer_state_round_trip_through_onnxruntime(run, cell):
     np.testing.assert_allclose(second["h_n"], final[0] if cell == "lstm" else final, **TOL)
 
 
-@pytest.mark.parametrize("cell,num_layers,tie", [("lstm", 1, False), ("lstm", 2, True), ("gru", 2, False),
-                                                 ("rnn", 1, True), ("rnn_relu", 3, False)])
+@pytest.mark.parametrize(
+    "cell,num_layers,tie",
+    [("lstm", 1, False), ("lstm", 2, True), ("gru", 2, False), ("rnn", 1, True), ("rnn_relu", 3, False)],
+)
 def test_language_model_matches_onnxruntime(run, cell, num_layers, tie):
     rng = np.random.default_rng(num_layers)
     lm = rf.LanguageModel(17, 6, 6 if tie else 7, num_layers=num_layers, cell=cell, tie_weights=tie, seed=4).eval()
@@ -131,8 +138,11 @@ def test_language_model_matches_onnxruntime(run, cell, num_layers, tie):
     for T, B in [(1, 1), (9, 3), (int(rng.integers(1, 12)), int(rng.integers(1, 6)))]:
         ids = rng.integers(0, 17, (T, B))
         state = lm.initial_state(B)
-        state = tuple(s + rng.standard_normal(s.shape).astype(np.float32) for s in state) if cell == "lstm" \
+        state = (
+            tuple(s + rng.standard_normal(s.shape).astype(np.float32) for s in state)
+            if cell == "lstm"
             else state + rng.standard_normal(state.shape).astype(np.float32)
+        )
         logits, final = lm(ids, state)
         feed = {"input_ids": ids, "h0": state[0] if cell == "lstm" else state}
         if cell == "lstm":
@@ -167,10 +177,18 @@ def test_onnxruntime_generation_loop_matches_greedy_generate(run):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_classifier_matches_onnxruntime(run, pooling, front, bidirectional):
     rng = np.random.default_rng(7)
-    model = rf.SequenceClassifier(4, vocab_size=30 if front == "ids" else None,
-                                  input_size=3 if front == "features" else None, embed_dim=5, hidden_size=6,
-                                  num_layers=2, cell="gru" if bidirectional else "lstm", bidirectional=bidirectional,
-                                  pooling=pooling, seed=8)
+    model = rf.SequenceClassifier(
+        4,
+        vocab_size=30 if front == "ids" else None,
+        input_size=3 if front == "features" else None,
+        embed_dim=5,
+        hidden_size=6,
+        num_layers=2,
+        cell="gru" if bidirectional else "lstm",
+        bidirectional=bidirectional,
+        pooling=pooling,
+        seed=8,
+    )
     graph = run(model)
     model.eval()
     for T, B in [(1, 1), (8, 5), (int(rng.integers(1, 10)), int(rng.integers(1, 6)))]:
@@ -194,9 +212,21 @@ def _chars(rng, T, B, W, vocab):
 @pytest.mark.parametrize("crf", [False, True])
 def test_tagger_matches_onnxruntime(run, crf):
     rng = np.random.default_rng(9)
-    model = rf.SequenceTagger(5, vocab_size=25, embed_dim=6, hidden_size=7, num_layers=2, feature_vocab_sizes=(3, 4),
-                              feature_dim=3, char_features=True, char_vocab_size=9, char_embed_dim=4,
-                              char_hidden_size=5, crf=crf, seed=10)
+    model = rf.SequenceTagger(
+        5,
+        vocab_size=25,
+        embed_dim=6,
+        hidden_size=7,
+        num_layers=2,
+        feature_vocab_sizes=(3, 4),
+        feature_dim=3,
+        char_features=True,
+        char_vocab_size=9,
+        char_embed_dim=4,
+        char_hidden_size=5,
+        crf=crf,
+        seed=10,
+    )
     graph = run(model)
     model.eval()
     for T, B, W in [(1, 1, 1), (7, 4, 5), (int(rng.integers(1, 9)), int(rng.integers(1, 5)), 3)]:
@@ -209,8 +239,9 @@ def test_tagger_matches_onnxruntime(run, crf):
         if crf:
             for name in ("transitions", "start_transitions", "end_transitions"):
                 np.testing.assert_array_equal(out[name], model.crf_layer.named_parameters()[name])
-            decoded = rfonnx.viterbi_decode(out["scores"], out["transitions"], out["start_transitions"],
-                                            out["end_transitions"], lengths)
+            decoded = rfonnx.viterbi_decode(
+                out["scores"], out["transitions"], out["start_transitions"], out["end_transitions"], lengths
+            )
             np.testing.assert_array_equal(decoded, tags)
         else:
             valid = np.arange(T)[:, None] < lengths[None, :]
@@ -236,7 +267,7 @@ def test_forecaster_matches_onnxruntime(run, input_size, num_layers, cell):
     graph = run(model)
     model.eval()
     for T, B in [(1, 1), (12, 4), (int(rng.integers(2, 15)), int(rng.integers(1, 6)))]:
-        history = np.stack([series[k: k + T] for k in rng.integers(0, 150, B)], axis=1)  # (T, B, F) float64
+        history = np.stack([series[k : k + T] for k in rng.integers(0, 150, B)], axis=1)  # (T, B, F) float64
         lengths = _lengths(rng, T, B)
         forecast = graph({"history": history, "lengths": lengths})["forecast"]
         assert forecast.dtype == np.float64
@@ -252,8 +283,9 @@ def test_opsets(run, opset, onnx):
     graph = run(model, opset=opset)
     assert onnx.load(graph.path).opset_import[0].version == opset
     x, lengths = rng.standard_normal((5, 3, 2)).astype(np.float32), np.array([5, 1, 3])
-    np.testing.assert_allclose(graph({"inputs": x, "lengths": lengths})["probabilities"],
-                               model.predict_proba(x, lengths), **TOL)
+    np.testing.assert_allclose(
+        graph({"inputs": x, "lengths": lengths})["probabilities"], model.predict_proba(x, lengths), **TOL
+    )
 
 
 def test_fixed_axes_and_metadata(run, onnx, ort):
@@ -302,14 +334,27 @@ def test_missing_onnx_package_names_the_extra(monkeypatch, tmp_path):
 
 # ===== load: round trips ===================================================================================
 def _all_models():
-    return [rf.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, seed=1), rf.GRU(3, 4, bias=False, seed=2),
-            rf.RNN(3, 4, nonlinearity="relu", num_layers=2, seed=3),
-            rf.LanguageModel(10, 4, 4, tie_weights=True, seed=4), rf.LanguageModel(10, 4, 5, 2, cell="gru", seed=5),
-            rf.SequenceClassifier(3, vocab_size=10, embed_dim=4, hidden_size=5, pooling="mean", seed=6),
-            rf.SequenceClassifier(3, input_size=2, hidden_size=5, bidirectional=True, pooling="max", seed=7),
-            rf.SequenceTagger(4, input_size=3, hidden_size=5, crf=True, char_features=True, char_vocab_size=6,
-                              feature_vocab_sizes=(2,), tag_names=list("abcd"), seed=8),
-            rf.Forecaster(input_size=2, hidden_size=5, horizon=3, mean=[1, 2], std=[3, 4], window=7, seed=9)]
+    return [
+        rf.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, seed=1),
+        rf.GRU(3, 4, bias=False, seed=2),
+        rf.RNN(3, 4, nonlinearity="relu", num_layers=2, seed=3),
+        rf.LanguageModel(10, 4, 4, tie_weights=True, seed=4),
+        rf.LanguageModel(10, 4, 5, 2, cell="gru", seed=5),
+        rf.SequenceClassifier(3, vocab_size=10, embed_dim=4, hidden_size=5, pooling="mean", seed=6),
+        rf.SequenceClassifier(3, input_size=2, hidden_size=5, bidirectional=True, pooling="max", seed=7),
+        rf.SequenceTagger(
+            4,
+            input_size=3,
+            hidden_size=5,
+            crf=True,
+            char_features=True,
+            char_vocab_size=6,
+            feature_vocab_sizes=(2,),
+            tag_names=list("abcd"),
+            seed=8,
+        ),
+        rf.Forecaster(input_size=2, hidden_size=5, horizon=3, mean=[1, 2], std=[3, 4], window=7, seed=9),
+    ]
 
 
 @pytest.mark.parametrize("model", _all_models(), ids=lambda m: type(m).__name__)
@@ -341,19 +386,34 @@ def _torch_export(torch, module, args, path, input_names, output_names, dynamic_
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "RNN_tanh", "RNN_relu"])
-@pytest.mark.parametrize("layers,bidirectional,batch_first,with_state",
-                         [(1, False, False, False), (2, True, False, True), (3, False, True, True),
-                          (2, True, True, False)])
+@pytest.mark.parametrize(
+    "layers,bidirectional,batch_first,with_state",
+    [(1, False, False, False), (2, True, False, True), (3, False, True, True), (2, True, True, False)],
+)
 def test_load_torch_exports(torch, onnx, tmp_path, one_thread, kind, layers, bidirectional, batch_first, with_state):
     torch.manual_seed(layers)
     name, _, act = kind.partition("_")
-    module = getattr(torch.nn, name)(3, 5, num_layers=layers, bidirectional=bidirectional, batch_first=batch_first,
-                                     **({"nonlinearity": act} if act else {}))
+    module = getattr(torch.nn, name)(
+        3,
+        5,
+        num_layers=layers,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        **({"nonlinearity": act} if act else {}),
+    )
     D = 2 if bidirectional else 1
     lstm = name == "LSTM"
     x = torch.randn((2, 6, 3) if batch_first else (6, 2, 3))
@@ -368,8 +428,13 @@ def test_load_torch_exports(torch, onnx, tmp_path, one_thread, kind, layers, bid
     _torch_export(torch, module, args, path, ["x"] + state_names, outputs, axes)
     layer = rfonnx.load(path)
     expected = {"LSTM": rf.LSTM, "GRU": rf.GRU, "RNN": rf.RNN}[name]
-    assert type(layer) is expected and (layer.num_layers, layer.bidirectional, layer.batch_first, layer.hidden_size,
-                                        layer.input_size) == (layers, bidirectional, batch_first, 5, 3)
+    assert type(layer) is expected and (
+        layer.num_layers,
+        layer.bidirectional,
+        layer.batch_first,
+        layer.hidden_size,
+        layer.input_size,
+    ) == (layers, bidirectional, batch_first, 5, 3)
     if act:
         assert layer.nonlinearity == act
     for T, B in [(1, 1), (9, 4)]:
@@ -410,8 +475,15 @@ def test_load_torch_language_model(torch, onnx, tmp_path, one_thread, cell, laye
     state = tuple(torch.zeros(layers, 2, 8) for _ in state_names)
     path = tmp_path / "lm.onnx"
     axes = {"ids": {0: "T", 1: "B"}, "logits": {0: "T", 1: "B"}, **{n: {1: "B"} for n in state_names + outputs[1:]}}
-    _torch_export(torch, module, (torch.zeros(5, 2, dtype=torch.long), state if cell == "LSTM" else state[0]), path,
-                  ["ids"] + state_names, outputs, axes)
+    _torch_export(
+        torch,
+        module,
+        (torch.zeros(5, 2, dtype=torch.long), state if cell == "LSTM" else state[0]),
+        path,
+        ["ids"] + state_names,
+        outputs,
+        axes,
+    )
     lm = rfonnx.load(path)
     assert type(lm) is rf.LanguageModel and lm.config()["cell"] == cell.lower() and lm.tie_weights == tie
     ids = torch.randint(0, 19, (7, 3))
@@ -420,8 +492,9 @@ def test_load_torch_language_model(torch, onnx, tmp_path, one_thread, cell, laye
         logits, final = module(ids, state if cell == "LSTM" else state[0])
     got, rfinal = lm(ids.numpy(), tuple(s.numpy() for s in state) if cell == "LSTM" else state[0].numpy())
     np.testing.assert_allclose(got, logits.numpy(), **TOL)
-    np.testing.assert_allclose(rfinal[0] if cell == "LSTM" else rfinal, (final[0] if cell == "LSTM" else final).numpy(),
-                               **TOL)
+    np.testing.assert_allclose(
+        rfinal[0] if cell == "LSTM" else rfinal, (final[0] if cell == "LSTM" else final).numpy(), **TOL
+    )
     first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
     rfonnx.export(lm, first)
     rfonnx.export(rfonnx.load(first), second)
@@ -432,8 +505,16 @@ def test_load_torch_export_of_old_opset(torch, onnx, tmp_path):
     """Opset 11: Squeeze, Unsqueeze and Slice take their axes as attributes."""
     module = torch.nn.GRU(2, 3, num_layers=2, bidirectional=True)
     path = tmp_path / "gru11.onnx"
-    _torch_export(torch, module, (torch.randn(4, 2, 2),), path, ["x"], ["y", "h_n"],
-                  {"x": {0: "T", 1: "B"}, "y": {0: "T", 1: "B"}, "h_n": {1: "B"}}, opset=11)
+    _torch_export(
+        torch,
+        module,
+        (torch.randn(4, 2, 2),),
+        path,
+        ["x"],
+        ["y", "h_n"],
+        {"x": {0: "T", 1: "B"}, "y": {0: "T", 1: "B"}, "h_n": {1: "B"}},
+        opset=11,
+    )
     x = torch.randn(6, 3, 2)
     with torch.no_grad():
         y, _ = module(x)
@@ -467,8 +548,10 @@ def _lstm_graph(onnx, tmp_path, op="LSTM", extra_inputs=(), nodes_after=(), outp
     helper, nh = onnx.helper, onnx.numpy_helper
     G = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
     rng = np.random.default_rng(0)
-    inits = [nh.from_array(rng.standard_normal((1, G * 3, 2)).astype(np.float32), "W"),
-             nh.from_array(rng.standard_normal((1, G * 3, 3)).astype(np.float32), "R")]
+    inits = [
+        nh.from_array(rng.standard_normal((1, G * 3, 2)).astype(np.float32), "W"),
+        nh.from_array(rng.standard_normal((1, G * 3, 3)).astype(np.float32), "R"),
+    ]
     inputs = ["x", "W", "R"] + list(extra_inputs)
     for name, value in (("P", np.ones((1, 9), np.float32)), ("B", np.zeros((1, 2 * G * 3), np.float32))):
         if name in inputs:
@@ -477,9 +560,13 @@ def _lstm_graph(onnx, tmp_path, op="LSTM", extra_inputs=(), nodes_after=(), outp
     if "lengths" in inputs:
         graph_inputs.append(helper.make_tensor_value_info("lengths", onnx.TensorProto.INT32, ["B"]))
     nodes = [helper.make_node(op, inputs, ["y_raw", "h"], name="rec", hidden_size=3, **attrs), *nodes_after]
-    graph = helper.make_graph(nodes, "g", graph_inputs,
-                              [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in outputs],
-                              inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        graph_inputs,
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in outputs],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = tmp_path / "g.onnx"
     onnx.save(model, str(path))
@@ -497,8 +584,10 @@ def _refused(path, *patterns):
 
 
 def test_load_refuses_what_rnnfast_cells_do_not_compute(onnx, tmp_path):
-    squeeze = [onnx.helper.make_node("Constant", [], ["one"], value_ints=[1]),
-               onnx.helper.make_node("Squeeze", ["y_raw", "one"], ["y"], name="sq")]
+    squeeze = [
+        onnx.helper.make_node("Constant", [], ["one"], value_ints=[1]),
+        onnx.helper.make_node("Squeeze", ["y_raw", "one"], ["y"], name="sq"),
+    ]
     ok = _lstm_graph(onnx, tmp_path, nodes_after=squeeze, outputs=("y", "h"))
     assert type(rfonnx.load(ok)) is rf.LSTM
     cases = [
@@ -521,30 +610,44 @@ def test_load_refuses_what_rnnfast_cells_do_not_compute(onnx, tmp_path):
 
 def test_load_refuses_operators_and_graphs_it_cannot_map(onnx, tmp_path):
     helper = onnx.helper
-    squeeze = [helper.make_node("Constant", [], ["one"], value_ints=[1]),
-               helper.make_node("Squeeze", ["y_raw", "one"], ["y"], name="sq")]
+    squeeze = [
+        helper.make_node("Constant", [], ["one"], value_ints=[1]),
+        helper.make_node("Squeeze", ["y_raw", "one"], ["y"], name="sq"),
+    ]
     relu = helper.make_node("Relu", ["y"], ["z"], name="act")
-    _refused(_lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, relu], outputs=("z",)), "node 'act' (Relu)",
-             "not supported")
+    _refused(
+        _lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, relu], outputs=("z",)), "node 'act' (Relu)", "not supported"
+    )
     custom = helper.make_node("FusedThing", ["y"], ["z"], name="fused", domain="com.example")
-    _refused(_lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, custom], outputs=("z",)), "node 'fused'",
-             "'com.example'")
+    _refused(
+        _lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, custom], outputs=("z",)), "node 'fused'", "'com.example'"
+    )
     softmax = helper.make_node("Softmax", ["y"], ["p"], name="sm")
     _refused(_lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, softmax], outputs=("p",)), "(Softmax)")
     # A Reshape that mixes time and features has no rnnfast meaning.
-    mix = [helper.make_node("Constant", [], ["s"], value_ints=[-1, 6]),
-           helper.make_node("Reshape", ["y", "s"], ["m"], name="mix")]
+    mix = [
+        helper.make_node("Constant", [], ["s"], value_ints=[-1, 6]),
+        helper.make_node("Reshape", ["y", "s"], ["m"], name="mix"),
+    ]
     _refused(_lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, *mix], outputs=("m",)), "node 'mix' (Reshape)")
     # A Reshape to a fixed time size, where the input's time size varies (what an exporter that specialised the
     # graph to its example input writes): right for one length only.
-    fixed = [helper.make_node("Constant", [], ["s"], value_ints=[5, -1, 3]),
-             helper.make_node("Reshape", ["y", "s"], ["r"], name="fixed")]
-    _refused(_lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, *fixed], outputs=("r",)), "node 'fixed' (Reshape)",
-             "fixes a size")
+    fixed = [
+        helper.make_node("Constant", [], ["s"], value_ints=[5, -1, 3]),
+        helper.make_node("Reshape", ["y", "s"], ["r"], name="fixed"),
+    ]
+    _refused(
+        _lstm_graph(onnx, tmp_path, nodes_after=[*squeeze, *fixed], outputs=("r",)),
+        "node 'fixed' (Reshape)",
+        "fixes a size",
+    )
     # No recurrent node at all.
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"], name="id")], "g",
-                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2])],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 2])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"], name="id")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 2])],
+    )
     path = tmp_path / "plain.onnx"
     onnx.save(helper.make_model(graph), str(path))
     _refused(path, "no LSTM, GRU or RNN node")
@@ -573,8 +676,14 @@ def test_load_refuses_bad_files(onnx, tmp_path):
     rfonnx.export(rf.GRU(2, 3, num_layers=2), good)
     data = good.read_bytes()
     bad = tmp_path / "bad.onnx"
-    for content in (b"", data[: len(data) // 2], data[:-7], b"hello, not a model\n", b"\x00" * 64,
-                    bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8))):
+    for content in (
+        b"",
+        data[: len(data) // 2],
+        data[:-7],
+        b"hello, not a model\n",
+        b"\x00" * 64,
+        bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+    ):
         bad.write_bytes(content)
         _refused(bad, "ONNX model")
     with pytest.raises(FileNotFoundError):
@@ -587,8 +696,9 @@ def _mutate(onnx, model, rng) -> None:
     graph = model.graph
     nodes = list(graph.node)
     node = nodes[rng.integers(len(nodes))]
-    names = [o for n in nodes for o in n.output if o] + [v.name for v in graph.input] + \
-        [t.name for t in graph.initializer]
+    names = (
+        [o for n in nodes for o in n.output if o] + [v.name for v in graph.input] + [t.name for t in graph.initializer]
+    )
     kind = rng.integers(6)
     if kind == 0 and node.attribute:
         attr = node.attribute[rng.integers(len(node.attribute))]
@@ -623,6 +733,7 @@ def _mutate(onnx, model, rng) -> None:
 def test_load_of_edited_torch_graphs_is_refused_or_right(torch, onnx, ort, tmp_path, one_thread):
     """Never a wrong model: after random edits of PyTorch's graphs, load either refuses the graph or returns a
     model whose outputs are the graph's outputs as onnxruntime computes them."""
+
     class LM(torch.nn.Module):
         def __init__(self):
             super().__init__()
@@ -636,8 +747,9 @@ def test_load_of_edited_torch_graphs_is_refused_or_right(torch, onnx, ort, tmp_p
     torch.manual_seed(0)
     bases = []
     for module, example, name, outputs in [
-            (torch.nn.GRU(3, 4, 2, bidirectional=True, batch_first=True), torch.randn(2, 5, 3), "x", ["y", "h"]),
-            (LM(), torch.randint(0, 7, (5, 2)), "ids", ["logits", "h", "c"])]:
+        (torch.nn.GRU(3, 4, 2, bidirectional=True, batch_first=True), torch.randn(2, 5, 3), "x", ["y", "h"]),
+        (LM(), torch.randint(0, 7, (5, 2)), "ids", ["logits", "h", "c"]),
+    ]:
         path = tmp_path / f"{name}.onnx"
         axes = {name: {0: "B", 1: "T"} if name == "x" else {0: "T", 1: "B"}}
         axes.update({outputs[0]: axes[name]}, **{n: {1: "B"} for n in outputs[1:]})

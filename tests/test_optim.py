@@ -144,8 +144,11 @@ REFERENCE_CASES = [
     (SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.02, dampening=0.1), reference_sgd),
     (SGD, dict(lr=0.05, momentum=0.8, nesterov=True), reference_sgd),
     (Adam, dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05), reference_adam),
-    (AdamW, dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05),
-     lambda p, g, **kw: reference_adam(p, g, decoupled=True, **kw)),
+    (
+        AdamW,
+        dict(lr=0.01, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.05),
+        lambda p, g, **kw: reference_adam(p, g, decoupled=True, **kw),
+    ),
 ]
 
 
@@ -187,13 +190,18 @@ def test_matches_torch_optim_on_the_same_gradients(torch, name, kwargs):
         weight.grad = torch.from_numpy(g.copy())
         theirs.step()
         # atol on the scale of the parameters (~1): values that pass near 0 differ by float32 rounding only.
-        np.testing.assert_allclose(ours[step], weight.detach().numpy(), rtol=1e-6, atol=1e-6,
-                                   err_msg=f"step {step + 1}")
+        np.testing.assert_allclose(
+            ours[step], weight.detach().numpy(), rtol=1e-6, atol=1e-6, err_msg=f"step {step + 1}"
+        )
 
 
 # ----- state round trip ------------------------------------------------------------------------------------
-OPTIMIZER_CASES = [(SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.01)), (SGD, dict(lr=0.1)),
-                   (Adam, dict(lr=0.01, betas=(0.8, 0.99))), (AdamW, dict(lr=0.01, weight_decay=0.1))]
+OPTIMIZER_CASES = [
+    (SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+    (SGD, dict(lr=0.1)),
+    (Adam, dict(lr=0.01, betas=(0.8, 0.99))),
+    (AdamW, dict(lr=0.01, weight_decay=0.1)),
+]
 
 
 @pytest.mark.parametrize("cls, kwargs", OPTIMIZER_CASES, ids=lambda v: getattr(v, "__name__", None))
@@ -249,16 +257,19 @@ def test_load_state_dict_refuses_another_optimizer_and_wrong_shapes():
 
 
 # ----- bad arguments and non-finite gradients --------------------------------------------------------------
-@pytest.mark.parametrize("make, name", [
-    (lambda p: SGD(p, lr=-0.1), "lr"),
-    (lambda p: SGD(p, lr=0.1, momentum=-1), "momentum"),
-    (lambda p: SGD(p, lr=0.1, dampening=2.0), "dampening"),
-    (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov"),
-    (lambda p: Adam(p, betas=(0.9,)), "betas"),
-    (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\]"),
-    (lambda p: Adam(p, eps=float("nan")), "eps"),
-    (lambda p: AdamW(p, weight_decay=-1e-2), "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda p: SGD(p, lr=-0.1), "lr"),
+        (lambda p: SGD(p, lr=0.1, momentum=-1), "momentum"),
+        (lambda p: SGD(p, lr=0.1, dampening=2.0), "dampening"),
+        (lambda p: SGD(p, lr=0.1, nesterov=True), "nesterov"),
+        (lambda p: Adam(p, betas=(0.9,)), "betas"),
+        (lambda p: Adam(p, betas=(0.9, 1.0)), r"betas\[1\]"),
+        (lambda p: Adam(p, eps=float("nan")), "eps"),
+        (lambda p: AdamW(p, weight_decay=-1e-2), "weight_decay"),
+    ],
+)
 def test_bad_hyper_parameters_raise_value_error_naming_them(make, name):
     with pytest.raises(ValueError, match=rf"^{name}: "):
         make(flat_params(P0))
@@ -337,8 +348,9 @@ def test_reduce_on_plateau_matches_torch_and_respects_min_lr(torch):
     schedule = ReduceOnPlateau(SGD(flat_params(P0), lr=1.0), factor=0.3, patience=1, min_lr=0.05)
     weight = torch.zeros(1, requires_grad=True)
     torch_optimizer = torch.optim.SGD([weight], lr=1.0)
-    torch_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(torch_optimizer, mode="min", factor=0.3,
-                                                                patience=1, min_lr=0.05)
+    torch_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        torch_optimizer, mode="min", factor=0.3, patience=1, min_lr=0.05
+    )
     ours, theirs = [], []
     for loss in PLATEAU_LOSSES:
         ours.append(schedule.step(loss))

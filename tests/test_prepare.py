@@ -56,12 +56,20 @@ def test_ids_equal_the_in_memory_tokenizer(tmp_path, level, chunk_bytes):
 # chunks, a byte-order mark, whitespace other than spaces (which separates words but is not a newline).
 _tricky_text = st.lists(
     st.sampled_from(list("ab c\n\r\t") + ["é", "日", "😀", "\u2028", "\x85", "\x0b", "<unk>", "<eos>"]),
-    min_size=1, max_size=40).map("".join)
+    min_size=1,
+    max_size=40,
+).map("".join)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(text=_tricky_text, bom=st.booleans(), chunk_bytes=st.integers(1, 9), level=st.sampled_from(["char", "word"]),
-       max_vocab=st.none() | st.integers(2, 6), min_count=st.integers(1, 3))
+@given(
+    text=_tricky_text,
+    bom=st.booleans(),
+    chunk_bytes=st.integers(1, 9),
+    level=st.sampled_from(["char", "word"]),
+    max_vocab=st.none() | st.integers(2, 6),
+    min_count=st.integers(1, 3),
+)
 def test_any_chunking_gives_the_in_memory_ids(text, bom, chunk_bytes, level, max_vocab, min_count):
     fit_kwargs = {"max_vocab": max_vocab, "min_count": min_count} if level == "word" else {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,8 +85,10 @@ def test_any_chunking_gives_the_in_memory_ids(text, bom, chunk_bytes, level, max
         assert_same_as_in_memory(source, Path(tmp) / "out.tokens", level, chunk_bytes=chunk_bytes, **fit_kwargs)
 
 
-@pytest.mark.parametrize("encoding, data", [("latin-1", "café\r\nna\xefve\n".encode("latin-1")),
-                                            ("utf-16", "wide text\nzwei Zeilen\n".encode("utf-16"))])
+@pytest.mark.parametrize(
+    "encoding, data",
+    [("latin-1", "café\r\nna\xefve\n".encode("latin-1")), ("utf-16", "wide text\nzwei Zeilen\n".encode("utf-16"))],
+)
 def test_other_encodings(tmp_path, encoding, data):
     source = tmp_path / "text.txt"
     source.write_bytes(data)
@@ -96,14 +106,15 @@ def test_word_vocabulary_limits_match_fit(tmp_path):
 
 def test_shakespeare_and_ptb(tmp_path, shared_data):
     assert_same_as_in_memory(shared_data / "tinyshakespeare.txt", tmp_path / "chars.tokens", "char")
-    ids, tokenizer = assert_same_as_in_memory(shared_data / "ptb" / "ptb.train.txt", tmp_path / "words.tokens",
-                                              "word")
+    ids, tokenizer = assert_same_as_in_memory(shared_data / "ptb" / "ptb.train.txt", tmp_path / "words.tokens", "word")
     assert tokenizer.vocab_size == 10000 and ids.dtype == np.uint16
 
 
 # ----- dtype and layout ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("vocab_size, dtype", [(1, np.uint8), (256, np.uint8), (257, np.uint16),
-                                               (65536, np.uint16), (65537, np.uint32), (2**32, np.uint32)])
+@pytest.mark.parametrize(
+    "vocab_size, dtype",
+    [(1, np.uint8), (256, np.uint8), (257, np.uint16), (65536, np.uint16), (65537, np.uint32), (2**32, np.uint32)],
+)
 def test_smallest_unsigned_type_that_fits(vocab_size, dtype):
     assert id_dtype(vocab_size) == np.dtype(dtype)
 
@@ -167,17 +178,20 @@ def text_file(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"level": "byte"}, ValueError, "level: got 'byte'"),
-    ({"encoding": "no-such-codec"}, ValueError, "encoding: got 'no-such-codec'"),
-    ({"encoding": "base64"}, ValueError, "encoding: got 'base64'.*not a text encoding"),
-    ({"encoding": 8}, TypeError, "encoding"),
-    ({"chunk_bytes": 0}, ValueError, "chunk_bytes: got 0"),
-    ({"chunk_bytes": 1.5}, TypeError, "chunk_bytes"),
-    ({"level": "char", "max_vocab": 10}, ValueError, "max_vocab, min_count.*level='char'"),
-    ({"level": "word", "max_vocab": 1}, ValueError, "max_vocab: got 1"),
-    ({"level": "word", "min_count": 0}, ValueError, "min_count: got 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"level": "byte"}, ValueError, "level: got 'byte'"),
+        ({"encoding": "no-such-codec"}, ValueError, "encoding: got 'no-such-codec'"),
+        ({"encoding": "base64"}, ValueError, "encoding: got 'base64'.*not a text encoding"),
+        ({"encoding": 8}, TypeError, "encoding"),
+        ({"chunk_bytes": 0}, ValueError, "chunk_bytes: got 0"),
+        ({"chunk_bytes": 1.5}, TypeError, "chunk_bytes"),
+        ({"level": "char", "max_vocab": 10}, ValueError, "max_vocab, min_count.*level='char'"),
+        ({"level": "word", "max_vocab": 1}, ValueError, "max_vocab: got 1"),
+        ({"level": "word", "min_count": 0}, ValueError, "min_count: got 0"),
+    ],
+)
 def test_prepare_rejects_bad_arguments_and_writes_nothing(tmp_path, text_file, kwargs, error, match):
     with pytest.raises(error, match=match):
         prepare(text_file, tmp_path / "out.tokens", **kwargs)
@@ -202,12 +216,15 @@ def test_prepare_path_errors(tmp_path, text_file):
     assert text_file.read_bytes() == TEXT.encode()
 
 
-@pytest.mark.parametrize("data, match", [
-    (b"", "empty"),
-    (b"\xef\xbb\xbf", "empty"),
-    (b"GIF89a\x01\x00\x01\x00\x00\x00", "NUL character at position 7"),
-    ("caf\u00e9 ".encode("latin-1") + b"ok", r"not utf-8 text \(byte 3: invalid continuation byte\)"),
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"", "empty"),
+        (b"\xef\xbb\xbf", "empty"),
+        (b"GIF89a\x01\x00\x01\x00\x00\x00", "NUL character at position 7"),
+        ("caf\u00e9 ".encode("latin-1") + b"ok", r"not utf-8 text \(byte 3: invalid continuation byte\)"),
+    ],
+)
 @pytest.mark.parametrize("level", ["char", "word"])
 def test_texts_that_read_text_refuses_are_refused_alike(tmp_path, data, match, level):
     source = tmp_path / "bad.txt"
@@ -220,8 +237,11 @@ def test_texts_that_read_text_refuses_are_refused_alike(tmp_path, data, match, l
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(prefix=st.text(alphabet=st.sampled_from("ab\né日"), max_size=20),
-       bad=st.sampled_from([b"\xff", b"\xc3(", b"\xe6\x97", b"\xed\xa0\x80"]), chunk_bytes=st.integers(1, 7))
+@given(
+    prefix=st.text(alphabet=st.sampled_from("ab\né日"), max_size=20),
+    bad=st.sampled_from([b"\xff", b"\xc3(", b"\xe6\x97", b"\xed\xa0\x80"]),
+    chunk_bytes=st.integers(1, 7),
+)
 def test_undecodable_byte_is_reported_at_the_same_offset_as_read_text(prefix, bad, chunk_bytes):
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "bad.txt"
@@ -301,15 +321,18 @@ def test_missing_and_directory(tmp_path):
         open_tokens(None)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "too short"),
-    (b"hello world, this is text\n" * 3, "not an rnnfast token file"),
-    (b"\x93NUMPY\x01\x00v\x00{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", "not an rnnfast token"),
-    (b"RNNFTOKS" + struct.pack("<Q", 2**63) + b"{}", "header claims"),
-    (b"RNNFTOKS" + struct.pack("<Q", 48) + b"[1, 2]".ljust(48), "JSON list, expected an object"),
-    (b"RNNFTOKS" + struct.pack("<Q", 48) + b"{not json".ljust(48), "not valid JSON"),
-    (b"RNNFTOKS" + struct.pack("<Q", 47) + b"{}".ljust(47), "multiple of 64"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "too short"),
+        (b"hello world, this is text\n" * 3, "not an rnnfast token file"),
+        (b"\x93NUMPY\x01\x00v\x00{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", "not an rnnfast token"),
+        (b"RNNFTOKS" + struct.pack("<Q", 2**63) + b"{}", "header claims"),
+        (b"RNNFTOKS" + struct.pack("<Q", 48) + b"[1, 2]".ljust(48), "JSON list, expected an object"),
+        (b"RNNFTOKS" + struct.pack("<Q", 48) + b"{not json".ljust(48), "not valid JSON"),
+        (b"RNNFTOKS" + struct.pack("<Q", 47) + b"{}".ljust(47), "multiple of 64"),
+    ],
+)
 def test_foreign_and_garbled_files(tmp_path, content, match):
     path = tmp_path / "bad.tokens"
     path.write_bytes(content)
@@ -355,18 +378,21 @@ def test_every_flipped_bit_of_the_digest_and_header_is_detected(token_file):
             open_tokens(token_file)
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda h: {**h, "format_version": 2}, "newer rnnfast.*token format 2"),
-    (lambda h: {**h, "format_version": "1"}, "format_version '1'"),
-    (lambda h: {**h, "format": "other"}, "format 'other'"),
-    (lambda h: {**h, "dtype": "int64"}, "dtype 'int64'"),
-    (lambda h: {**h, "dtype": ["uint8"]}, r"dtype \['uint8'\]"),
-    (lambda h: {**h, "count": -1}, "count -1"),
-    (lambda h: {**h, "count": 1.5}, "count 1.5"),
-    (lambda h: {**h, "count": h["count"] + 1}, "truncated"),
-    (lambda h: {**h, "tokenizer": {"type": "bpe"}}, "cannot rebuild the tokenizer"),
-    (lambda h: {**h, "tokenizer": {"type": "word", "tokens": ["<unk>", "<eos>"]}}, "id .* outside the vocabulary"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda h: {**h, "format_version": 2}, "newer rnnfast.*token format 2"),
+        (lambda h: {**h, "format_version": "1"}, "format_version '1'"),
+        (lambda h: {**h, "format": "other"}, "format 'other'"),
+        (lambda h: {**h, "dtype": "int64"}, "dtype 'int64'"),
+        (lambda h: {**h, "dtype": ["uint8"]}, r"dtype \['uint8'\]"),
+        (lambda h: {**h, "count": -1}, "count -1"),
+        (lambda h: {**h, "count": 1.5}, "count 1.5"),
+        (lambda h: {**h, "count": h["count"] + 1}, "truncated"),
+        (lambda h: {**h, "tokenizer": {"type": "bpe"}}, "cannot rebuild the tokenizer"),
+        (lambda h: {**h, "tokenizer": {"type": "word", "tokens": ["<unk>", "<eos>"]}}, "id .* outside the vocabulary"),
+    ],
+)
 def test_inconsistent_headers_with_valid_checksums(token_file, edit, match):
     reseal(token_file, edit)
     with pytest.raises(TokenFileError, match="corpus.tokens: .*" + match):
@@ -435,8 +461,12 @@ def test_memory_stays_flat_for_a_corpus_several_times_the_budget(tmp_path):
             f.write(block)
     assert corpus.stat().st_size == repeats * len(block) > 4 * budget
 
-    result = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(corpus), str(tmp_path / "c.tokens"),
-                             str(budget)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(corpus), str(tmp_path / "c.tokens"), str(budget)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["enforced"], "the memory limit did not apply, so the test proves nothing"

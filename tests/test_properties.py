@@ -36,8 +36,13 @@ CASES: Counter = Counter()
 def budget(name: str, examples: int):
     """Settings for one property test, whose body calls ``tried(name)`` once per case."""
     PLANNED[name] = max(1, int(examples * SCALE))
-    return settings(max_examples=PLANNED[name], deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=PLANNED[name],
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 def tried(name: str) -> None:
@@ -50,7 +55,8 @@ def check_names(exc: BaseException, names) -> None:
     # which one is wrong: a Python-side check is missing.
     assert "incompatible function arguments" not in message, f"unchecked argument reached C++: {message}"
     assert any(re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", message) for name in names), (
-        f"{type(exc).__name__}({message!r}) names none of {names}")
+        f"{type(exc).__name__}({message!r}) names none of {names}"
+    )
 
 
 def refused(call, names, types=(ValueError, TypeError)):
@@ -67,8 +73,13 @@ def pick(rng, options):
 
 def close(actual, expected, dtype, what: str) -> None:
     tight = np.dtype(dtype) == np.float64
-    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=1e-9 if tight else 2e-4,
-                               atol=1e-10 if tight else 2e-5, err_msg=what)
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64),
+        expected,
+        rtol=1e-9 if tight else 2e-4,
+        atol=1e-10 if tight else 2e-5,
+        err_msg=what,
+    )
 
 
 # ----- an independent NumPy reference for the recurrent layers (PyTorch's formulas) --------------------------
@@ -112,12 +123,16 @@ def reference_recurrent(layer, x, state=None, lengths=None):
             outputs = []
             for d, suffix in enumerate(("", "_reverse")[:D]):
                 key = f"l{layer_index}{suffix}"
-                W = (params[f"weight_ih_{key}"], params[f"weight_hh_{key}"],
-                     params.get(f"bias_ih_{key}", 0.0), params.get(f"bias_hh_{key}", 0.0))
+                W = (
+                    params[f"weight_ih_{key}"],
+                    params[f"weight_hh_{key}"],
+                    params.get(f"bias_ih_{key}", 0.0),
+                    params.get(f"bias_hh_{key}", 0.0),
+                )
                 idx = layer_index * D + d
                 h, c = h0[idx].copy(), c0[idx].copy()
                 y = np.zeros((T, B, H))
-                for t in (range(T) if d == 0 else reversed(range(T))):
+                for t in range(T) if d == 0 else reversed(range(T)):
                     h_new, c_new = reference_cell(layer._cell, inp[t], h, c, *W)
                     active = (t < lengths)[:, None]
                     h = np.where(active, h_new, h)
@@ -140,8 +155,21 @@ def make_layer(cell, input_size, hidden_size, **kwargs):
     return {"lstm": rf.LSTM, "gru": rf.GRU}[cell](input_size, hidden_size, **kwargs)
 
 
-FORWARD_DEFECTS = ("x_dtype", "x_rank", "x_features", "x_empty", "x_nonfinite", "x_overflow", "lengths_range",
-                   "lengths_shape", "lengths_dtype", "state_shape", "state_structure", "state_nonfinite", "state_dtype")
+FORWARD_DEFECTS = (
+    "x_dtype",
+    "x_rank",
+    "x_features",
+    "x_empty",
+    "x_nonfinite",
+    "x_overflow",
+    "lengths_range",
+    "lengths_shape",
+    "lengths_dtype",
+    "state_shape",
+    "state_structure",
+    "state_nonfinite",
+    "state_dtype",
+)
 BACKWARD_DEFECTS = ("dy_shape", "dy_nonfinite", "dy_dtype", "dstate_shape", "twice", "eval")
 _NOT_REAL = [np.bool_, np.complex64, np.complex128, object, np.str_]
 
@@ -156,22 +184,50 @@ def _as_input(x: np.ndarray, kind: str):
 
 
 @budget("recurrent", 800)
-@given(cell=st.sampled_from(CELLS), dtype=st.sampled_from(["float32", "float64"]), sizes=st.tuples(
-    st.integers(1, 4), st.integers(1, 4), st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)),
-    bidirectional=st.booleans(), batch_first=st.booleans(), bias=st.booleans(),
+@given(
+    cell=st.sampled_from(CELLS),
+    dtype=st.sampled_from(["float32", "float64"]),
+    sizes=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)),
+    bidirectional=st.booleans(),
+    batch_first=st.booleans(),
+    bias=st.booleans(),
     magnitude=st.sampled_from(["moderate", "moderate", "moderate", "huge"]),
     representation=st.sampled_from(["float64", "float64", "float32", "float16", "int", "list"]),
-    with_state=st.booleans(), with_lengths=st.booleans(),
+    with_state=st.booleans(),
+    with_lengths=st.booleans(),
     forward_defect=st.none() | st.none() | st.sampled_from(FORWARD_DEFECTS),
-    backward_defect=st.none() | st.sampled_from(BACKWARD_DEFECTS), seed=st.integers(0, 2**32 - 1))
-def test_recurrent_forward_and_backward(cell, dtype, sizes, bidirectional, batch_first, bias, magnitude,
-                                        representation, with_state, with_lengths, forward_defect, backward_defect,
-                                        seed):
+    backward_defect=st.none() | st.sampled_from(BACKWARD_DEFECTS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_recurrent_forward_and_backward(
+    cell,
+    dtype,
+    sizes,
+    bidirectional,
+    batch_first,
+    bias,
+    magnitude,
+    representation,
+    with_state,
+    with_lengths,
+    forward_defect,
+    backward_defect,
+    seed,
+):
     tried("recurrent")
     I, H, L, T, B = sizes
     rng = np.random.default_rng(seed)
-    layer = make_layer(cell, I, H, num_layers=L, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
-                       dtype=dtype, seed=seed)
+    layer = make_layer(
+        cell,
+        I,
+        H,
+        num_layers=L,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        bias=bias,
+        dtype=dtype,
+        seed=seed,
+    )
     D, lstm = layer.num_directions, cell == "lstm"
     # Huge but representable in the layer's dtype: the values beyond it are the "x_overflow" defect.
     huge = 1e300 if dtype == "float64" else 1e30
@@ -327,23 +383,34 @@ def check_gradients(layer, x, state, lengths, dy, dstate, dx, dstate0, batch_maj
         assert abs(analytic - numeric) <= tolerance, "dstate0"
     params = layer.state_dict()
     directions = {k: rng.standard_normal(v.shape) for k, v in params.items()}
-    numeric = (objective(x, state, {k: params[k] + eps * directions[k] for k in params})
-               - objective(x, state, {k: params[k] - eps * directions[k] for k in params})) / (2 * eps)
+    numeric = (
+        objective(x, state, {k: params[k] + eps * directions[k] for k in params})
+        - objective(x, state, {k: params[k] - eps * directions[k] for k in params})
+    ) / (2 * eps)
     analytic = sum(float((layer.grads[k] * directions[k]).sum()) for k in params)
     assert abs(analytic - numeric) <= tolerance, "parameter gradients"
 
 
 def _compare_with_float64_twin(layer, x, state, lengths, dy, dstate, dx, dstate0, batch_major):
-    twin = make_layer(layer._cell, layer.input_size, layer.hidden_size, num_layers=layer.num_layers,
-                      bidirectional=layer.bidirectional, batch_first=layer.batch_first, bias=layer.bias,
-                      dtype="float64")
+    twin = make_layer(
+        layer._cell,
+        layer.input_size,
+        layer.hidden_size,
+        num_layers=layer.num_layers,
+        bidirectional=layer.bidirectional,
+        batch_first=layer.batch_first,
+        bias=layer.bias,
+        dtype="float64",
+    )
     twin.load_state_dict({k: v.astype(np.float64) for k, v in layer.state_dict().items()})
     twin(batch_major(np.asarray(x, np.float32).astype(np.float64)), state=state, lengths=lengths)
     twin_dx, twin_dstate0 = twin.backward(np.asarray(dy, np.float32).astype(np.float64), dstate)
     tolerance = dict(rtol=2e-3, atol=2e-4)
     np.testing.assert_allclose(dx, twin_dx, **tolerance, err_msg="dx")
-    for got, want in zip(dstate0 if isinstance(dstate0, tuple) else (dstate0,),
-                         twin_dstate0 if isinstance(twin_dstate0, tuple) else (twin_dstate0,)):
+    for got, want in zip(
+        dstate0 if isinstance(dstate0, tuple) else (dstate0,),
+        twin_dstate0 if isinstance(twin_dstate0, tuple) else (twin_dstate0,),
+    ):
         np.testing.assert_allclose(got, want, **tolerance, err_msg="dstate0")
     for name, grad in twin.grads.items():
         np.testing.assert_allclose(layer.grads[name], grad, **tolerance, err_msg=name)
@@ -354,10 +421,15 @@ _ID_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uin
 
 
 @budget("embedding", 300)
-@given(V=st.integers(1, 20), E=st.integers(1, 5), shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
-       id_dtype=st.sampled_from(_ID_DTYPES), defect=st.none() | st.sampled_from(
-           ["negative", "too_big", "fraction", "nan", "bool", "complex", "string", "dy_shape"]),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    V=st.integers(1, 20),
+    E=st.integers(1, 5),
+    shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
+    id_dtype=st.sampled_from(_ID_DTYPES),
+    defect=st.none()
+    | st.sampled_from(["negative", "too_big", "fraction", "nan", "bool", "complex", "string", "dy_shape"]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_embedding_lookup_and_gradient(V, E, shape, id_dtype, defect, seed):
     tried("embedding")
     rng = np.random.default_rng(seed)
@@ -396,11 +468,17 @@ def test_embedding_lookup_and_gradient(V, E, shape, id_dtype, defect, seed):
 
 
 @budget("linear", 300)
-@given(n_in=st.integers(1, 5), n_out=st.integers(1, 5), lead=st.lists(st.integers(1, 3), max_size=2),
-       dtype=st.sampled_from(["float32", "float64"]), bias=st.booleans(),
-       x_kind=st.sampled_from(["float64", "float32", "float16", "int64", "list"]),
-       defect=st.none() | st.sampled_from(["features", "empty", "scalar", "complex", "object", "string", "nonfinite",
-                                           "dy_shape", "twice"]), seed=st.integers(0, 2**32 - 1))
+@given(
+    n_in=st.integers(1, 5),
+    n_out=st.integers(1, 5),
+    lead=st.lists(st.integers(1, 3), max_size=2),
+    dtype=st.sampled_from(["float32", "float64"]),
+    bias=st.booleans(),
+    x_kind=st.sampled_from(["float64", "float32", "float16", "int64", "list"]),
+    defect=st.none()
+    | st.sampled_from(["features", "empty", "scalar", "complex", "object", "string", "nonfinite", "dy_shape", "twice"]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_linear_forward_and_backward(n_in, n_out, lead, dtype, bias, x_kind, defect, seed):
     tried("linear")
     rng = np.random.default_rng(seed)
@@ -408,9 +486,15 @@ def test_linear_forward_and_backward(n_in, n_out, lead, dtype, bias, x_kind, def
     x = rng.standard_normal((*lead, n_in))
     nonfinite = x.copy()
     nonfinite.flat[rng.integers(0, x.size)] = pick(rng, [np.nan, np.inf, -np.inf])
-    bad_inputs = {"features": np.zeros((*lead, n_in + 1)), "empty": np.zeros((0, n_in)), "scalar": 1.0,
-                  "complex": x.astype(complex), "object": x.astype(object), "string": x.astype(str),
-                  "nonfinite": nonfinite}
+    bad_inputs = {
+        "features": np.zeros((*lead, n_in + 1)),
+        "empty": np.zeros((0, n_in)),
+        "scalar": 1.0,
+        "complex": x.astype(complex),
+        "object": x.astype(object),
+        "string": x.astype(str),
+        "nonfinite": nonfinite,
+    }
     if defect in bad_inputs:
         return refused(lambda: layer(bad_inputs[defect]), ("x",))
     x_in = _as_input(x, x_kind) if x_kind != "int64" else np.round(x).astype(np.int64)
@@ -448,13 +532,28 @@ def reference_cross_entropy(logits, targets, ignore_index):
 
 
 @budget("cross_entropy", 400)
-@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), V=st.integers(1, 6),
-       dtype=st.sampled_from([np.float32, np.float64, np.float16, np.int32]),
-       scale=st.sampled_from([1.0, 30.0, 1e4]), ignore_index=st.sampled_from([-100, -1, 0, 2]),
-       ignore_some=st.booleans(), defect=st.none() | st.sampled_from(
-           ["target_range", "target_shape", "target_float", "logits_dtype", "logits_empty", "logits_rank",
-            "logits_nonfinite", "ignore_index"]),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    V=st.integers(1, 6),
+    dtype=st.sampled_from([np.float32, np.float64, np.float16, np.int32]),
+    scale=st.sampled_from([1.0, 30.0, 1e4]),
+    ignore_index=st.sampled_from([-100, -1, 0, 2]),
+    ignore_some=st.booleans(),
+    defect=st.none()
+    | st.sampled_from(
+        [
+            "target_range",
+            "target_shape",
+            "target_float",
+            "logits_dtype",
+            "logits_empty",
+            "logits_rank",
+            "logits_nonfinite",
+            "ignore_index",
+        ]
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_cross_entropy(shape, V, dtype, scale, ignore_index, ignore_some, defect, seed):
     tried("cross_entropy")
     rng = np.random.default_rng(seed)
@@ -474,8 +573,9 @@ def test_cross_entropy(shape, V, dtype, scale, ignore_index, ignore_some, defect
         if defect == "target_float":
             return refused(lambda: rf.cross_entropy(logits, targets + 0.5), ("targets",))
         if defect == "logits_dtype":
-            return refused(lambda: rf.cross_entropy(logits.astype(pick(rng, [complex, object, str, bool])),
-                                                    targets), ("logits",))
+            return refused(
+                lambda: rf.cross_entropy(logits.astype(pick(rng, [complex, object, str, bool])), targets), ("logits",)
+            )
         if defect == "logits_empty":
             return refused(lambda: rf.cross_entropy(np.zeros((0, V)), np.zeros(0, np.int64)), ("logits",))
         if defect == "logits_nonfinite":
@@ -525,19 +625,39 @@ def twin_gradients(model, inputs, targets, state):
     return twin.grads
 
 
-OPS = ("loss", "loss", "backward", "backward", "train", "eval", "forward", "generate", "generate", "step",
-       "zero_grad", "bad_loss", "bad_generate")
+OPS = (
+    "loss",
+    "loss",
+    "backward",
+    "backward",
+    "train",
+    "eval",
+    "forward",
+    "generate",
+    "generate",
+    "step",
+    "zero_grad",
+    "bad_loss",
+    "bad_generate",
+)
 
 
 @budget("language_model", 400)
-@given(V=st.integers(1, 7), E=st.integers(1, 4), H=st.integers(1, 4), L=st.integers(1, 2),
-       cell=st.sampled_from(["lstm", "gru", "rnn", "rnn_relu"]), dtype=st.sampled_from(["float32", "float64"]),
-       tie=st.booleans(), ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=8), seed=st.integers(0, 2**31))
+@given(
+    V=st.integers(1, 7),
+    E=st.integers(1, 4),
+    H=st.integers(1, 4),
+    L=st.integers(1, 2),
+    cell=st.sampled_from(["lstm", "gru", "rnn", "rnn_relu"]),
+    dtype=st.sampled_from(["float32", "float64"]),
+    tie=st.booleans(),
+    ops=st.lists(st.sampled_from(OPS), min_size=1, max_size=8),
+    seed=st.integers(0, 2**31),
+)
 def test_language_model_call_sequences(V, E, H, L, cell, dtype, tie, ops, seed):
     tried("language_model")
     rng = np.random.default_rng(seed)
-    model = rf.LanguageModel(V, H if tie else E, H, num_layers=L, cell=cell, tie_weights=tie, seed=seed,
-                             dtype=dtype)
+    model = rf.LanguageModel(V, H if tie else E, H, num_layers=L, cell=cell, tie_weights=tie, seed=seed, dtype=dtype)
     # pending: a training-mode loss awaits backward. A forward in between drops it; a refused loss leaves it.
     pending, carried, batch, increment = False, None, int(rng.integers(1, 4)), None
     expected_grads = {k: np.zeros_like(v, dtype=np.float64) for k, v in model.grads.items()}
@@ -605,8 +725,12 @@ def check_generate(model, rng):
     V = model.vocab_size
     prompt = rng.integers(0, V, size=int(rng.integers(1, 5)))
     n = int(rng.integers(0, 6))
-    kwargs = {"temperature": pick(rng, [0.0, 0.5, 1.0, 1e-30, 1e30]), "top_k": pick(rng, [None, 1, V + 3]),
-              "top_p": pick(rng, [None, 0.5, 1e-9, 1.0]), "seed": int(rng.integers(0, 2**63))}
+    kwargs = {
+        "temperature": pick(rng, [0.0, 0.5, 1.0, 1e-30, 1e30]),
+        "top_k": pick(rng, [None, 1, V + 3]),
+        "top_p": pick(rng, [None, 0.5, 1e-9, 1.0]),
+        "seed": int(rng.integers(0, 2**63)),
+    }
     out = model.generate(prompt, n, **kwargs)
     assert out.dtype == np.int64 and out.shape == (n,)
     assert ((out >= 0) & (out < V)).all()
@@ -654,8 +778,15 @@ _HYPER = {
     "Adam": {"eps": 1e-8, "weight_decay": 0.01},
     "AdamW": {"eps": 1e-8, "weight_decay": 0.01},
 }
-_BAD_NUMBERS = [(-1.0, ValueError), (math.nan, ValueError), (math.inf, ValueError), ("0.1", TypeError),
-                (None, TypeError), (True, TypeError), (np.array([0.1]), TypeError)]
+_BAD_NUMBERS = [
+    (-1.0, ValueError),
+    (math.nan, ValueError),
+    (math.inf, ValueError),
+    ("0.1", TypeError),
+    (None, TypeError),
+    (True, TypeError),
+    (np.array([0.1]), TypeError),
+]
 
 
 def reference_step(kind, p, g, hyper, lr, state):
@@ -682,11 +813,19 @@ def reference_step(kind, p, g, hyper, lr, state):
 
 
 @budget("optimizers", 300)
-@given(kind=st.sampled_from(sorted(_HYPER)), dtype=st.sampled_from(["float32", "float64"]),
-       hyper_names=st.sets(st.sampled_from(["momentum", "weight_decay", "dampening", "eps"])),
-       lr=st.sampled_from([0.0, 1e-3, 0.1]), steps=st.integers(1, 3), bad=st.none() | st.tuples(
-           st.sampled_from(["lr", "momentum", "weight_decay", "eps", "betas"]), st.integers(0, len(_BAD_NUMBERS) - 1)),
-       nonfinite_grad=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    kind=st.sampled_from(sorted(_HYPER)),
+    dtype=st.sampled_from(["float32", "float64"]),
+    hyper_names=st.sets(st.sampled_from(["momentum", "weight_decay", "dampening", "eps"])),
+    lr=st.sampled_from([0.0, 1e-3, 0.1]),
+    steps=st.integers(1, 3),
+    bad=st.none()
+    | st.tuples(
+        st.sampled_from(["lr", "momentum", "weight_decay", "eps", "betas"]), st.integers(0, len(_BAD_NUMBERS) - 1)
+    ),
+    nonfinite_grad=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_optimizers(kind, dtype, hyper_names, lr, steps, bad, nonfinite_grad, seed):
     tried("optimizers")
     rng = np.random.default_rng(seed)
@@ -697,8 +836,11 @@ def test_optimizers(kind, dtype, hyper_names, lr, steps, bad, nonfinite_grad, se
         name, which = bad
         value, error = _BAD_NUMBERS[which]
         if name == "betas":
-            return refused(lambda: cls(model, lr=0.1, betas=(0.9, value)) if kind != "SGD" else cls(model, lr=0.1,
-                           momentum=value), ("betas[1]", "momentum"), error)
+            return refused(
+                lambda: cls(model, lr=0.1, betas=(0.9, value)) if kind != "SGD" else cls(model, lr=0.1, momentum=value),
+                ("betas[1]", "momentum"),
+                error,
+            )
         if name in _HYPER[kind] or name == "lr":
             return refused(lambda: cls(model, **{"lr": 0.1, **hyper, name: value}), (name,), error)
     optimizer = cls(model, lr=lr, **hyper)
@@ -725,25 +867,38 @@ def test_optimizers(kind, dtype, hyper_names, lr, steps, bad, nonfinite_grad, se
 
 
 # ----- checkpoints --------------------------------------------------------------------------------------------
-_json_leaves = st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False,
-                                                                                   allow_infinity=False) | st.text()
-_json = st.recursive(_json_leaves, lambda children: st.lists(children, max_size=3) | st.dictionaries(
-    st.text(max_size=5), children, max_size=3), max_leaves=8)
+_json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_json = st.recursive(
+    _json_leaves,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)
 
 
 @budget("checkpoints", 200)
-@given(kind=st.sampled_from(["lm", "lstm", "gru", "linear", "embedding"]), dtype=st.sampled_from(["float32",
-       "float64"]), extra=st.dictionaries(st.text(max_size=5), _json, max_size=3),
-       bad_extra=st.none() | st.sampled_from([math.nan, math.inf, b"bytes", {1: 2}, {"s": {1, 2}}, object()]),
-       damage=st.none() | st.tuples(st.sampled_from(["flip", "truncate", "append", "garbage"]),
-                                    st.integers(0, 2**31)), seed=st.integers(0, 2**31))
+@given(
+    kind=st.sampled_from(["lm", "lstm", "gru", "linear", "embedding"]),
+    dtype=st.sampled_from(["float32", "float64"]),
+    extra=st.dictionaries(st.text(max_size=5), _json, max_size=3),
+    bad_extra=st.none() | st.sampled_from([math.nan, math.inf, b"bytes", {1: 2}, {"s": {1, 2}}, object()]),
+    damage=st.none() | st.tuples(st.sampled_from(["flip", "truncate", "append", "garbage"]), st.integers(0, 2**31)),
+    seed=st.integers(0, 2**31),
+)
 def test_checkpoint_round_trip_and_damage(kind, dtype, extra, bad_extra, damage, seed):
     tried("checkpoints")
-    model = {"lm": lambda: rf.LanguageModel(5, 3, 4, cell="gru", dtype=dtype, seed=seed),
-             "lstm": lambda: rf.LSTM(2, 3, num_layers=2, bidirectional=True, dtype=dtype, seed=seed),
-             "gru": lambda: rf.GRU(2, 3, bias=False, dtype=dtype, seed=seed),
-             "linear": lambda: rf.Linear(2, 3, dtype=dtype, seed=seed),
-             "embedding": lambda: rf.Embedding(4, 2, dtype=dtype, seed=seed)}[kind]()
+    model = {
+        "lm": lambda: rf.LanguageModel(5, 3, 4, cell="gru", dtype=dtype, seed=seed),
+        "lstm": lambda: rf.LSTM(2, 3, num_layers=2, bidirectional=True, dtype=dtype, seed=seed),
+        "gru": lambda: rf.GRU(2, 3, bias=False, dtype=dtype, seed=seed),
+        "linear": lambda: rf.Linear(2, 3, dtype=dtype, seed=seed),
+        "embedding": lambda: rf.Embedding(4, 2, dtype=dtype, seed=seed),
+    }[kind]()
     extra.pop("step", None)
     tokenizer = text.CharTokenizer.fit("hello world")
     with tempfile.TemporaryDirectory() as tmp:
@@ -780,8 +935,9 @@ def test_checkpoint_round_trip_and_damage(kind, dtype, extra, bad_extra, damage,
 
 # ----- text -----------------------------------------------------------------------------------------------------
 @budget("tokenizers", 400)
-@given(corpus=st.text(min_size=1, max_size=80), other=st.text(max_size=20), ids=st.lists(st.integers(-3, 300),
-       max_size=6))
+@given(
+    corpus=st.text(min_size=1, max_size=80), other=st.text(max_size=20), ids=st.lists(st.integers(-3, 300), max_size=6)
+)
 def test_tokenizers_round_trip_and_refuse_by_name(corpus, other, ids):
     tried("tokenizers")
     chars = text.CharTokenizer.fit(corpus)
@@ -817,15 +973,18 @@ def test_tokenizer_from_arbitrary_json(d):
     try:
         tokenizer = text.tokenizer_from_dict(d)
     except (TypeError, ValueError) as exc:
-        check_names(exc, ("d", "d['type']", "d['tokens']", "chars", "tokens") + tuple(
-            f"d['tokens'][{i}]" for i in range(8)))
+        check_names(
+            exc, ("d", "d['type']", "d['tokens']", "chars", "tokens") + tuple(f"d['tokens'][{i}]" for i in range(8))
+        )
         return
     assert tokenizer.to_dict() == {"type": d["type"], "tokens": list(d["tokens"])}
 
 
 @budget("read_text", 300)
-@given(data=st.binary(max_size=64) | st.text(max_size=40).map(lambda s: s.encode("utf-8")),
-       encoding=st.sampled_from(["utf-8", "latin-1", "utf-16", "ascii", "cp1252"]))
+@given(
+    data=st.binary(max_size=64) | st.text(max_size=40).map(lambda s: s.encode("utf-8")),
+    encoding=st.sampled_from(["utf-8", "latin-1", "utf-16", "ascii", "cp1252"]),
+)
 def test_read_text_returns_the_decoded_text_or_refuses_by_name(data, encoding):
     tried("read_text")
     with tempfile.TemporaryDirectory() as tmp:
@@ -842,23 +1001,45 @@ def test_read_text_returns_the_decoded_text_or_refuses_by_name(data, encoding):
 
 
 # ----- metrics --------------------------------------------------------------------------------------------------
-_LABEL_KINDS = ["int", "str", "float_integral", "float_fraction", "bool", "complex", "object_mixed", "nan", "2d",
-                "empty"]
+_LABEL_KINDS = [
+    "int",
+    "str",
+    "float_integral",
+    "float_fraction",
+    "bool",
+    "complex",
+    "object_mixed",
+    "nan",
+    "2d",
+    "empty",
+]
 
 
 def _labels(kind, rng, n):
     ints = rng.integers(0, 4, size=n)
-    return {"int": ints, "str": ints.astype(str), "float_integral": ints.astype(float),
-            "float_fraction": ints + 0.5, "bool": ints.astype(bool), "complex": ints.astype(complex),
-            "object_mixed": np.array([1, "a"] * max(1, n // 2), dtype=object)[:max(n, 2)],
-            "nan": np.full(n, np.nan), "2d": ints.reshape(1, -1), "empty": np.zeros(0)}[kind]
+    return {
+        "int": ints,
+        "str": ints.astype(str),
+        "float_integral": ints.astype(float),
+        "float_fraction": ints + 0.5,
+        "bool": ints.astype(bool),
+        "complex": ints.astype(complex),
+        "object_mixed": np.array([1, "a"] * max(1, n // 2), dtype=object)[: max(n, 2)],
+        "nan": np.full(n, np.nan),
+        "2d": ints.reshape(1, -1),
+        "empty": np.zeros(0),
+    }[kind]
 
 
 @budget("metrics", 400)
-@given(kind_true=st.sampled_from(_LABEL_KINDS[:3] * 3 + _LABEL_KINDS),
-       kind_pred=st.sampled_from(_LABEL_KINDS[:3] * 3 + _LABEL_KINDS), n=st.integers(1, 12),
-       average=st.sampled_from(["macro", "micro", None]), scale=st.sampled_from([1.0, 1e6, 1e100, 1e200]),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    kind_true=st.sampled_from(_LABEL_KINDS[:3] * 3 + _LABEL_KINDS),
+    kind_pred=st.sampled_from(_LABEL_KINDS[:3] * 3 + _LABEL_KINDS),
+    n=st.integers(1, 12),
+    average=st.sampled_from(["macro", "micro", None]),
+    scale=st.sampled_from([1.0, 1e6, 1e100, 1e200]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_metrics_agree_with_references_or_refuse_by_name(kind_true, kind_pred, n, average, scale, seed):
     tried("metrics")
     rng = np.random.default_rng(seed)
@@ -1020,5 +1201,6 @@ def test_confusion_matrix_reports_uint64_labels_as_given_and_bounds_num_classes(
     check_names(info.value, ("y_true",))
     refused(lambda: metrics.confusion_matrix([0], [0], num_classes=10**12), ("num_classes",))
     refused(lambda: metrics.confusion_matrix([0], [10**12]), ("y_pred",))
-    np.testing.assert_array_equal(metrics.confusion_matrix(np.array([1, 0], np.uint64), np.array([1, 1], np.uint64)),
-                                  [[0, 1], [0, 1]])
+    np.testing.assert_array_equal(
+        metrics.confusion_matrix(np.array([1, 0], np.uint64), np.array([1, 1], np.uint64)), [[0, 1], [0, 1]]
+    )

@@ -95,9 +95,11 @@ def test_read_ts_without_labels_and_without_dimension_headers(tmp_path):
 
 
 def test_read_ts_missing_values_are_interpolated_along_time(tmp_path):
-    text = ("@problemName Gaps\n@missing true\n@dimensions 2\n@classLabel true x y\n@data\n"
-            "?,2,?,4,?:1,NaN,nan,4,?:x\n"
-            "1,2:3,?:y\n")
+    text = (
+        "@problemName Gaps\n@missing true\n@dimensions 2\n@classLabel true x y\n@data\n"
+        "?,2,?,4,?:1,NaN,nan,4,?:x\n"
+        "1,2:3,?:y\n"
+    )
     result = data.read_ts(write(tmp_path, "gaps.ts", text))
     assert result.filled == 3 + 3 + 1
     # Leading and trailing gaps take the nearest value; inner ones lie on the line between their neighbours.
@@ -114,8 +116,11 @@ def test_read_ts_interpolation_per_dimension(tmp_path):
 
 def test_read_ts_missing_error_names_file_line_dimension_and_value(tmp_path):
     path = write(tmp_path, "gaps.ts", "@classLabel true x\n@data\n1,2,3:x\n4,?,6:x\n")
-    refuses(lambda: data.read_ts(path, missing="error"),
-            r"gaps\.ts: line 4, dimension 1, value 2 is missing", "missing='error'")
+    refuses(
+        lambda: data.read_ts(path, missing="error"),
+        r"gaps\.ts: line 4, dimension 1, value 2 is missing",
+        "missing='error'",
+    )
     with pytest.raises(ValueError, match="missing: got 'drop', expected one of 'interpolate', 'error'"):
         data.read_ts(path, missing="drop")
 
@@ -128,36 +133,50 @@ def test_read_ts_all_missing_dimension(tmp_path):
 HEAD = "@problemName P\n@classLabel true a b\n@data\n"
 
 
-@pytest.mark.parametrize("text, pattern", [
-    ("@timeStamps true\n" + HEAD + "(0,1),(1,2):a\n", r"line 1 is @timeStamps true: .*not supported"),
-    ("@targetLabel true\n@data\n1,2:0.5\n", r"line 1 is @targetLabel true: regression files are not supported"),
-    ("@dimensions 2\n" + HEAD + "1,2:3,4:a\n1,2:b\n", r"line 6 has 1 dimension\(s\), expected 2 \(@dimensions on "
-                                                      r"line 1\)"),
-    (HEAD + "1,2:3,4:a\n1,2:b\n", r"line 5 has 1 dimension\(s\), expected 2 \(like line 4\)"),
-    ("@univariate true\n" + HEAD + "1,2:a\n1,2:3,4:b\n", r"line 6 has 2 dimension\(s\), expected 1 \(@univariate "
-                                                           r"true on line 1\)"),
-    (HEAD + "1,2:a\n1,2:c\n", r"line 5 has class label 'c', expected one of @classLabel on line 2: a b"),
-    (HEAD + "1,2:a\n1,2\n", r"line 5 has no ':' before a class label"),
-    (HEAD + "1,x,3:a\n", r"line 4, dimension 1, value 2 is 'x', expected a finite number"),
-    (HEAD + "1,2,:a\n", r"line 4, dimension 1, value 3 is '', expected a finite number"),
-    (HEAD + "1,inf:a\n", r"line 4, dimension 1, value 2 is 'inf', expected a finite number"),
-    (HEAD + "1,2:a\n:b\n", r"line 5: dimension 1 is an empty series"),
-    ("@dimensions 2\n" + HEAD + "1,2: :a\n", r"line 5: dimension 2 is an empty series"),
-    ("@dimensions 2\n" + HEAD + "1,2:3:a\n", r"line 5 has dimensions of lengths \[2, 1\], expected one length"),
-    ("@equalLength true\n@seriesLength 3\n" + HEAD + "1,2,3:a\n1,2:b\n",
-     r"line 7 has a series of length 2, expected 3 \(@seriesLength on line 2\)"),
-    ("@equalLength true\n" + HEAD + "1,2,3:a\n1,2:b\n", r"line 6 has a series of length 2, expected 3 \(like line 5"),
-    ("@problemName P\n@classLabel true a\n1,2:a\n", r"line 3 is '1,2:a' before @data, expected a header line"),
-    ("@problemName P\n@classLabel true a\n", r"no @data line \(read to line 3\)"),
-    ("@problemName P\n@classLabel true a\n@data\n\n# nothing\n", r"no series after @data on line 3"),
-    ("@problemName P\n@classLabels true a\n@data\n1:a\n", r"line 2 has header '@classLabels', expected one of"),
-    ("@classLabel true\n@data\n1:a\n", r"line 1 is @classLabel true without labels"),
-    ("@classLabel true a a\n@data\n1:a\n", r"line 1 lists class label 'a' twice"),
-    ("@univariate yes\n" + HEAD + "1:a\n", r"line 1 is @univariate 'yes', expected true or false"),
-    ("@dimensions two\n" + HEAD + "1:a\n", r"line 1 is @dimensions 'two', expected a positive integer"),
-    ("@data\n1,2\n@data\n", r"line 3, dimension 1, value 1 is '@data'"),
-    ("@missing true\n@missing true\n@data\n1\n", r"line 2 repeats @missing of line 1"),
-])
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("@timeStamps true\n" + HEAD + "(0,1),(1,2):a\n", r"line 1 is @timeStamps true: .*not supported"),
+        ("@targetLabel true\n@data\n1,2:0.5\n", r"line 1 is @targetLabel true: regression files are not supported"),
+        (
+            "@dimensions 2\n" + HEAD + "1,2:3,4:a\n1,2:b\n",
+            r"line 6 has 1 dimension\(s\), expected 2 \(@dimensions on "
+            r"line 1\)",
+        ),
+        (HEAD + "1,2:3,4:a\n1,2:b\n", r"line 5 has 1 dimension\(s\), expected 2 \(like line 4\)"),
+        (
+            "@univariate true\n" + HEAD + "1,2:a\n1,2:3,4:b\n",
+            r"line 6 has 2 dimension\(s\), expected 1 \(@univariate "
+            r"true on line 1\)",
+        ),
+        (HEAD + "1,2:a\n1,2:c\n", r"line 5 has class label 'c', expected one of @classLabel on line 2: a b"),
+        (HEAD + "1,2:a\n1,2\n", r"line 5 has no ':' before a class label"),
+        (HEAD + "1,x,3:a\n", r"line 4, dimension 1, value 2 is 'x', expected a finite number"),
+        (HEAD + "1,2,:a\n", r"line 4, dimension 1, value 3 is '', expected a finite number"),
+        (HEAD + "1,inf:a\n", r"line 4, dimension 1, value 2 is 'inf', expected a finite number"),
+        (HEAD + "1,2:a\n:b\n", r"line 5: dimension 1 is an empty series"),
+        ("@dimensions 2\n" + HEAD + "1,2: :a\n", r"line 5: dimension 2 is an empty series"),
+        ("@dimensions 2\n" + HEAD + "1,2:3:a\n", r"line 5 has dimensions of lengths \[2, 1\], expected one length"),
+        (
+            "@equalLength true\n@seriesLength 3\n" + HEAD + "1,2,3:a\n1,2:b\n",
+            r"line 7 has a series of length 2, expected 3 \(@seriesLength on line 2\)",
+        ),
+        (
+            "@equalLength true\n" + HEAD + "1,2,3:a\n1,2:b\n",
+            r"line 6 has a series of length 2, expected 3 \(like line 5",
+        ),
+        ("@problemName P\n@classLabel true a\n1,2:a\n", r"line 3 is '1,2:a' before @data, expected a header line"),
+        ("@problemName P\n@classLabel true a\n", r"no @data line \(read to line 3\)"),
+        ("@problemName P\n@classLabel true a\n@data\n\n# nothing\n", r"no series after @data on line 3"),
+        ("@problemName P\n@classLabels true a\n@data\n1:a\n", r"line 2 has header '@classLabels', expected one of"),
+        ("@classLabel true\n@data\n1:a\n", r"line 1 is @classLabel true without labels"),
+        ("@classLabel true a a\n@data\n1:a\n", r"line 1 lists class label 'a' twice"),
+        ("@univariate yes\n" + HEAD + "1:a\n", r"line 1 is @univariate 'yes', expected true or false"),
+        ("@dimensions two\n" + HEAD + "1:a\n", r"line 1 is @dimensions 'two', expected a positive integer"),
+        ("@data\n1,2\n@data\n", r"line 3, dimension 1, value 1 is '@data'"),
+        ("@missing true\n@missing true\n@data\n1\n", r"line 2 repeats @missing of line 1"),
+    ],
+)
 def test_read_ts_refuses_naming_file_and_line(tmp_path, text, pattern):
     path = write(tmp_path, "bad.ts", text)
     refuses(lambda: data.read_ts(path), r"bad\.ts: " + pattern)
@@ -170,8 +189,12 @@ def test_read_ts_empty_and_missing_file(tmp_path):
 
 
 # The counts of shared/data/README.md: (series length, classes, train, test).
-UEA = {"GunPoint": (150, 2, 50, 150), "ArrowHead": (251, 3, 36, 175), "ItalyPowerDemand": (24, 2, 67, 1029),
-       "OSULeaf": (427, 6, 200, 242)}
+UEA = {
+    "GunPoint": (150, 2, 50, 150),
+    "ArrowHead": (251, 3, 36, 175),
+    "ItalyPowerDemand": (24, 2, 67, 1029),
+    "OSULeaf": (427, 6, 200, 242),
+}
 
 
 @pytest.mark.parametrize("problem", sorted(UEA))
@@ -231,8 +254,12 @@ def test_read_npz_per_step_tags_cut_to_lengths(tmp_path):
 
 
 def test_read_npz_nan_is_missing(tmp_path):
-    x = np.array([[[np.nan, 1.0], [2.0, np.nan], [np.nan, 5.0], [np.nan, np.nan]],
-                  [[1.0, 1.0], [np.nan, 2.0], [3.0, 3.0], [np.nan, np.nan]]])
+    x = np.array(
+        [
+            [[np.nan, 1.0], [2.0, np.nan], [np.nan, 5.0], [np.nan, np.nan]],
+            [[1.0, 1.0], [np.nan, 2.0], [3.0, 3.0], [np.nan, np.nan]],
+        ]
+    )
     path = savez(tmp_path, x=x, lengths=np.array([3, 3]))  # the NaNs after each length are padding, not read
     result = data.read_npz(path)
     assert result.filled == 4
@@ -245,26 +272,35 @@ def test_read_npz_nan_is_missing(tmp_path):
     refuses(lambda: data.read_npz(empty), r"allnan\.npz: key 'x', x\[0, :, 1\] has no value")
 
 
-@pytest.mark.parametrize("arrays, pattern", [
-    ({"y": np.array([0, 1])}, r"no key 'x', expected 'x' .*the archive has \['y'\]"),
-    ({"x": np.ones((2, 3)), "y": np.array(["a", None], dtype=object)}, r"key 'y' holds an object array"),
-    ({"x": np.array([np.ones(2), np.ones(3)], dtype=object)}, r"key 'x' holds an object array"),
-    ({"x": np.ones(3)}, r"key 'x' has shape \(3,\), expected \(N, T, F\) or \(N, T\)"),
-    ({"x": np.ones((1, 2, 3, 4))}, r"key 'x' has shape \(1, 2, 3, 4\)"),
-    ({"x": np.ones((0, 3))}, r"key 'x' has shape \(0, 3\)"),
-    ({"x": np.array([["a", "b"]])}, r"key 'x' has dtype <U1, expected real numbers"),
-    ({"x": np.ones((2, 3)), "lengths": np.array([3, 0])}, r"key 'lengths' has lengths\[1\] = 0, expected 1\.\.3"),
-    ({"x": np.ones((2, 3)), "lengths": np.array([4, 1])}, r"key 'lengths' has lengths\[0\] = 4, expected 1\.\.3"),
-    ({"x": np.ones((2, 3)), "lengths": np.array([3])}, r"key 'lengths' has shape \(1,\).*expected \(2,\) integers"),
-    ({"x": np.ones((2, 3)), "lengths": np.array([3.0, 1.0])}, r"key 'lengths' .*dtype float64, expected \(2,\)"),
-    ({"x": np.ones((2, 3)), "y": np.array([0, 1, 1])}, r"key 'y' has shape \(3,\), expected \(2,\) class labels or "
-                                                       r"\(2, 3\) per-step tags"),
-    ({"x": np.ones((2, 3)), "y": np.array([0.5, 1.5])}, r"key 'y' has dtype float64, expected integer or string"),
-    ({"x": np.ones((2, 3)), "y": np.array([True, False])}, r"key 'y' has dtype bool"),
-    ({"x": np.ones((2, 3)), "y": np.ones((2, 3))}, r"key 'y' has per-step tags of dtype float64, expected integers"),
-    ({"x": np.array([[1.0, np.inf]])}, r"key 'x' has x\[0, 1\] = inf, expected finite numbers"),
-    ({"x": np.array([[[1.0], [-np.inf]]])}, r"key 'x' has x\[0, 1, 0\] = -inf"),
-])
+@pytest.mark.parametrize(
+    "arrays, pattern",
+    [
+        ({"y": np.array([0, 1])}, r"no key 'x', expected 'x' .*the archive has \['y'\]"),
+        ({"x": np.ones((2, 3)), "y": np.array(["a", None], dtype=object)}, r"key 'y' holds an object array"),
+        ({"x": np.array([np.ones(2), np.ones(3)], dtype=object)}, r"key 'x' holds an object array"),
+        ({"x": np.ones(3)}, r"key 'x' has shape \(3,\), expected \(N, T, F\) or \(N, T\)"),
+        ({"x": np.ones((1, 2, 3, 4))}, r"key 'x' has shape \(1, 2, 3, 4\)"),
+        ({"x": np.ones((0, 3))}, r"key 'x' has shape \(0, 3\)"),
+        ({"x": np.array([["a", "b"]])}, r"key 'x' has dtype <U1, expected real numbers"),
+        ({"x": np.ones((2, 3)), "lengths": np.array([3, 0])}, r"key 'lengths' has lengths\[1\] = 0, expected 1\.\.3"),
+        ({"x": np.ones((2, 3)), "lengths": np.array([4, 1])}, r"key 'lengths' has lengths\[0\] = 4, expected 1\.\.3"),
+        ({"x": np.ones((2, 3)), "lengths": np.array([3])}, r"key 'lengths' has shape \(1,\).*expected \(2,\) integers"),
+        ({"x": np.ones((2, 3)), "lengths": np.array([3.0, 1.0])}, r"key 'lengths' .*dtype float64, expected \(2,\)"),
+        (
+            {"x": np.ones((2, 3)), "y": np.array([0, 1, 1])},
+            r"key 'y' has shape \(3,\), expected \(2,\) class labels or "
+            r"\(2, 3\) per-step tags",
+        ),
+        ({"x": np.ones((2, 3)), "y": np.array([0.5, 1.5])}, r"key 'y' has dtype float64, expected integer or string"),
+        ({"x": np.ones((2, 3)), "y": np.array([True, False])}, r"key 'y' has dtype bool"),
+        (
+            {"x": np.ones((2, 3)), "y": np.ones((2, 3))},
+            r"key 'y' has per-step tags of dtype float64, expected integers",
+        ),
+        ({"x": np.array([[1.0, np.inf]])}, r"key 'x' has x\[0, 1\] = inf, expected finite numbers"),
+        ({"x": np.array([[[1.0], [-np.inf]]])}, r"key 'x' has x\[0, 1, 0\] = -inf"),
+    ],
+)
 def test_read_npz_refuses_naming_file_and_key(tmp_path, arrays, pattern):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
@@ -304,8 +340,16 @@ def write_wave(path, frames: np.ndarray, width: int, rate: int = 8000):
     return path
 
 
-def riff(path, tag: int, channels: int, rate: int, bits: int, payload: bytes, subformat: int | None = None,
-         declared: int | None = None):
+def riff(
+    path,
+    tag: int,
+    channels: int,
+    rate: int,
+    bits: int,
+    payload: bytes,
+    subformat: int | None = None,
+    declared: int | None = None,
+):
     """A WAVE file written by hand: format ``tag`` (WAVE_FORMAT_EXTENSIBLE with ``subformat``), a 'LIST' chunk
     before the data, and a data chunk declaring ``declared`` bytes (default: the payload's length)."""
     block = channels * bits // 8
@@ -335,8 +379,12 @@ def test_read_wav_folder_integer_pcm_widths(tmp_path):
     (root / "no" / "notes.txt").write_text("not audio")
     result = data.read_wav_folder(root)
     assert result.classes == ["no", "yes"] and result.y == ["no", "no", "yes", "yes"]
-    assert result.files == [str(root / "no" / "c.wav"), str(root / "no" / "d.wav"), str(root / "yes" / "a.wav"),
-                            str(root / "yes" / "b.wav")]
+    assert result.files == [
+        str(root / "no" / "c.wav"),
+        str(root / "no" / "d.wav"),
+        str(root / "yes" / "a.wav"),
+        str(root / "yes" / "b.wav"),
+    ]
     assert result.sample_rate == 8000 and result.dimensions == 1 and result.problem_name == "clips"
     assert all(s.dtype == np.float64 and s.ndim == 2 and s.shape[1] == 1 for s in result.x)
     np.testing.assert_array_equal(result.x[0][:, 0], i24[:, 0] / 2**23)
@@ -388,8 +436,11 @@ def sine_folder(tmp_path, rates_and_freqs, seconds=0.5):
 
 def test_read_wav_folder_refuses_mixed_rates_without_sample_rate(tmp_path):
     root = sine_folder(tmp_path, [(8000, 440), (16000, 440)])
-    refuses(lambda: data.read_wav_folder(root), r"tone1\.wav: sample rate 16000 Hz, but .*tone0\.wav has 8000 Hz",
-            "sample_rate=")
+    refuses(
+        lambda: data.read_wav_folder(root),
+        r"tone1\.wav: sample rate 16000 Hz, but .*tone0\.wav has 8000 Hz",
+        "sample_rate=",
+    )
 
 
 def test_read_wav_folder_resamples_keeping_the_frequency(tmp_path):
@@ -431,25 +482,36 @@ def test_read_wav_folder_refuses_bad_files(tmp_path):
     refuses(truncated, r"clip\.wav: truncated: chunk 'data' at byte \d+ declares 26 bytes, only 20 remain")
     partial = one("partial", lambda p: riff(p, 1, 2, 8000, 16, payload[:18]))
     refuses(partial, r"clip\.wav: truncated: the 'data' chunk has 18 bytes, not a whole number of 4-byte frames")
-    refuses(one("adpcm", lambda p: riff(p, 2, 1, 8000, 4, b"\x00" * 16)),
-            r"clip\.wav: format tag 2 \(Microsoft ADPCM\) is compressed or not supported")
+    refuses(
+        one("adpcm", lambda p: riff(p, 2, 1, 8000, 4, b"\x00" * 16)),
+        r"clip\.wav: format tag 2 \(Microsoft ADPCM\) is compressed or not supported",
+    )
     refuses(one("ima", lambda p: riff(p, 17, 1, 8000, 4, b"\x00" * 16)), r"clip\.wav: format tag 17 \(IMA ADPCM\)")
-    refuses(one("mulaw_ext", lambda p: riff(p, 0, 1, 8000, 8, b"\x00" * 16, subformat=7)),
-            r"clip\.wav: format tag 7 \(mu-law\)")
-    refuses(one("bits", lambda p: riff(p, 3, 1, 8000, 16, b"\x00" * 16)), r"clip\.wav: 16 bits per sample, "
-                                                                          r"expected 32 or 64 for IEEE float")
-    refuses(one("nan", lambda p: riff(p, 3, 1, 8000, 32, np.array([0, np.nan], "<f4").tobytes())),
-            r"clip\.wav: has NaN or infinite samples")
+    refuses(
+        one("mulaw_ext", lambda p: riff(p, 0, 1, 8000, 8, b"\x00" * 16, subformat=7)),
+        r"clip\.wav: format tag 7 \(mu-law\)",
+    )
+    refuses(
+        one("bits", lambda p: riff(p, 3, 1, 8000, 16, b"\x00" * 16)),
+        r"clip\.wav: 16 bits per sample, "
+        r"expected 32 or 64 for IEEE float",
+    )
+    refuses(
+        one("nan", lambda p: riff(p, 3, 1, 8000, 32, np.array([0, np.nan], "<f4").tobytes())),
+        r"clip\.wav: has NaN or infinite samples",
+    )
     refuses(one("empty", lambda p: riff(p, 1, 1, 8000, 16, b"")), r"clip\.wav: the 'data' chunk is empty")
 
     def not_riff(p):
         p.parent.mkdir(parents=True)
         p.write_bytes(b"ID3\x03 this is an mp3")
+
     refuses(one("mp3", not_riff), r"clip\.wav: not a RIFF/WAVE file")
 
     def cut(p):
         write_wave(p, np.arange(100)[:, None], 2)
         p.write_bytes(p.read_bytes()[:-30])  # as a copy interrupted part way leaves it
+
     refuses(one("cut", cut), r"clip\.wav: truncated: chunk 'data'")
 
 

@@ -54,8 +54,19 @@ NOT_RUN = [
 
 # Appended to the README's flags: argparse takes the last value, so these bound the time and size only.
 LIMITS = {
-    "train": ["--minutes", "0.02", "--embed", "16", "--hidden", "16", "--layers", "1", "--threads", "1",
-              "--no-progress"],
+    "train": [
+        "--minutes",
+        "0.02",
+        "--embed",
+        "16",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ],
     "sample": ["--threads", "1"],
     "eval": ["--threads", "1"],
     "predict": ["--threads", "1"],
@@ -110,8 +121,9 @@ def readme_blocks(text: str) -> list[Block]:
             if marker:
                 skip = marker.group(1).strip()
                 assert skip, f"README.md:{start - 1}: a readme-test skip marker needs a reason"
-            blocks.append(Block(len(blocks), fence.group(1), heading, start + 1, "\n".join(lines[start:i]) + "\n",
-                                skip))
+            blocks.append(
+                Block(len(blocks), fence.group(1), heading, start + 1, "\n".join(lines[start:i]) + "\n", skip)
+            )
         elif line.startswith("#"):
             heading = line.lstrip("#").strip()
         i += 1
@@ -134,7 +146,7 @@ def block_commands(block: Block) -> list[Command]:
             above += text.strip() + "\n"
             continue
         words = shlex.split(text, comments=True)
-        comment = above + (text[len(text.split(" #", 1)[0]):] if " #" in text else "")
+        comment = above + (text[len(text.split(" #", 1)[0]) :] if " #" in text else "")
         above = ""
         part: list[str] = []
         for word in [*words, "&&"]:
@@ -151,7 +163,7 @@ def not_run_reason(command: Command) -> str | None:
     if command.block.skip:
         return command.block.skip
     for prefix, reason in NOT_RUN:
-        if tuple(command.argv[:len(prefix)]) == prefix:
+        if tuple(command.argv[: len(prefix)]) == prefix:
             return reason
     return None
 
@@ -196,8 +208,9 @@ def conll(n: int, seed: int) -> str:
     rng = np.random.default_rng(seed)
 
     def noun_phrase():
-        words = [(rng.choice(["The", "a"]), "DT")] + [(rng.choice(["big", "old"]), "JJ")
-                                                      for _ in range(rng.integers(0, 3))]
+        words = [(rng.choice(["The", "a"]), "DT")] + [
+            (rng.choice(["big", "old"]), "JJ") for _ in range(rng.integers(0, 3))
+        ]
         words.append((rng.choice(["dog", "park", "run", "walk", "idea"]), "NN"))
         return [(w, p, "B-NP" if k == 0 else "I-NP") for k, (w, p) in enumerate(words)]
 
@@ -297,8 +310,7 @@ def outputs_of(args) -> list[str]:
 
 def bf16_refused(args) -> bool:
     """A train command that asks for bfloat16 products on a CPU without them: the README says it is refused."""
-    return (args.command == "train" and args.matmul_precision == "bfloat16"
-            and rf.build_info()["bf16_products"] is None)
+    return args.command == "train" and args.matmul_precision == "bfloat16" and rf.build_info()["bf16_products"] is None
 
 
 def uncovered(block: Block) -> list[str]:
@@ -315,8 +327,10 @@ def uncovered(block: Block) -> list[str]:
         for path in inputs_of(args):
             norm = os.path.normpath(path)
             if norm not in written and norm not in DATA:
-                problems.append(f"{command.where}: reads {path}, which no earlier command of its block writes "
-                                "and DATA has no stand-in for")
+                problems.append(
+                    f"{command.where}: reads {path}, which no earlier command of its block writes "
+                    "and DATA has no stand-in for"
+                )
         if not bf16_refused(args):
             written.update(os.path.normpath(p) for p in outputs_of(args))
     return problems
@@ -331,8 +345,14 @@ def rnnfast_executable() -> list[str]:
 
 def run(command: Command, cwd: Path, extra: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run([*rnnfast_executable(), *command.argv[1:], *extra], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    return subprocess.run(
+        [*rnnfast_executable(), *command.argv[1:], *extra],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
 
 
 def listed_metric_keys() -> set[str]:
@@ -422,8 +442,14 @@ def check_export(command, args, result, cwd: Path) -> None:
     assert [i.name for i in session.get_inputs()][0] == "input_ids", command.where
 
 
-CHECKS = {"train": check_train, "sample": check_sample, "eval": check_eval, "predict": check_predict,
-          "prepare": check_prepare, "export": check_export}
+CHECKS = {
+    "train": check_train,
+    "sample": check_sample,
+    "eval": check_eval,
+    "predict": check_predict,
+    "prepare": check_prepare,
+    "export": check_export,
+}
 
 
 # ----- tests ------------------------------------------------------------------------------------------------
@@ -444,8 +470,13 @@ def test_quick_start_is_the_main_job_and_the_ci_test_command():
 def test_every_bash_command_is_run_or_not_run_for_a_reason():
     problems = [p for block in BASH_BLOCKS for p in uncovered(block)]
     assert not problems, "\n".join(problems)
-    used = {prefix for prefix, _ in NOT_RUN for b in BASH_BLOCKS for c in block_commands(b)
-            if tuple(c.argv[:len(prefix)]) == prefix}
+    used = {
+        prefix
+        for prefix, _ in NOT_RUN
+        for b in BASH_BLOCKS
+        for c in block_commands(b)
+        if tuple(c.argv[: len(prefix)]) == prefix
+    }
     assert used == {prefix for prefix, _ in NOT_RUN}, "NOT_RUN lists commands the README no longer has"
 
 
@@ -486,8 +517,7 @@ def test_bash_block(block, tmp_path, request):
         result = run(command, tmp_path, LIMITS[args.command])
         if bf16_refused(args):
             lines = result.stderr.strip().splitlines()
-            assert result.returncode == 2 and len(lines) == 1 and "bfloat16" in lines[0], (command.where,
-                                                                                             result.stderr)
+            assert result.returncode == 2 and len(lines) == 1 and "bfloat16" in lines[0], (command.where, result.stderr)
             continue
         assert result.returncode == 0, f"{command.where}\nexit {result.returncode}\n{result.stderr[-3000:]}"
         CHECKS[args.command](command, args, result, tmp_path)

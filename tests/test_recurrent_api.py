@@ -31,8 +31,9 @@ def forward_backward(layer, x, state=None, lengths=None, seed: int = 0) -> dict[
     layer.zero_grad()
     y, final = layer.forward(x, state, lengths)
     dstate = [rng.standard_normal(part.shape).astype(layer.dtype) for part in as_list(final)]
-    dx, dstate0 = layer.backward(rng.standard_normal(y.shape).astype(layer.dtype),
-                                 tuple(dstate) if isinstance(layer, rf.LSTM) else dstate[0])
+    dx, dstate0 = layer.backward(
+        rng.standard_normal(y.shape).astype(layer.dtype), tuple(dstate) if isinstance(layer, rf.LSTM) else dstate[0]
+    )
     out = {"y": y, "dx": dx}
     out.update({f"final{i}": part for i, part in enumerate(as_list(final))})
     out.update({f"dstate0_{i}": part for i, part in enumerate(as_list(dstate0))})
@@ -50,10 +51,12 @@ def assert_results_close(got: dict, expected: dict, rtol: float) -> None:
 
 # ----- parameters ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_state_dict_names_and_shapes_match_torch(torch, kind):
     reference = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](
-        5, 7, num_layers=2, bidirectional=True)
+        5, 7, num_layers=2, bidirectional=True
+    )
     layer = KINDS[kind](5, 7, num_layers=2, bidirectional=True)
     expected = [(name, tuple(value.shape)) for name, value in reference.state_dict().items()]
     assert [(name, value.shape) for name, value in layer.state_dict().items()] == expected
@@ -234,6 +237,7 @@ def test_dropout_backward_uses_the_forward_mask():
 
 # ----- gradients and modes ------------------------------------------------------------------------------------
 
+
 def test_gradients_accumulate_until_zero_grad():
     rng = np.random.default_rng(0)
     layer = rf.GRU(3, 4, num_layers=2, bidirectional=True, dtype="float64", seed=0)
@@ -268,8 +272,11 @@ def test_eval_mode_forward_matches_training_and_refuses_backward(kind):
     layer.eval()
     assert not layer.training
     y_eval, final_eval = layer.forward(x, state, lengths)
-    assert_results_close({"y": y_eval, **dict(enumerate(as_list(final_eval)))},
-                         {"y": y_train, **dict(enumerate(as_list(final_train)))}, rtol=1e-6)
+    assert_results_close(
+        {"y": y_eval, **dict(enumerate(as_list(final_eval)))},
+        {"y": y_train, **dict(enumerate(as_list(final_train)))},
+        rtol=1e-6,
+    )
     with pytest.raises(RuntimeError, match="backward"):
         layer.backward(np.zeros_like(y_eval))
     layer.train()
@@ -327,15 +334,35 @@ BAD_FORWARD = [
     ("state-layers", "gru", dict(x=GOOD_X, state=np.zeros((2, B, H), np.float32)), ValueError, "state"),
     ("state-nan", "gru", dict(x=GOOD_X, state=np.full((1, B, H), np.nan, np.float32)), ValueError, "state"),
     ("state-complex", "gru", dict(x=GOOD_X, state=np.zeros((1, B, H), np.complex64)), TypeError, "state"),
-    ("state-h-c-pair-for-gru", "gru", dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32),) * 2), ValueError,
-     "state"),
+    (
+        "state-h-c-pair-for-gru",
+        "gru",
+        dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32),) * 2),
+        ValueError,
+        "state",
+    ),
     ("lstm-state-one-array", "lstm", dict(x=GOOD_X, state=np.zeros((1, B, H), np.float32)), ValueError, "state"),
-    ("lstm-state-three-parts", "lstm", dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32),) * 3), ValueError,
-     "state"),
-    ("lstm-state-c-shape", "lstm", dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32),
-                                                          np.zeros((1, B, H + 1), np.float32))), ValueError, "state"),
-    ("lstm-state-c-nan", "lstm", dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32),
-                                                       np.full((1, B, H), np.nan, np.float32))), ValueError, "state"),
+    (
+        "lstm-state-three-parts",
+        "lstm",
+        dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32),) * 3),
+        ValueError,
+        "state",
+    ),
+    (
+        "lstm-state-c-shape",
+        "lstm",
+        dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32), np.zeros((1, B, H + 1), np.float32))),
+        ValueError,
+        "state",
+    ),
+    (
+        "lstm-state-c-nan",
+        "lstm",
+        dict(x=GOOD_X, state=(np.zeros((1, B, H), np.float32), np.full((1, B, H), np.nan, np.float32))),
+        ValueError,
+        "state",
+    ),
 ]
 
 
@@ -345,8 +372,9 @@ def assert_names_argument(excinfo, name: str) -> None:
     assert "expected" in message, f"{message!r} does not say what was expected"
 
 
-@pytest.mark.parametrize("kind, kwargs, exception, name", [case[1:] for case in BAD_FORWARD],
-                         ids=[case[0] for case in BAD_FORWARD])
+@pytest.mark.parametrize(
+    "kind, kwargs, exception, name", [case[1:] for case in BAD_FORWARD], ids=[case[0] for case in BAD_FORWARD]
+)
 def test_forward_rejects_bad_input(kind, kwargs, exception, name):
     layer = KINDS[kind](I, H, seed=0)
     with pytest.raises(exception) as excinfo:
@@ -359,16 +387,27 @@ BAD_BACKWARD = [
     ("dy-transposed", dict(dy=np.zeros((B, T, H), np.float32)), ValueError, "dy"),
     ("dy-nan", dict(dy=np.full((T, B, H), np.nan, np.float32)), ValueError, "dy"),
     ("dy-complex", dict(dy=np.zeros((T, B, H), np.complex64)), TypeError, "dy"),
-    ("dstate-one-array", dict(dy=np.zeros((T, B, H), np.float32), dstate=np.zeros((1, B, H), np.float32)),
-     ValueError, "dstate"),
-    ("dstate-shape", dict(dy=np.zeros((T, B, H), np.float32),
-                          dstate=(np.zeros((1, B, H), np.float32), np.zeros((1, 1, H), np.float32))),
-     ValueError, "dstate"),
+    (
+        "dstate-one-array",
+        dict(dy=np.zeros((T, B, H), np.float32), dstate=np.zeros((1, B, H), np.float32)),
+        ValueError,
+        "dstate",
+    ),
+    (
+        "dstate-shape",
+        dict(
+            dy=np.zeros((T, B, H), np.float32),
+            dstate=(np.zeros((1, B, H), np.float32), np.zeros((1, 1, H), np.float32)),
+        ),
+        ValueError,
+        "dstate",
+    ),
 ]
 
 
-@pytest.mark.parametrize("kwargs, exception, name", [case[1:] for case in BAD_BACKWARD],
-                         ids=[case[0] for case in BAD_BACKWARD])
+@pytest.mark.parametrize(
+    "kwargs, exception, name", [case[1:] for case in BAD_BACKWARD], ids=[case[0] for case in BAD_BACKWARD]
+)
 def test_backward_rejects_bad_input_and_stays_usable(kwargs, exception, name):
     layer = rf.LSTM(I, H, seed=0)
     layer.forward(GOOD_X)
@@ -396,8 +435,9 @@ BAD_CONSTRUCTOR = [
 ]
 
 
-@pytest.mark.parametrize("kwargs, exception, name", [case[1:] for case in BAD_CONSTRUCTOR],
-                         ids=[case[0] for case in BAD_CONSTRUCTOR])
+@pytest.mark.parametrize(
+    "kwargs, exception, name", [case[1:] for case in BAD_CONSTRUCTOR], ids=[case[0] for case in BAD_CONSTRUCTOR]
+)
 def test_constructor_rejects_bad_arguments(kwargs, exception, name):
     with pytest.raises(exception) as excinfo:
         rf.RNN(**{"input_size": I, "hidden_size": H, **kwargs})
@@ -422,6 +462,7 @@ def test_integer_valued_float_lengths_equal_integer_lengths():
 
 # ----- memory layouts -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_non_contiguous_inputs_give_contiguous_results(batch_first):
     rng = np.random.default_rng(0)
@@ -431,16 +472,20 @@ def test_non_contiguous_inputs_give_contiguous_results(batch_first):
     h0 = rng.standard_normal((B, 4, H)).transpose(1, 0, 2)
     c0 = np.asfortranarray(rng.standard_normal((4, B, H)))
     lengths = np.array([5, 0, 2, 0, 3, 0])[::2]
-    assert not (x.flags.c_contiguous or h0.flags.c_contiguous or c0.flags.c_contiguous
-                or lengths.flags.c_contiguous)
+    assert not (x.flags.c_contiguous or h0.flags.c_contiguous or c0.flags.c_contiguous or lengths.flags.c_contiguous)
     strided = forward_backward(layer, x, (h0, c0), lengths)
-    contiguous = forward_backward(layer, np.ascontiguousarray(x), (np.ascontiguousarray(h0),
-                                  np.ascontiguousarray(c0)), np.ascontiguousarray(lengths))
+    contiguous = forward_backward(
+        layer,
+        np.ascontiguousarray(x),
+        (np.ascontiguousarray(h0), np.ascontiguousarray(c0)),
+        np.ascontiguousarray(lengths),
+    )
     for name, value in contiguous.items():
         np.testing.assert_array_equal(strided[name], value, err_msg=name)
 
 
 # ----- threads ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def restore_threads():

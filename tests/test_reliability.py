@@ -44,8 +44,13 @@ def test_absurd_hidden_size_raises_memory_error(cls):
         cls(8, 10**9)
 
 
-@pytest.mark.parametrize("kwargs", [{"vocab_size": 10**10, "embed_dim": 8, "hidden_size": 8},
-                                    {"vocab_size": 10**6, "embed_dim": 10**5, "hidden_size": 8}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"vocab_size": 10**10, "embed_dim": 8, "hidden_size": 8},
+        {"vocab_size": 10**6, "embed_dim": 10**5, "hidden_size": 8},
+    ],
+)
 def test_language_model_with_a_huge_vocabulary_raises_memory_error(kwargs):
     with pytest.raises(MemoryError):
         rf.LanguageModel(**kwargs)
@@ -85,9 +90,16 @@ def test_the_size_check_counts_what_construction_allocates():
 
 
 # ----- poisoned weights ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make", [lambda: rf.LSTM(3, 4, seed=0), lambda: rf.LanguageModel(5, 3, 4, seed=0),
-                                  lambda: rf.Linear(3, 2, seed=0), lambda: rf.Embedding(5, 3, seed=0)],
-                         ids=["lstm", "language_model", "linear", "embedding"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rf.LSTM(3, 4, seed=0),
+        lambda: rf.LanguageModel(5, 3, 4, seed=0),
+        lambda: rf.Linear(3, 2, seed=0),
+        lambda: rf.Embedding(5, 3, seed=0),
+    ],
+    ids=["lstm", "language_model", "linear", "embedding"],
+)
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_non_finite_weights_are_refused_and_nothing_is_loaded(make, value):
     model = make()
@@ -111,15 +123,18 @@ def test_non_finite_weights_in_a_checkpoint_are_refused(tmp_path):
 
 
 # ----- unreadable text ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, data, match", [
-    ("empty.txt", b"", "is empty"),
-    ("bom.txt", b"\xef\xbb\xbf", "is empty"),
-    ("latin1.txt", "Gr\u00fc\u00dfe aus K\u00f6ln\n".encode("latin-1"), r"is not utf-8 text \(byte 2"),
-    ("utf16.txt", "text\n".encode("utf-16"), "is not utf-8 text"),
-    ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not utf-8 text"),
-    ("nul.txt", b"text\x00more", "contains a NUL character at position 4"),
-    ("random.bin", np.random.default_rng(0).bytes(4096), "is not utf-8 text"),
-])
+@pytest.mark.parametrize(
+    "name, data, match",
+    [
+        ("empty.txt", b"", "is empty"),
+        ("bom.txt", b"\xef\xbb\xbf", "is empty"),
+        ("latin1.txt", "Gr\u00fc\u00dfe aus K\u00f6ln\n".encode("latin-1"), r"is not utf-8 text \(byte 2"),
+        ("utf16.txt", "text\n".encode("utf-16"), "is not utf-8 text"),
+        ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not utf-8 text"),
+        ("nul.txt", b"text\x00more", "contains a NUL character at position 4"),
+        ("random.bin", np.random.default_rng(0).bytes(4096), "is not utf-8 text"),
+    ],
+)
 def test_read_text_refuses_what_is_not_text(tmp_path, name, data, match):
     path = tmp_path / name
     path.write_bytes(data)
@@ -157,8 +172,11 @@ def train_small_model(seed: int, steps: int = 8) -> dict:
         optimizer.step()
         losses.append(loss)
     model.eval()
-    return {"losses": losses, "weights": model.parameters().data.copy(),
-            "sample": model.generate([0, 1, 2], 40, temperature=0.8, top_k=5, seed=seed).tolist()}
+    return {
+        "losses": losses,
+        "weights": model.parameters().data.copy(),
+        "sample": model.generate([0, 1, 2], 40, temperature=0.8, top_k=5, seed=seed).tolist(),
+    }
 
 
 def kernel_digests(dtype: str) -> dict:
@@ -172,8 +190,12 @@ def kernel_digests(dtype: str) -> dict:
         return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
 
     out = {}
-    layers = {"lstm": rf.LSTM, "gru": rf.GRU, "rnn_tanh": rf.RNN,
-              "rnn_relu": lambda *a, **k: rf.RNN(*a, nonlinearity="relu", **k)}
+    layers = {
+        "lstm": rf.LSTM,
+        "gru": rf.GRU,
+        "rnn_tanh": rf.RNN,
+        "rnn_relu": lambda *a, **k: rf.RNN(*a, nonlinearity="relu", **k),
+    }
     for name, make in layers.items():
         layer = make(32, 128, num_layers=2, bidirectional=True, dropout=0.2, dtype=dtype, seed=1)
         x = rng.standard_normal((8, 24, 32))
@@ -217,8 +239,13 @@ def train_in_child(tmp_path: Path, seed: int, threads: int, tag: str, kernels: b
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     assert out["threads"] == threads
-    return {"losses": [float.fromhex(x) for x in out["losses"]], "sample": out["sample"],
-            "weights": np.load(weights), "kernels": out["kernels"], "os_threads": out["os_threads"]}
+    return {
+        "losses": [float.fromhex(x) for x in out["losses"]],
+        "sample": out["sample"],
+        "weights": np.load(weights),
+        "kernels": out["kernels"],
+        "os_threads": out["os_threads"],
+    }
 
 
 def assert_bitwise_equal(a: dict, b: dict) -> None:
@@ -242,8 +269,10 @@ def test_same_seed_and_threads_give_bitwise_identical_runs(tmp_path, restore_thr
 @pytest.fixture(scope="module")
 def one_and_two_threads(tmp_path_factory) -> tuple[dict, dict]:
     tmp_path = tmp_path_factory.mktemp("threads")
-    return (train_in_child(tmp_path, seed=5, threads=1, tag="one", kernels=True),
-            train_in_child(tmp_path, seed=5, threads=2, tag="two", kernels=True))
+    return (
+        train_in_child(tmp_path, seed=5, threads=1, tag="one", kernels=True),
+        train_in_child(tmp_path, seed=5, threads=2, tag="two", kernels=True),
+    )
 
 
 def test_thread_count_does_not_change_results(one_and_two_threads):
@@ -260,9 +289,12 @@ def test_thread_count_does_not_change_results(one_and_two_threads):
         assert two["kernels"]["float32"][kernel] == digest, kernel
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the float64 kernels are not thread-count invariant: with 2 threads the recurrent "
-                          "backward (dx, dW) and Linear's dx differ from 1 thread in the last bits")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the float64 kernels are not thread-count invariant: with 2 threads the recurrent "
+    "backward (dx, dW) and Linear's dx differ from 1 thread in the last bits",
+)
 def test_thread_count_does_not_change_float64_results(one_and_two_threads):
     one, two = one_and_two_threads
     assert two["kernels"]["float64"] == one["kernels"]["float64"]
@@ -408,10 +440,11 @@ def test_kernels_release_the_gil(restore_threads):
             started = time.perf_counter()
             call()
             took = time.perf_counter() - started
-            assert size < 10 ** 6, f"{name} stays under 0.1 s however large; it cannot show anything"
+            assert size < 10**6, f"{name} stays under 0.1 s however large; it cannot show anything"
         during, alone = _progress_of_a_python_thread_during(call)
-        assert during > 0.1 * alone, (f"{name}: a Python thread ran at {during:.0f}/s during the call, "
-                                      f"{alone:.0f}/s alone")
+        assert during > 0.1 * alone, (
+            f"{name}: a Python thread ran at {during:.0f}/s during the call, {alone:.0f}/s alone"
+        )
 
 
 # ----- child processes ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numeric_checks import central_differences
 
 import rnnfast as rf
 from rnnfast import data
@@ -13,9 +14,6 @@ from rnnfast.tasks.classify import ClassificationTask
 from rnnfast.tasks.forecast import ForecastTask
 from rnnfast.tasks.tag import TaggingTask, TaggingVocabulary, predict_tags
 from rnnfast.train import TrainConfig, train
-
-from numeric_checks import central_differences
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,15 +30,27 @@ def rng(seed=0):
 
 def classifier(pooling="last", bidirectional=False, features=False, **kwargs):
     inputs = dict(input_size=E) if features else dict(vocab_size=V, embed_dim=E)
-    return rf.SequenceClassifier(3, hidden_size=H, bidirectional=bidirectional, pooling=pooling, dtype="float64",
-                                 seed=1, **inputs, **kwargs)
+    return rf.SequenceClassifier(
+        3, hidden_size=H, bidirectional=bidirectional, pooling=pooling, dtype="float64", seed=1, **inputs, **kwargs
+    )
 
 
 def tagger(crf=False, extras=True, **kwargs):
-    extra = dict(feature_vocab_sizes=(3, 2), feature_dim=2, char_features=True, char_vocab_size=5, char_embed_dim=2,
-                 char_hidden_size=2) if extras else {}
-    return rf.SequenceTagger(4, vocab_size=V, embed_dim=E, hidden_size=H, crf=crf, dtype="float64", seed=2,
-                             **extra, **kwargs)
+    extra = (
+        dict(
+            feature_vocab_sizes=(3, 2),
+            feature_dim=2,
+            char_features=True,
+            char_vocab_size=5,
+            char_embed_dim=2,
+            char_hidden_size=2,
+        )
+        if extras
+        else {}
+    )
+    return rf.SequenceTagger(
+        4, vocab_size=V, embed_dim=E, hidden_size=H, crf=crf, dtype="float64", seed=2, **extra, **kwargs
+    )
 
 
 def token_batch(seed=0):
@@ -73,8 +83,9 @@ def assert_gradients_match(model, loss_fn, eps=1e-6, rtol=1e-5, atol=1e-8):
     analytic = {name: grad.copy() for name, grad in model.grads.items()}
     model.eval()  # the numeric side runs the inference path, so the two paths are checked against each other
     for name, value in model.named_parameters().items():
-        np.testing.assert_allclose(analytic[name], central_differences(loss_fn, value, eps), rtol=rtol, atol=atol,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            analytic[name], central_differences(loss_fn, value, eps), rtol=rtol, atol=atol, err_msg=name
+        )
     assert any(np.abs(g).max() > 0 for g in analytic.values())
 
 
@@ -99,8 +110,9 @@ def test_tagger_gradients_with_feature_and_character_embeddings(crf):
 
 
 def test_tagger_gradients_two_layers_real_valued_inputs():
-    model = rf.SequenceTagger(3, input_size=2, hidden_size=H, num_layers=2, cell="gru", crf=True, dtype="float64",
-                              seed=0)
+    model = rf.SequenceTagger(
+        3, input_size=2, hidden_size=H, num_layers=2, cell="gru", crf=True, dtype="float64", seed=0
+    )
     inputs = rng(1).normal(size=(T, B, 2))
     tags = rng(2).integers(0, 3, size=(T, B))
     assert_gradients_match(model, lambda: model.loss(inputs, tags, LENGTHS))
@@ -121,8 +133,8 @@ def padded_pair(first, second, junk):
     """Two sequences (T_i, ...) padded into one (T, 2, ...) batch with ``junk`` in the padding."""
     T_max = max(len(first), len(second))
     out = np.array([junk(T_max) for _ in range(2)]).swapaxes(0, 1).copy()
-    out[:len(first), 0] = first
-    out[:len(second), 1] = second
+    out[: len(first), 0] = first
+    out[: len(second), 1] = second
     return out, np.array([len(first), len(second)])
 
 
@@ -162,18 +174,22 @@ def test_tagger_padding_invariance(crf):
     words = rng(5).integers(0, V, (T, B))
     tags = rng(6).integers(0, 4, (T, B))
     pieces = [(words[:n, k], features[:n, k], chars[:n, k], tags[:n, k]) for k, n in ((0, 5), (1, 3))]
-    batch = [padded_pair(pieces[0][i], pieces[1][i], lambda n, i=i: np.full((n,) + pieces[0][i].shape[1:], 1))[0]
-             for i in range(4)]
+    batch = [
+        padded_pair(pieces[0][i], pieces[1][i], lambda n, i=i: np.full((n,) + pieces[0][i].shape[1:], 1))[0]
+        for i in range(4)
+    ]
     lengths = np.array([5, 3])
-    alone = [gradients(model, lambda p=p: model.loss(p[0][:, None], p[3][:, None], None, p[1][:, None],
-                                                     p[2][:, None])) for p in pieces]
+    alone = [
+        gradients(model, lambda p=p: model.loss(p[0][:, None], p[3][:, None], None, p[1][:, None], p[2][:, None]))
+        for p in pieces
+    ]
     together = gradients(model, lambda: model.loss(batch[0], batch[3], lengths, batch[1], batch[2]))
     assert_batch_gradient_is_weighted_sum(together, alone, [5 / 8, 3 / 8])
     predicted = model.predict(batch[0], lengths, batch[1], batch[2])
     for k, p in enumerate(pieces):
         single = model.predict(p[0][:, None], None, p[1][:, None], p[2][:, None])[:, 0]
-        assert predicted[:len(single), k].tolist() == single.tolist()
-        assert (predicted[len(single):, k] == -1).all()
+        assert predicted[: len(single), k].tolist() == single.tolist()
+        assert (predicted[len(single) :, k] == -1).all()
 
 
 def test_forecaster_padding_invariance():
@@ -193,8 +209,16 @@ def test_forecaster_padding_invariance():
 def test_classifier_matches_pytorch_packed_sequences(torch, pooling, bidirectional):
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-    model = rf.SequenceClassifier(3, vocab_size=V, embed_dim=E, hidden_size=4, bidirectional=bidirectional,
-                                  pooling=pooling, dtype="float64", seed=3).eval()
+    model = rf.SequenceClassifier(
+        3,
+        vocab_size=V,
+        embed_dim=E,
+        hidden_size=4,
+        bidirectional=bidirectional,
+        pooling=pooling,
+        dtype="float64",
+        seed=3,
+    ).eval()
     ids = token_batch(7)
     params = model.named_parameters()
     lstm = torch.nn.LSTM(E, 4, bidirectional=bidirectional).double()
@@ -271,17 +295,28 @@ def grammar_sentences(n: int, seed: int) -> data.TaggedSentences:
 def test_tagger_learns_a_grammar_from_context(tmp_path, crf):
     train_s, val_s, test_s = grammar_sentences(300, 0), grammar_sentences(60, 1), grammar_sentences(100, 2)
     vocab = TaggingVocabulary.fit(train_s)
-    task = TaggingTask(vocab.encode(train_s), vocab.encode(val_s), vocab.tags.tokens, batch_size=16,
-                       test=vocab.encode(test_s), scheme=vocab.chunk_scheme)
-    model = rf.SequenceTagger(len(vocab.tags), vocab_size=len(vocab.words), embed_dim=16, hidden_size=24, crf=crf,
-                              seed=0)
+    task = TaggingTask(
+        vocab.encode(train_s),
+        vocab.encode(val_s),
+        vocab.tags.tokens,
+        batch_size=16,
+        test=vocab.encode(test_s),
+        scheme=vocab.chunk_scheme,
+    )
+    model = rf.SequenceTagger(
+        len(vocab.tags), vocab_size=len(vocab.words), embed_dim=16, hidden_size=24, crf=crf, seed=0
+    )
     records = train(model, task, TrainConfig(epochs=3, lr=1e-2, out=str(tmp_path), progress=False))
     assert records[-1]["test_chunk_f1"] > 0.97
     # The ambiguous words are tagged by their position: verb after a noun phrase, noun inside one.
     encoded = vocab.encode(test_s)
     predicted = predict_tags(model, encoded)
-    ambiguous = [(vocab.tags.tokens[p], g) for s, ps, gs in zip(test_s.words, predicted, test_s.tags)
-                 for w, p, g in zip(s, ps, gs) if w in AMBIGUOUS]
+    ambiguous = [
+        (vocab.tags.tokens[p], g)
+        for s, ps, gs in zip(test_s.words, predicted, test_s.tags)
+        for w, p, g in zip(s, ps, gs)
+        if w in AMBIGUOUS
+    ]
     assert len({g for _, g in ambiguous}) == 2
     assert np.mean([p == g for p, g in ambiguous]) > 0.95
 
@@ -309,13 +344,21 @@ def test_character_features_tag_unknown_words(tmp_path):
         vocab = TaggingVocabulary.fit(train_s, char_features=char_features)
         test_encoded = vocab.encode(test_s)
         assert (np.concatenate(test_encoded.words) == 0).all()  # every test word is unknown to the vocabulary
-        task = TaggingTask(vocab.encode(train_s), vocab.encode(val_s), vocab.tags.tokens, batch_size=16,
-                           test=test_encoded)
-        model = rf.SequenceTagger(2, vocab_size=len(vocab.words), embed_dim=8, hidden_size=8,
-                                  char_features=char_features,
-                                  char_vocab_size=len(vocab.chars) if char_features else None, seed=0)
-        records = train(model, task, TrainConfig(epochs=4, lr=1e-2, out=str(tmp_path / str(char_features)),
-                                                 progress=False))
+        task = TaggingTask(
+            vocab.encode(train_s), vocab.encode(val_s), vocab.tags.tokens, batch_size=16, test=test_encoded
+        )
+        model = rf.SequenceTagger(
+            2,
+            vocab_size=len(vocab.words),
+            embed_dim=8,
+            hidden_size=8,
+            char_features=char_features,
+            char_vocab_size=len(vocab.chars) if char_features else None,
+            seed=0,
+        )
+        records = train(
+            model, task, TrainConfig(epochs=4, lr=1e-2, out=str(tmp_path / str(char_features)), progress=False)
+        )
         accuracy[char_features] = records[-1]["test_accuracy"]
     assert accuracy[True] > 0.95
     assert accuracy[False] < 0.7  # without characters, an unknown word's tag is a guess
@@ -370,11 +413,14 @@ def test_optimizers_and_clipping_act_on_the_new_models():
     assert model.named_parameters()["crf_layer.transitions"].base is model.parameters().data
 
 
-@pytest.mark.parametrize("make, call", [
-    (lambda: classifier("max", True), lambda m: m.predict_proba(token_batch(), LENGTHS)),
-    (lambda: tagger(crf=True), lambda m: m.predict(token_batch(), LENGTHS, *tag_extras())),
-    (lambda: tagger(crf=False, extras=False, cell="gru"), lambda m: m.predict(token_batch(), LENGTHS)),
-])
+@pytest.mark.parametrize(
+    "make, call",
+    [
+        (lambda: classifier("max", True), lambda m: m.predict_proba(token_batch(), LENGTHS)),
+        (lambda: tagger(crf=True), lambda m: m.predict(token_batch(), LENGTHS, *tag_extras())),
+        (lambda: tagger(crf=False, extras=False, cell="gru"), lambda m: m.predict(token_batch(), LENGTHS)),
+    ],
+)
 def test_models_round_trip_through_checkpoints(tmp_path, make, call):
     model = make()
     rf.save(tmp_path / "m.rnnfast", model)
@@ -415,60 +461,77 @@ def test_recursive_forecast_feeds_forecasts_back():
 
 
 # ----- bad input --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("build, match", [
-    (lambda: rf.SequenceClassifier(2), "vocab_size, input_size: got None and None, expected exactly one"),
-    (lambda: rf.SequenceClassifier(2, vocab_size=5, input_size=3), "expected exactly one"),
-    (lambda: rf.SequenceClassifier(1, vocab_size=5), "num_classes: got 1"),
-    (lambda: rf.SequenceClassifier(2, vocab_size=5, pooling="sum"), "pooling: got 'sum'"),
-    (lambda: rf.SequenceClassifier(2, vocab_size=5, cell="transformer"), "cell: got 'transformer'"),
-    (lambda: rf.SequenceTagger(3, vocab_size=5, char_features=True), "char_vocab_size: got None"),
-    (lambda: rf.SequenceTagger(3, vocab_size=5, feature_vocab_sizes=(4, 0)), r"feature_vocab_sizes\[1\]: got 0"),
-    (lambda: rf.Forecaster(horizon=0), "horizon: got 0"),
-    (lambda: rf.Forecaster(loss="huber"), "loss: got 'huber'"),
-    (lambda: rf.Forecaster(2, std=[1.0, 0.0]), r"std: got \[1.0, 0.0\], expected values > 0"),
-    (lambda: rf.Forecaster(2, mean=[1.0, 2.0, 3.0]), r"mean: got shape \(3,\), expected \(2,\)"),
-])
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: rf.SequenceClassifier(2), "vocab_size, input_size: got None and None, expected exactly one"),
+        (lambda: rf.SequenceClassifier(2, vocab_size=5, input_size=3), "expected exactly one"),
+        (lambda: rf.SequenceClassifier(1, vocab_size=5), "num_classes: got 1"),
+        (lambda: rf.SequenceClassifier(2, vocab_size=5, pooling="sum"), "pooling: got 'sum'"),
+        (lambda: rf.SequenceClassifier(2, vocab_size=5, cell="transformer"), "cell: got 'transformer'"),
+        (lambda: rf.SequenceTagger(3, vocab_size=5, char_features=True), "char_vocab_size: got None"),
+        (lambda: rf.SequenceTagger(3, vocab_size=5, feature_vocab_sizes=(4, 0)), r"feature_vocab_sizes\[1\]: got 0"),
+        (lambda: rf.Forecaster(horizon=0), "horizon: got 0"),
+        (lambda: rf.Forecaster(loss="huber"), "loss: got 'huber'"),
+        (lambda: rf.Forecaster(2, std=[1.0, 0.0]), r"std: got \[1.0, 0.0\], expected values > 0"),
+        (lambda: rf.Forecaster(2, mean=[1.0, 2.0, 3.0]), r"mean: got shape \(3,\), expected \(2,\)"),
+    ],
+)
 def test_bad_constructor_arguments(build, match):
     with pytest.raises(ValueError, match=match):
         build()
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: classifier().loss(token_batch(), [0, 1, 3], LENGTHS), r"labels: got 3, expected values in 0\.\.2"),
-    (lambda: classifier().loss(token_batch(), [0, 1], LENGTHS), r"labels: got shape \(2,\), expected \(3,\)"),
-    (lambda: classifier().forward(token_batch(), [5, 6, 1]), r"lengths: got 6, expected values in 1\.\.5"),
-    (lambda: classifier().forward(token_batch(), [5, 5]), r"lengths: got shape \(2,\), expected \(3,\)"),
-    (lambda: classifier().forward(token_batch() + V), r"inputs: got \d+, expected values in 0\.\.5"),
-    (lambda: classifier(features=True).forward(token_batch()), "inputs: got dtype int64|inputs: got shape"),
-    (lambda: classifier(features=True).forward(np.full((T, B, E), np.inf)), "inputs: contains 45 NaN or Inf"),
-    (lambda: tagger().forward(token_batch(), LENGTHS, None, tag_extras()[1]), "features: got None"),
-    (lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0], None), "chars: got None"),
-    (lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0][:, :, :1], tag_extras()[1]),
-     r"features: got shape \(5, 3, 1\), expected \(5, 3, 2\)"),
-    (lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0], np.zeros((T, B, 2), np.int64)),
-     r"chars: the word at \(t=0, b=0\) has no characters"),
-    (lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0], np.tile([1, 0, 2], (T, B, 1))),
-     r"chars: the word at \(t=0, b=0\) has a 0 \(padding\) between its characters"),
-    (lambda: tagger(extras=False).forward(token_batch(), LENGTHS, tag_extras()[0]), "features: got an array"),
-    (lambda: tagger(extras=False).loss(token_batch(), np.full((T, B), 4), LENGTHS),
-     r"tags: got 4, expected values in 0\.\.3"),
-    (lambda: rf.Forecaster().loss(np.zeros((T, B)), np.zeros((2, B))), r"targets: got shape \(2, 3\)"),
-    (lambda: rf.Forecaster().forward(np.zeros((T, B, 2))), r"history: got shape \(5, 3, 2\), expected \(T, B, 1\)"),
-    (lambda: rf.Forecaster(2).predict(np.zeros(T)), r"history: got shape \(5,\), expected \(T, 2\)"),
-    (lambda: rf.Forecaster().fit_scaler([[1.0, 2.0]]), r"values: got shape \(1, 2\), expected \(N, 1\)"),
-    (lambda: rf.Forecaster().predict(np.zeros(T), steps=0), "steps: got 0"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: classifier().loss(token_batch(), [0, 1, 3], LENGTHS), r"labels: got 3, expected values in 0\.\.2"),
+        (lambda: classifier().loss(token_batch(), [0, 1], LENGTHS), r"labels: got shape \(2,\), expected \(3,\)"),
+        (lambda: classifier().forward(token_batch(), [5, 6, 1]), r"lengths: got 6, expected values in 1\.\.5"),
+        (lambda: classifier().forward(token_batch(), [5, 5]), r"lengths: got shape \(2,\), expected \(3,\)"),
+        (lambda: classifier().forward(token_batch() + V), r"inputs: got \d+, expected values in 0\.\.5"),
+        (lambda: classifier(features=True).forward(token_batch()), "inputs: got dtype int64|inputs: got shape"),
+        (lambda: classifier(features=True).forward(np.full((T, B, E), np.inf)), "inputs: contains 45 NaN or Inf"),
+        (lambda: tagger().forward(token_batch(), LENGTHS, None, tag_extras()[1]), "features: got None"),
+        (lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0], None), "chars: got None"),
+        (
+            lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0][:, :, :1], tag_extras()[1]),
+            r"features: got shape \(5, 3, 1\), expected \(5, 3, 2\)",
+        ),
+        (
+            lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0], np.zeros((T, B, 2), np.int64)),
+            r"chars: the word at \(t=0, b=0\) has no characters",
+        ),
+        (
+            lambda: tagger().forward(token_batch(), LENGTHS, tag_extras()[0], np.tile([1, 0, 2], (T, B, 1))),
+            r"chars: the word at \(t=0, b=0\) has a 0 \(padding\) between its characters",
+        ),
+        (lambda: tagger(extras=False).forward(token_batch(), LENGTHS, tag_extras()[0]), "features: got an array"),
+        (
+            lambda: tagger(extras=False).loss(token_batch(), np.full((T, B), 4), LENGTHS),
+            r"tags: got 4, expected values in 0\.\.3",
+        ),
+        (lambda: rf.Forecaster().loss(np.zeros((T, B)), np.zeros((2, B))), r"targets: got shape \(2, 3\)"),
+        (lambda: rf.Forecaster().forward(np.zeros((T, B, 2))), r"history: got shape \(5, 3, 2\), expected \(T, B, 1\)"),
+        (lambda: rf.Forecaster(2).predict(np.zeros(T)), r"history: got shape \(5,\), expected \(T, 2\)"),
+        (lambda: rf.Forecaster().fit_scaler([[1.0, 2.0]]), r"values: got shape \(1, 2\), expected \(N, 1\)"),
+        (lambda: rf.Forecaster().predict(np.zeros(T), steps=0), "steps: got 0"),
+    ],
+)
 def test_bad_call_arguments(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
 
 
-@pytest.mark.parametrize("model, call", [
-    (classifier(), lambda m: m.loss(token_batch(), [0, 1, 2], LENGTHS)),
-    (tagger(crf=True), lambda m: m.loss(token_batch(), np.zeros((T, B)), LENGTHS, *tag_extras())),
-    (tagger(crf=False), lambda m: m.loss(token_batch(), np.zeros((T, B)), LENGTHS, *tag_extras())),
-    (rf.Forecaster(), lambda m: m.loss(np.zeros((T, B)), np.zeros((1, B)))),
-])
+@pytest.mark.parametrize(
+    "model, call",
+    [
+        (classifier(), lambda m: m.loss(token_batch(), [0, 1, 2], LENGTHS)),
+        (tagger(crf=True), lambda m: m.loss(token_batch(), np.zeros((T, B)), LENGTHS, *tag_extras())),
+        (tagger(crf=False), lambda m: m.loss(token_batch(), np.zeros((T, B)), LENGTHS, *tag_extras())),
+        (rf.Forecaster(), lambda m: m.loss(np.zeros((T, B)), np.zeros((1, B)))),
+    ],
+)
 def test_backward_needs_a_training_mode_loss(model, call):
     with pytest.raises(RuntimeError, match="backward: call loss"):
         model.backward()

@@ -32,8 +32,15 @@ def waves(n: int, seed: int, length=(30, 50)):
 
 
 def write_ts(path, series, equal: bool = False) -> None:
-    lines = ["@problemName Waves", "@timeStamps false", "@missing false", "@univariate true",
-             f"@equalLength {'true' if equal else 'false'}", "@classLabel true sine square", "@data"]
+    lines = [
+        "@problemName Waves",
+        "@timeStamps false",
+        "@missing false",
+        "@univariate true",
+        f"@equalLength {'true' if equal else 'false'}",
+        "@classLabel true sine square",
+        "@data",
+    ]
     lines += [",".join(f"{v:.5f}" for v in values) + f":{label}" for values, label in series]
     path.write_text("\n".join(lines) + "\n")
 
@@ -48,9 +55,29 @@ def test_ts_train_eval_predict(tmp_path, capsys):
     write_ts(tmp_path / "train.ts", waves(80, 0))
     write_ts(tmp_path / "test.ts", waves(40, 1))
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "classify", "--format", "ts", "--data", tmp_path / "train.ts",
-                       "--test-data", tmp_path / "test.ts", "--epochs", 30, "--hidden", 16, "--batch-size", 8, "--lr", 0.01,
-                       "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--format",
+        "ts",
+        "--data",
+        tmp_path / "train.ts",
+        "--test-data",
+        tmp_path / "test.ts",
+        "--epochs",
+        30,
+        "--hidden",
+        16,
+        "--batch-size",
+        8,
+        "--lr",
+        0.01,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert "test: accuracy" in err
     code, stdout, err = run(capsys, "eval", out / "model.rnnfast", "--data", tmp_path / "test.ts")
@@ -75,9 +102,25 @@ def test_standardisation_is_fitted_on_the_training_split_and_saved(tmp_path, cap
     train = [(values * 3 + 5, label) for values, label in waves(20, 2)]
     write_ts(tmp_path / "train.ts", train)
     write_ts(tmp_path / "val.ts", [(values - 100, label) for values, label in waves(10, 3)])
-    code, _, err = run(capsys, "train", "--task", "classify", "--format", "ts", "--data", tmp_path / "train.ts",
-                       "--val-data", tmp_path / "val.ts", "--epochs", 1, "--hidden", 4, "--no-progress", "--out",
-                       tmp_path / "run")
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--format",
+        "ts",
+        "--data",
+        tmp_path / "train.ts",
+        "--val-data",
+        tmp_path / "val.ts",
+        "--epochs",
+        1,
+        "--hidden",
+        4,
+        "--no-progress",
+        "--out",
+        tmp_path / "run",
+    )
     assert code == 0, err
     settings = rf.load(tmp_path / "run" / "model.rnnfast").extra["task"]
     frames = np.concatenate([np.round(values, 5) for values, _ in train])
@@ -99,8 +142,25 @@ def test_npz_per_step_tags(tmp_path, capsys):
     x_test, y_test = segments(30)
     np.savez(tmp_path / "test.npz", x=x_test, y=y_test)
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "tag", "--format", "npz", "--data", tmp_path / "train.npz",
-                       "--epochs", 30, "--hidden", 16, "--lr", 0.02, "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "tag",
+        "--format",
+        "npz",
+        "--data",
+        tmp_path / "train.npz",
+        "--epochs",
+        30,
+        "--hidden",
+        16,
+        "--lr",
+        0.02,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     code, stdout, err = run(capsys, "eval", out / "model.rnnfast", "--data", tmp_path / "test.npz")
     assert code == 0, err
@@ -129,12 +189,41 @@ def test_wav_folders_train_on_log_mel_features(tmp_path, capsys):
         for label, base in (("low", 300.0), ("high", 2500.0)):
             (tmp_path / split / label).mkdir(parents=True)
             for k in range(n):
-                write_tone(tmp_path / split / label / f"{k}.wav", base * rng.uniform(0.9, 1.1), 8000,
-                           rng.uniform(0.15, 0.3), rng)
+                write_tone(
+                    tmp_path / split / label / f"{k}.wav",
+                    base * rng.uniform(0.9, 1.1),
+                    8000,
+                    rng.uniform(0.15, 0.3),
+                    rng,
+                )
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "classify", "--format", "wav", "--data", tmp_path / "train",
-                       "--test-data", tmp_path / "test", "--features", "logmel", "--n-mels", 20, "--epochs", 10,
-                       "--hidden", 16, "--batch-size", 4, "--pooling", "mean", "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--format",
+        "wav",
+        "--data",
+        tmp_path / "train",
+        "--test-data",
+        tmp_path / "test",
+        "--features",
+        "logmel",
+        "--n-mels",
+        20,
+        "--epochs",
+        10,
+        "--hidden",
+        16,
+        "--batch-size",
+        4,
+        "--pooling",
+        "mean",
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     settings = rf.load(out / "model.rnnfast").extra["task"]
     assert settings["features"]["kind"] == "logmel" and len(settings["mean"]) == 20
@@ -147,7 +236,10 @@ def test_wav_folders_train_on_log_mel_features(tmp_path, capsys):
 
 
 def test_fit_takes_what_the_readers_return(tmp_path):
-    write_ts(tmp_path / "train.ts", waves(60, 4), )
+    write_ts(
+        tmp_path / "train.ts",
+        waves(60, 4),
+    )
     write_ts(tmp_path / "test.ts", waves(30, 5))
     train, test = rf.data.read_ts(tmp_path / "train.ts"), rf.data.read_ts(tmp_path / "test.ts")
     model = rf.SequenceClassifier(len(train.classes), input_size=train.dimensions, hidden_size=16, seed=0)
@@ -158,21 +250,37 @@ def test_fit_takes_what_the_readers_return(tmp_path):
     assert np.mean([test.classes[p] == g for p, g in zip(predicted, test.y)]) == pytest.approx(result["accuracy"])
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--format", "ts", "--task", "lm"], "--format: got 'ts' for --task lm, expected no --format"),
-    (["--format", "ts", "--features", "mfcc"], "--features: mfcc is for audio (--format wav)"),
-    (["--format", "ts", "--min-count", "2"], "--min-count: only for --task classify or tag, got --task classify "
-                                             "--format ts"),
-    (["--format", "tsv", "--n-mels", "20"], "--n-mels: only for --task classify or tag with --format ts, npz, "
-                                            "wav, got --task classify --format tsv"),
-    (["--format", "ts", "--missing", "error"], "is missing, expected a number (missing='error'"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--format", "ts", "--task", "lm"], "--format: got 'ts' for --task lm, expected no --format"),
+        (["--format", "ts", "--features", "mfcc"], "--features: mfcc is for audio (--format wav)"),
+        (
+            ["--format", "ts", "--min-count", "2"],
+            "--min-count: only for --task classify or tag, got --task classify --format ts",
+        ),
+        (
+            ["--format", "tsv", "--n-mels", "20"],
+            "--n-mels: only for --task classify or tag with --format ts, npz, wav, got --task classify --format tsv",
+        ),
+        (["--format", "ts", "--missing", "error"], "is missing, expected a number (missing='error'"),
+    ],
+)
 def test_bad_numeric_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):
     write_ts(tmp_path / "data.ts", waves(10, 6))
     text = (tmp_path / "data.ts").read_text().replace("@missing false", "@missing true")
     (tmp_path / "data.ts").write_text(text.replace(":square\n", ",?:square\n", 1))
-    args = ["train", "--data", tmp_path / "data.ts", "--task", "classify", *extra, "--no-progress", "--out",
-            tmp_path / "run"]
+    args = [
+        "train",
+        "--data",
+        tmp_path / "data.ts",
+        "--task",
+        "classify",
+        *extra,
+        "--no-progress",
+        "--out",
+        tmp_path / "run",
+    ]
     code, _, err = run(capsys, *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "run").exists()
@@ -181,10 +289,35 @@ def test_bad_numeric_input_is_one_line_and_exit_2(tmp_path, capsys, extra, messa
 def test_gunpoint_beats_chance_clearly(shared_data, tmp_path, capsys):
     """Real data: GunPoint (two classes, 50 training series of 150 steps)."""
     uea = shared_data / "uea"
-    code, _, err = run(capsys, "train", "--task", "classify", "--format", "ts", "--data", uea / "GunPoint_TRAIN.ts",
-                       "--test-data", uea / "GunPoint_TEST.ts", "--cell", "gru", "--pooling", "mean", "--hidden", 64,
-                       "--epochs", 100, "--batch-size", 16, "--lr", 0.005, "--no-progress",
-                       "--out", tmp_path / "run", "--threads", 2)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--format",
+        "ts",
+        "--data",
+        uea / "GunPoint_TRAIN.ts",
+        "--test-data",
+        uea / "GunPoint_TEST.ts",
+        "--cell",
+        "gru",
+        "--pooling",
+        "mean",
+        "--hidden",
+        64,
+        "--epochs",
+        100,
+        "--batch-size",
+        16,
+        "--lr",
+        0.005,
+        "--no-progress",
+        "--out",
+        tmp_path / "run",
+        "--threads",
+        2,
+    )
     assert code == 0, err
     code, stdout, err = run(capsys, "eval", tmp_path / "run" / "model.rnnfast", "--data", uea / "GunPoint_TEST.ts")
     assert json.loads(stdout)["accuracy"] > 0.7  # chance is 0.5; the archive's 1-NN Euclidean reaches 0.913

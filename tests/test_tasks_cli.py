@@ -55,8 +55,9 @@ def conll_sentences(n: int, seed: int) -> list[list[tuple[str, str, str]]]:
     rng = np.random.default_rng(seed)
 
     def noun_phrase():
-        words = [(rng.choice(["The", "a"]), "DT")] + [(rng.choice(["big", "old"]), "JJ")
-                                                      for _ in range(rng.integers(0, 3))]
+        words = [(rng.choice(["The", "a"]), "DT")] + [
+            (rng.choice(["big", "old"]), "JJ") for _ in range(rng.integers(0, 3))
+        ]
         words.append((rng.choice(["dog", "park", "run", "walk", "idea"]), "NN"))
         return [(w, p, "B-NP" if k == 0 else "I-NP") for k, (w, p) in enumerate(words)]
 
@@ -70,8 +71,9 @@ def conll_sentences(n: int, seed: int) -> list[list[tuple[str, str, str]]]:
 
 
 def write_conll(path, sentences) -> None:
-    path.write_text("-DOCSTART- -X- O\n\n" + "".join("".join(f"{w} {p} {t}\n" for w, p, t in s) + "\n"
-                                                      for s in sentences))
+    path.write_text(
+        "-DOCSTART- -X- O\n\n" + "".join("".join(f"{w} {p} {t}\n" for w, p, t in s) + "\n" for s in sentences)
+    )
 
 
 def write_series(path, n: int = 360, seed: int = 0) -> np.ndarray:
@@ -85,8 +87,18 @@ def write_series(path, n: int = 360, seed: int = 0) -> np.ndarray:
 
 # ----- vocabularies and helpers -----------------------------------------------------------------------------
 def test_text_words_and_normalized_words():
-    assert text_words("Isn't it GOOD? A well-made film...") == ["isn't", "it", "good", "?", "a", "well-made",
-                                                                   "film", ".", ".", "."]
+    assert text_words("Isn't it GOOD? A well-made film...") == [
+        "isn't",
+        "it",
+        "good",
+        "?",
+        "a",
+        "well-made",
+        "film",
+        ".",
+        ".",
+        ".",
+    ]
     assert normalize_word("Hello1984") == "hello0000"
 
 
@@ -109,9 +121,15 @@ def test_text_vocabulary_encodes_an_empty_text_as_one_unknown_word():
         TextVocabulary.fit(["a", "b"], ["x", "x"])
 
 
-@pytest.mark.parametrize("tags, scheme", [(["O", "B-NP", "I-NP", "B-VP"], "iob2"),
-                                          (["O", "S-PER", "B-LOC", "E-LOC", "I-LOC"], "iobes"),
-                                          (["NN", "VB", "DT"], None), (["O", "B-NP", "X"], None)])
+@pytest.mark.parametrize(
+    "tags, scheme",
+    [
+        (["O", "B-NP", "I-NP", "B-VP"], "iob2"),
+        (["O", "S-PER", "B-LOC", "E-LOC", "I-LOC"], "iobes"),
+        (["NN", "VB", "DT"], None),
+        (["O", "B-NP", "X"], None),
+    ],
+)
 def test_chunk_scheme_is_read_from_the_tag_set(tags, scheme):
     sentences = rf.data.TaggedSentences([["w"] * len(tags)], [tags], [[[] for _ in tags]], [[""] * len(tags)])
     assert TaggingVocabulary.fit(sentences).chunk_scheme == scheme
@@ -162,9 +180,29 @@ def test_classify_train_eval_predict(tmp_path, capsys):
     write_reviews(tmp_path / "train.tsv", 400, 0)
     gold = write_reviews(tmp_path / "test.tsv", 100, 1)
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "classify", "--data", tmp_path / "train.tsv", "--test-data",
-                       tmp_path / "test.tsv", "--epochs", 10, "--hidden", 16, "--embed", 8, "--lr", 0.01,
-                       "--no-progress", "--out", out, "--threads", 1)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--data",
+        tmp_path / "train.tsv",
+        "--test-data",
+        tmp_path / "test.tsv",
+        "--epochs",
+        10,
+        "--hidden",
+        16,
+        "--embed",
+        8,
+        "--lr",
+        0.01,
+        "--no-progress",
+        "--out",
+        out,
+        "--threads",
+        1,
+    )
     assert code == 0, err
     assert "test: accuracy" in err
     records = metrics_lines(out)
@@ -177,8 +215,9 @@ def test_classify_train_eval_predict(tmp_path, capsys):
     assert result["accuracy"] > 0.9  # "good" or "bad" decides; chance is about 0.5
     assert 0 <= result["macro_f1"] <= 1
 
-    code, _, err = run(capsys, "predict", out / "model.rnnfast", "--data", tmp_path / "test.tsv", "--out",
-                       tmp_path / "labels.txt")
+    code, _, err = run(
+        capsys, "predict", out / "model.rnnfast", "--data", tmp_path / "test.tsv", "--out", tmp_path / "labels.txt"
+    )
     assert code == 0, err
     predicted = (tmp_path / "labels.txt").read_text().splitlines()
     assert len(predicted) == len(gold)
@@ -195,13 +234,37 @@ def test_classify_one_file_per_class(tmp_path, capsys):
     for split, n in (("train", 150), ("dev", 30)):
         (tmp_path / split).mkdir()
         for label in ("pos", "neg"):
-            (tmp_path / split / f"{label}.txt").write_text("".join(review(rng, label == "pos") + "\n"
-                                                                   for _ in range(n)))
+            (tmp_path / split / f"{label}.txt").write_text(
+                "".join(review(rng, label == "pos") + "\n" for _ in range(n))
+            )
     files = lambda split: [tmp_path / split / "pos.txt", tmp_path / split / "neg.txt"]  # noqa: E731
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "classify", "--format", "files", "--data", *files("train"),
-                       "--val-data", *files("dev"), "--test-fraction", 0.2, "--epochs", 2, "--hidden", 8, "--embed",
-                       8, "--bidirectional", "--pooling", "max", "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "classify",
+        "--format",
+        "files",
+        "--data",
+        *files("train"),
+        "--val-data",
+        *files("dev"),
+        "--test-fraction",
+        0.2,
+        "--epochs",
+        2,
+        "--hidden",
+        8,
+        "--embed",
+        8,
+        "--bidirectional",
+        "--pooling",
+        "max",
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert "240 training texts" in err  # 300 examples less a random 20 % held out for the test
     assert "test_accuracy" in metrics_lines(out)[-1]
@@ -230,10 +293,33 @@ def test_tag_train_eval_predict_with_features_characters_and_crf(tmp_path, capsy
     write_conll(tmp_path / "dev.conll", conll_sentences(40, 1))
     write_conll(tmp_path / "test.conll", conll_sentences(60, 2))
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "tag", "--data", tmp_path / "train.conll", "--val-data",
-                       tmp_path / "dev.conll", "--test-data", tmp_path / "test.conll", "--feature-columns", 1,
-                       "--char-features", "--crf", "--epochs", 3, "--hidden", 16, "--embed", 8, "--lr", 0.01,
-                       "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "tag",
+        "--data",
+        tmp_path / "train.conll",
+        "--val-data",
+        tmp_path / "dev.conll",
+        "--test-data",
+        tmp_path / "test.conll",
+        "--feature-columns",
+        1,
+        "--char-features",
+        "--crf",
+        "--epochs",
+        3,
+        "--hidden",
+        16,
+        "--embed",
+        8,
+        "--lr",
+        0.01,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     records = metrics_lines(out)
     assert {"val_loss", "val_accuracy", "val_chunk_f1"} <= set(records[0])
@@ -249,8 +335,9 @@ def test_tag_train_eval_predict_with_features_characters_and_crf(tmp_path, capsy
     result = json.loads(stdout)
     assert {"accuracy", "chunk_f1"} <= set(result) and result["chunk_f1"] > 0.9
 
-    code, _, err = run(capsys, "predict", out / "model.rnnfast", "--data", tmp_path / "test.conll", "--out",
-                       tmp_path / "tagged.conll")
+    code, _, err = run(
+        capsys, "predict", out / "model.rnnfast", "--data", tmp_path / "test.conll", "--out", tmp_path / "tagged.conll"
+    )
     assert code == 0, err
     tagged = read_columns(tmp_path / "tagged.conll")
     assert [[line[:3] for line in s] for s in tagged] == [[list(t) for t in s] for s in conll_sentences(60, 2)]
@@ -262,8 +349,25 @@ def test_tag_train_eval_predict_with_features_characters_and_crf(tmp_path, capsy
 def test_tag_holds_out_a_fraction_and_tags_text_without_a_tag_column(tmp_path, capsys):
     write_conll(tmp_path / "train.conll", conll_sentences(100, 0))
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "tag", "--data", tmp_path / "train.conll", "--val-fraction", 0.2,
-                       "--epochs", 1, "--hidden", 8, "--embed", 8, "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "tag",
+        "--data",
+        tmp_path / "train.conll",
+        "--val-fraction",
+        0.2,
+        "--epochs",
+        1,
+        "--hidden",
+        8,
+        "--embed",
+        8,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     (tmp_path / "words.txt").write_text("The\ndog\nsees\na\nwalk\n.\n")
     code, stdout, err = run(capsys, "predict", out / "model.rnnfast", "--data", tmp_path / "words.txt")
@@ -277,9 +381,27 @@ def test_tag_holds_out_a_fraction_and_tags_text_without_a_tag_column(tmp_path, c
 def test_forecast_train_eval_predict(tmp_path, capsys):
     values = write_series(tmp_path / "series.csv")
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "forecast", "--data", tmp_path / "series.csv", "--column", "value",
-                       "--date-column", "month", "--horizon", 3, "--epochs", 3, "--hidden", 16, "--no-progress",
-                       "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "forecast",
+        "--data",
+        tmp_path / "series.csv",
+        "--column",
+        "value",
+        "--date-column",
+        "month",
+        "--horizon",
+        3,
+        "--epochs",
+        3,
+        "--hidden",
+        16,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     assert "season 12" in err and "seasonal naive rmse" in err
     final = metrics_lines(out)[-1]
@@ -308,9 +430,25 @@ def test_forecast_train_eval_predict(tmp_path, capsys):
 
 def test_forecaster_beats_seasonal_naive_on_elnino(shared_data, tmp_path, capsys):
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--task", "forecast", "--data", shared_data / "timeseries" / "elnino.csv",
-                       "--column", *MONTHS, "--date-column", "YEAR", "--epochs", 8, "--hidden", 32,
-                       "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--task",
+        "forecast",
+        "--data",
+        shared_data / "timeseries" / "elnino.csv",
+        "--column",
+        *MONTHS,
+        "--date-column",
+        "YEAR",
+        "--epochs",
+        8,
+        "--hidden",
+        32,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     test = metrics_lines(out)[-1]
     assert test["test_rmse"] < test["test_seasonal_naive_rmse"]
@@ -321,8 +459,19 @@ def test_forecaster_beats_seasonal_naive_on_elnino(shared_data, tmp_path, capsys
 def test_language_model_stays_the_default_task(tmp_path, capsys):
     (tmp_path / "text.txt").write_text("hello world, hello rnn.\n" * 20)
     out = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--data", tmp_path / "text.txt", "--seq-len", 10, "--batch-size", 4,
-                       "--no-progress", "--out", out)
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        tmp_path / "text.txt",
+        "--seq-len",
+        10,
+        "--batch-size",
+        4,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert code == 0, err
     ckpt = rf.load(out / "model.rnnfast")
     assert type(ckpt.model).__name__ == "LanguageModel"
@@ -343,25 +492,42 @@ def files(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--task", "classify", "--data", "train.tsv", "--crf"],
-     "--crf: only for --task tag, got --task classify"),
-    (["train", "--task", "tag", "--data", "train.conll", "--pooling", "mean"], "--pooling: only for --task classify"),
-    (["train", "--task", "tag"], "--data: required for --task tag"),
-    (["train", "--task", "forecast", "--data", "series.csv"], "--column: required"),
-    (["train", "--task", "forecast", "--data", "series.csv", "--column", "price"], "column: got 'price'"),
-    (["train", "--task", "forecast", "--data", "series.csv", "--column", "value", "--window", 400],
-     "leave no train forecast with window=400"),
-    (["train", "--data", "text.txt", "text.txt"], "--data: got 2 files, expected one"),
-    (["train", "--task", "classify", "--data", "missing.tsv"], "missing.tsv"),
-    (["train", "--task", "tag", "--data", "train.conll", "--tie-weights"], "--tie-weights"),
-    (["train", "--task", "classify", "--data", "train.tsv", "--horizon", 2], "--horizon: only for --task forecast"),
-    (["train", "--task", "classify", "--data", "train.tsv", "--test-data", "train.tsv", "--test-fraction", 0.1],
-     "--test-data, --test-fraction: got both"),
-    (["train", "--task", "tag", "--data", "train.conll", "--val-fraction", 0.5, "--test-fraction", 0.5],
-     "leave no training sentences"),
-    (["train", "--data", "text.txt", "--test-fraction", 0.1], "--test-fraction: only for --task classify, tag or forecast, got --task lm"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["train", "--task", "classify", "--data", "train.tsv", "--crf"],
+            "--crf: only for --task tag, got --task classify",
+        ),
+        (
+            ["train", "--task", "tag", "--data", "train.conll", "--pooling", "mean"],
+            "--pooling: only for --task classify",
+        ),
+        (["train", "--task", "tag"], "--data: required for --task tag"),
+        (["train", "--task", "forecast", "--data", "series.csv"], "--column: required"),
+        (["train", "--task", "forecast", "--data", "series.csv", "--column", "price"], "column: got 'price'"),
+        (
+            ["train", "--task", "forecast", "--data", "series.csv", "--column", "value", "--window", 400],
+            "leave no train forecast with window=400",
+        ),
+        (["train", "--data", "text.txt", "text.txt"], "--data: got 2 files, expected one"),
+        (["train", "--task", "classify", "--data", "missing.tsv"], "missing.tsv"),
+        (["train", "--task", "tag", "--data", "train.conll", "--tie-weights"], "--tie-weights"),
+        (["train", "--task", "classify", "--data", "train.tsv", "--horizon", 2], "--horizon: only for --task forecast"),
+        (
+            ["train", "--task", "classify", "--data", "train.tsv", "--test-data", "train.tsv", "--test-fraction", 0.1],
+            "--test-data, --test-fraction: got both",
+        ),
+        (
+            ["train", "--task", "tag", "--data", "train.conll", "--val-fraction", 0.5, "--test-fraction", 0.5],
+            "leave no training sentences",
+        ),
+        (
+            ["train", "--data", "text.txt", "--test-fraction", 0.1],
+            "--test-fraction: only for --task classify, tag or forecast, got --task lm",
+        ),
+    ],
+)
 def test_usage_errors_are_one_line_with_exit_code_2(files, capsys, monkeypatch, args, message):
     monkeypatch.chdir(files)
     code, _, err = run(capsys, *args, "--no-progress")
@@ -371,15 +537,51 @@ def test_usage_errors_are_one_line_with_exit_code_2(files, capsys, monkeypatch, 
 
 def test_eval_and_predict_refuse_what_the_checkpoint_cannot_read(files, capsys):
     out = files / "run"
-    assert run(capsys, "train", "--task", "classify", "--data", files / "train.tsv", "--epochs", 1, "--hidden", 4,
-               "--embed", 4, "--no-progress", "--out", out)[0] == 0
+    assert (
+        run(
+            capsys,
+            "train",
+            "--task",
+            "classify",
+            "--data",
+            files / "train.tsv",
+            "--epochs",
+            1,
+            "--hidden",
+            4,
+            "--embed",
+            4,
+            "--no-progress",
+            "--out",
+            out,
+        )[0]
+        == 0
+    )
     (files / "odd.tsv").write_text("meh\tan unseen label\n")
     code, _, err = run(capsys, "eval", out / "model.rnnfast", "--data", files / "odd.tsv", "--threads", 1)
     assert code == 0 and "'meh'" in err
     code, _, err = run(capsys, "predict", out / "model.rnnfast", "--data", files / "train.tsv", "--steps", 3)
     assert code == 2 and "--steps: only for forecast checkpoints" in err
     lm = files / "lm"
-    assert run(capsys, "train", "--data", files / "text.txt", "--hidden", 8, "--layers", 1, "--seq-len", 8,
-               "--batch-size", 2, "--no-progress", "--out", lm)[0] == 0
+    assert (
+        run(
+            capsys,
+            "train",
+            "--data",
+            files / "text.txt",
+            "--hidden",
+            8,
+            "--layers",
+            1,
+            "--seq-len",
+            8,
+            "--batch-size",
+            2,
+            "--no-progress",
+            "--out",
+            lm,
+        )[0]
+        == 0
+    )
     code, _, err = run(capsys, "predict", lm / "model.rnnfast", "--data", files / "text.txt")
     assert code == 2 and "is a language model" in err

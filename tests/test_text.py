@@ -53,8 +53,10 @@ def test_char_vocabulary_from_constructor_keeps_given_order():
     assert tok.decode([0, 1]) == "za"
 
 
-@pytest.mark.parametrize("chars, error", [(["a", "a"], ValueError), (["ab"], ValueError), ([], ValueError),
-                                          ("abc", TypeError), ([1], TypeError)])
+@pytest.mark.parametrize(
+    "chars, error",
+    [(["a", "a"], ValueError), (["ab"], ValueError), ([], ValueError), ("abc", TypeError), ([1], TypeError)],
+)
 def test_char_constructor_rejects_bad_vocabulary(chars, error):
     with pytest.raises(error, match="chars"):
         CharTokenizer(chars)
@@ -107,8 +109,15 @@ def test_word_min_count_drops_rare_words():
     assert tok.vocab == ("<unk>", "<eos>", "a", "b")
 
 
-@pytest.mark.parametrize("kwargs, error", [({"max_vocab": 1}, ValueError), ({"max_vocab": 2.5}, TypeError),
-                                           ({"min_count": 0}, ValueError), ({"min_count": True}, TypeError)])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"max_vocab": 1}, ValueError),
+        ({"max_vocab": 2.5}, TypeError),
+        ({"min_count": 0}, ValueError),
+        ({"min_count": True}, TypeError),
+    ],
+)
 def test_word_fit_rejects_bad_limits(kwargs, error):
     name = next(iter(kwargs))
     with pytest.raises(error, match=name):
@@ -121,8 +130,10 @@ def test_word_fit_rejects_texts_without_words(text, error):
         WordTokenizer.fit(text)
 
 
-@pytest.mark.parametrize("tokens", [["<unk>", "a"], ["<eos>", "a"], ["<unk>", "<eos>", "a b"],
-                                    ["<unk>", "<eos>", ""], ["<unk>", "<eos>", "a", "a"]])
+@pytest.mark.parametrize(
+    "tokens",
+    [["<unk>", "a"], ["<eos>", "a"], ["<unk>", "<eos>", "a b"], ["<unk>", "<eos>", ""], ["<unk>", "<eos>", "a", "a"]],
+)
 def test_word_constructor_rejects_bad_vocabulary(tokens):
     with pytest.raises(ValueError, match="tokens"):
         WordTokenizer(tokens)
@@ -157,15 +168,18 @@ def test_tokenizers_of_different_kinds_are_not_equal():
     assert CharTokenizer.fit("ab") != CharTokenizer.fit("abc")
 
 
-@pytest.mark.parametrize("d, error, match", [
-    ([], TypeError, "d"),
-    ({"type": "bpe", "tokens": ["a"]}, ValueError, r"d\['type'\]"),
-    ({"type": ["char"], "tokens": ["a"]}, ValueError, r"d\['type'\]"),
-    ({"type": "char"}, ValueError, "tokens"),
-    ({"type": "char", "tokens": ["a", "bc"]}, ValueError, r"d\['tokens'\]\[1\]"),
-    ({"type": "word", "tokens": ["a"]}, ValueError, r"d\['tokens'\].*<unk>"),
-    ({"type": "word", "tokens": "<unk> <eos>"}, TypeError, r"d\['tokens'\]"),
-])
+@pytest.mark.parametrize(
+    "d, error, match",
+    [
+        ([], TypeError, "d"),
+        ({"type": "bpe", "tokens": ["a"]}, ValueError, r"d\['type'\]"),
+        ({"type": ["char"], "tokens": ["a"]}, ValueError, r"d\['type'\]"),
+        ({"type": "char"}, ValueError, "tokens"),
+        ({"type": "char", "tokens": ["a", "bc"]}, ValueError, r"d\['tokens'\]\[1\]"),
+        ({"type": "word", "tokens": ["a"]}, ValueError, r"d\['tokens'\].*<unk>"),
+        ({"type": "word", "tokens": "<unk> <eos>"}, TypeError, r"d\['tokens'\]"),
+    ],
+)
 def test_from_dict_rejects_bad_input(d, error, match):
     with pytest.raises(error, match=match):
         tokenizer_from_dict(d)

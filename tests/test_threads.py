@@ -22,15 +22,18 @@ def fake_cgroup(tmp_path, files: dict):
     return tmp_path
 
 
-@pytest.mark.parametrize("files, limit", [
-    ({"cpu.max": "150000 100000\n"}, 1.5),
-    ({"cpu.max": "max 100000\n"}, None),
-    ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
-    ({"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, None),
-    ({"cpu.max": "300000 100000\n", "cpu/cpu.cfs_quota_us": "100000", "cpu/cpu.cfs_period_us": "100000"}, 1.0),
-    ({}, None),
-    ({"cpu.max": "garbage"}, None),
-])
+@pytest.mark.parametrize(
+    "files, limit",
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({"cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "300000 100000\n", "cpu/cpu.cfs_quota_us": "100000", "cpu/cpu.cfs_period_us": "100000"}, 1.0),
+        ({}, None),
+        ({"cpu.max": "garbage"}, None),
+    ],
+)
 def test_cgroup_quota_files(tmp_path, files, limit):
     assert _threads.cgroup_cpu_limit(fake_cgroup(tmp_path, files)) == limit
 
@@ -65,8 +68,10 @@ def test_mpi_ranks_on_the_machine_share_its_cores(tmp_path, monkeypatch):
 def child_build_info(code_before: str = "", env_extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(env_extra or {})
-    code = code_before + "import json, rnnfast as rf; info = rf.build_info(); " \
+    code = (
+        code_before + "import json, rnnfast as rf; info = rf.build_info(); "
         "print(json.dumps({'threads': info['threads'], 'why': info['threads_reason']}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -45,17 +45,24 @@ class Case(NamedTuple):
 
 
 SIZES = ((4, 3, 3, 4), (7, 5, 13, 11))
-GRID = [Case(cell, layers, bi, use_lengths, batch_first, *size)
-        for cell, layers, bi, use_lengths, batch_first, size
-        in itertools.product(CELLS, (1, 2), (False, True), (False, True), (False, True), SIZES)]
-EDGES = [case
-         for cell in CELLS
-         for case in (Case(cell, 2, True, False, False, 1, 5, 13, 11),    # a single step
-                      Case(cell, 2, True, True, True, 7, 1, 13, 11),     # a single sequence, shorter than T
-                      Case(cell, 2, True, True, False, 7, 5, 13, 11, bias=False),
-                      Case(cell, 1, True, False, False, 2000, 1, 3, 5),  # long: errors must not build up
-                      # Wide enough that the kernels split the hidden units across threads, unevenly.
-                      Case(cell, 2, True, True, False, 6, 96, 13, 37))]
+GRID = [
+    Case(cell, layers, bi, use_lengths, batch_first, *size)
+    for cell, layers, bi, use_lengths, batch_first, size in itertools.product(
+        CELLS, (1, 2), (False, True), (False, True), (False, True), SIZES
+    )
+]
+EDGES = [
+    case
+    for cell in CELLS
+    for case in (
+        Case(cell, 2, True, False, False, 1, 5, 13, 11),  # a single step
+        Case(cell, 2, True, True, True, 7, 1, 13, 11),  # a single sequence, shorter than T
+        Case(cell, 2, True, True, False, 7, 5, 13, 11, bias=False),
+        Case(cell, 1, True, False, False, 2000, 1, 3, 5),  # long: errors must not build up
+        # Wide enough that the kernels split the hidden units across threads, unevenly.
+        Case(cell, 2, True, True, False, 6, 96, 13, 37),
+    )
+]
 CASES = GRID + EDGES
 
 
@@ -94,18 +101,24 @@ def case_data(case: Case, dtype=np.float32):
 
 def torch_module(torch, case: Case):
     torch.manual_seed(sum(map(ord, case.id)))
-    kwargs = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  bidirectional=case.bidirectional)
+    kwargs = dict(
+        num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first, bidirectional=case.bidirectional
+    )
     if case.cell.startswith("rnn_"):
-        return torch.nn.RNN(case.I, case.H, nonlinearity=case.cell[len("rnn_"):], **kwargs)
+        return torch.nn.RNN(case.I, case.H, nonlinearity=case.cell[len("rnn_") :], **kwargs)
     return {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[case.cell](case.I, case.H, **kwargs)
 
 
 def rnnfast_layer(case: Case, dtype: str):
-    kwargs = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  bidirectional=case.bidirectional, dtype=dtype)
+    kwargs = dict(
+        num_layers=case.num_layers,
+        bias=case.bias,
+        batch_first=case.batch_first,
+        bidirectional=case.bidirectional,
+        dtype=dtype,
+    )
     if case.cell.startswith("rnn_"):
-        return rf.RNN(case.I, case.H, nonlinearity=case.cell[len("rnn_"):], **kwargs)
+        return rf.RNN(case.I, case.H, nonlinearity=case.cell[len("rnn_") :], **kwargs)
     return {"lstm": rf.LSTM, "gru": rf.GRU}[case.cell](case.I, case.H, **kwargs)
 
 
@@ -144,8 +157,9 @@ def run_torch(torch, module, case: Case, data, mkldnn: bool) -> dict[str, np.nda
         if lengths is None:
             y_t, final_t = module(x_t, pack(case.cell, state_t))
         else:
-            packed = pack_padded_sequence(x_t, torch.tensor(lengths), batch_first=case.batch_first,
-                                          enforce_sorted=False)
+            packed = pack_padded_sequence(
+                x_t, torch.tensor(lengths), batch_first=case.batch_first, enforce_sorted=False
+            )
             out, final_t = module(packed, pack(case.cell, state_t))
             y_t, _ = pad_packed_sequence(out, batch_first=case.batch_first, total_length=case.T)
         finals_t = list(final_t) if isinstance(final_t, tuple) else [final_t]
@@ -156,8 +170,9 @@ def run_torch(torch, module, case: Case, data, mkldnn: bool) -> dict[str, np.nda
     grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
     starts = [part.grad.numpy() for part in state_t]
     finals = [part.detach().numpy() for part in finals_t]
-    return named_results(y_t.detach().numpy(), pack(case.cell, finals), x_t.grad.numpy(),
-                         pack(case.cell, starts), grads)
+    return named_results(
+        y_t.detach().numpy(), pack(case.cell, finals), x_t.grad.numpy(), pack(case.cell, starts), grads
+    )
 
 
 def run_rnnfast(layer, case: Case, data) -> dict[str, np.ndarray]:
@@ -191,8 +206,9 @@ def precision_errors(case: Case) -> dict[str, float]:
     layer32 = rnnfast_layer(case, "float32")
     layer64 = rnnfast_layer(case, "float64")
     layer64.load_state_dict(layer32.state_dict())
-    return relative_errors(run_rnnfast(layer32, case, case_data(case, np.float32)),
-                           run_rnnfast(layer64, case, case_data(case, np.float64)))
+    return relative_errors(
+        run_rnnfast(layer32, case, case_data(case, np.float32)), run_rnnfast(layer64, case, case_data(case, np.float64))
+    )
 
 
 def worst(errors: dict[str, float]) -> tuple[str, float]:
@@ -238,8 +254,9 @@ def test_matches_torch(torch_one_thread, case, mkldnn):
     assert_within(torch_parity_errors(torch_one_thread, case, mkldnn), f"{case.id} mkldnn={mkldnn}")
 
 
-PRECISION_CASES = [Case(cell, 2, True, use_lengths, False, 7, 5, 13, 11)
-                   for cell in CELLS for use_lengths in (False, True)]
+PRECISION_CASES = [
+    Case(cell, 2, True, use_lengths, False, 7, 5, 13, 11) for cell in CELLS for use_lengths in (False, True)
+]
 
 
 @pytest.mark.parametrize("case", PRECISION_CASES, ids=[c.id for c in PRECISION_CASES])
@@ -252,8 +269,11 @@ def main() -> int:
 
     worst_overall = 0.0
     print(f"{'case':<58} {'reference':<13} {'worst rel. error':>16}  array")
-    rows = [(case, f"torch mkldnn={mkldnn}", lambda c=case, m=mkldnn: torch_parity_errors(torch, c, m))
-            for case in CASES for mkldnn in (True, False)]
+    rows = [
+        (case, f"torch mkldnn={mkldnn}", lambda c=case, m=mkldnn: torch_parity_errors(torch, c, m))
+        for case in CASES
+        for mkldnn in (True, False)
+    ]
     rows += [(case, "float64", lambda c=case: precision_errors(c)) for case in PRECISION_CASES]
     for case, reference, compute in rows:
         with torch_on_one_thread(torch):

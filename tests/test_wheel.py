@@ -53,11 +53,21 @@ def test_a_repaired_wheel_runs_the_main_job_without_a_compiler(tmp_path):
 
     # Build (in isolation, as a user's `pip wheel .` does) with the CMake build outside the repository.
     dist, repaired = tmp_path / "dist", tmp_path / "wheelhouse"
-    _run([sys.executable, "-m", "pip", "wheel", ROOT, "-w", dist, "--no-deps", "-C", f"build-dir={tmp_path / 'build'}"],
-         env=env, cwd=tmp_path, timeout=900, what="pip wheel")
+    _run(
+        [sys.executable, "-m", "pip", "wheel", ROOT, "-w", dist, "--no-deps", "-C", f"build-dir={tmp_path / 'build'}"],
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+        what="pip wheel",
+    )
     (wheel,) = dist.glob("rnnfast-*.whl")
-    _run([sys.executable, "-m", "auditwheel", "repair", wheel, "-w", repaired], env=env, cwd=tmp_path, timeout=300,
-         what="auditwheel repair")
+    _run(
+        [sys.executable, "-m", "auditwheel", "repair", wheel, "-w", repaired],
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        what="auditwheel repair",
+    )
     (fixed,) = repaired.glob("rnnfast-*.whl")
     assert "manylinux" in fixed.name, fixed.name
     names = zipfile.ZipFile(fixed).namelist()
@@ -77,15 +87,22 @@ def test_a_repaired_wheel_runs_the_main_job_without_a_compiler(tmp_path):
     _run([python, "-m", "pip", "install", "--quiet", fixed], env=bare, cwd=tmp_path, timeout=600, what="pip install")
 
     # The installed package, its kernels and the bundled OpenMP runtime are the ones in use.
-    probe = ("import rnnfast as rf; print(rf.__file__); print(rf.build_info()['isa']); "
-             "print([l.split()[-1] for l in open('/proc/self/maps') if 'libgomp' in l][0])")
+    probe = (
+        "import rnnfast as rf; print(rf.__file__); print(rf.build_info()['isa']); "
+        "print([l.split()[-1] for l in open('/proc/self/maps') if 'libgomp' in l][0])"
+    )
     lines = _run([python, "-c", probe], env=bare, cwd=tmp_path, timeout=120, what="import").stdout.split()
     assert Path(lines[0]).resolve().is_relative_to(env_dir.resolve()), lines
     assert lines[1] in ("baseline", "avx2", "avx512"), lines
     assert "rnnfast.libs" in lines[2] and Path(lines[2]).resolve().is_relative_to(env_dir.resolve()), lines
 
     out = tmp_path / "run"
-    result = _run([env_dir / "bin" / "rnnfast", "train", "--minutes", "0.05", "--no-progress", "--threads", "2",
-                   "--out", out], env=bare, cwd=tmp_path, timeout=600, what="rnnfast train")
+    result = _run(
+        [env_dir / "bin" / "rnnfast", "train", "--minutes", "0.05", "--no-progress", "--threads", "2", "--out", out],
+        env=bare,
+        cwd=tmp_path,
+        timeout=600,
+        what="rnnfast train",
+    )
     assert (out / "model.rnnfast").is_file(), result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stdout.strip(), "the job printed nothing (expected a sample of the trained model)"

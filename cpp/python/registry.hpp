@@ -120,14 +120,12 @@ const TypedKernels<S>& kernels() {
 }
 
 // The one dtype dispatch: f(kernels) with the float64 kernels when `first` is float64, else the float32 ones (whose
-// array checks then name any other dtype). The scalar type is std::decay_t<decltype(kernels)>::Scalar.
+// array checks then name any other dtype). f is a generic lambda that passes the table to an implementation
+// template, which deduces its scalar type S from TypedKernels<S>.
 template <class F>
 decltype(auto) with_kernels_for(const py::array& first, F&& f) {
   if (is_float64(first)) return f(kernels<double>());
   return f(kernels<float>());
 }
-
-template <class K>
-using ScalarOf = typename std::decay_t<K>::Scalar;
 
 }  // namespace rnnfast::bind

@@ -129,10 +129,13 @@ def resolve(task: str, data_format: str | None) -> TaskModule:
         module = get(key)
         if task in getattr(module, "TASKS", (key,)) and data_format in getattr(module, "FORMATS", ()):
             return module
-    readable = [f for key in REGISTRY for f in getattr(get(key), "FORMATS", ())
-                if task in getattr(get(key), "TASKS", (key,))]
-    raise ValueError(f"--format: got {data_format!r} for --task {task}, expected "
-                     + (f"one of {', '.join(readable)}" if readable else "no --format (the task has one)"))
+    readable = [
+        f for key in REGISTRY for f in getattr(get(key), "FORMATS", ()) if task in getattr(get(key), "TASKS", (key,))
+    ]
+    raise ValueError(
+        f"--format: got {data_format!r} for --task {task}, expected "
+        + (f"one of {', '.join(readable)}" if readable else "no --format (the task has one)")
+    )
 
 
 def describe(*modules) -> str:

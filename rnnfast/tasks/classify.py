@@ -17,22 +17,58 @@ import numpy as np
 from .. import _checks, data, metrics
 from ..models import _softmax_cross_entropy
 from ..seqmodels import SequenceClassifier, evaluation_mode
-from .common import (UNK, UNSEEN, NoCarry, Option, Prepared, SequenceBatches, Vocabulary, cli_parts, encoding,
-                     held_out, in_order, no_options, option, positive_int, sequences_of, targets_of, unpack)
+from .common import (
+    UNK,
+    UNSEEN,
+    NoCarry,
+    Option,
+    Prepared,
+    SequenceBatches,
+    Vocabulary,
+    cli_parts,
+    encoding,
+    held_out,
+    in_order,
+    no_options,
+    option,
+    positive_int,
+    sequences_of,
+    targets_of,
+    unpack,
+)
 
 NAME = "classify"
 HELP = "classify: one label per text (label<TAB>text lines, or one file per class)"
 MODEL = SequenceClassifier
-DEFAULTS = {"embed": 100, "hidden": 128, "layers": 1, "dropout": 0.5, "batch_size": 32, "epochs": 10,
-            "format": "tsv", "pooling": "last", "bidirectional": False, "min_count": 2}
+DEFAULTS = {
+    "embed": 100,
+    "hidden": 128,
+    "layers": 1,
+    "dropout": 0.5,
+    "batch_size": 32,
+    "epochs": 10,
+    "format": "tsv",
+    "pooling": "last",
+    "bidirectional": False,
+    "min_count": 2,
+}
 FORMATS = ("tsv", "files")  # label<TAB>text lines; one file per class, named after the class
 OPTIONS: tuple[Option, ...] = (
-    option("--pooling", choices=("last", "mean", "max"),
-           help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)"),
-    option("--bidirectional", action=argparse.BooleanOptionalAction,
-           help="read both ways (default: no for classify, yes for tag)"),
-    option("--min-count", type=positive_int,
-           help="classify, tag: words seen fewer times in training are unknown (default 2)"),
+    option(
+        "--pooling",
+        choices=("last", "mean", "max"),
+        help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)",
+    ),
+    option(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        help="read both ways (default: no for classify, yes for tag)",
+    ),
+    option(
+        "--min-count",
+        type=positive_int,
+        help="classify, tag: words seen fewer times in training are unknown (default 2)",
+    ),
 )
 
 
@@ -60,7 +96,7 @@ class TextVocabulary:
     labels: Vocabulary
 
     @classmethod
-    def fit(cls, texts, labels, min_count: int = 1) -> "TextVocabulary":
+    def fit(cls, texts, labels, min_count: int = 1) -> TextVocabulary:
         labels = sorted(set(labels))
         if len(labels) < 2:
             raise ValueError(f"labels: got only {labels!r}, expected at least 2 classes")
@@ -76,7 +112,7 @@ class TextVocabulary:
         return {"words": self.words.to_dict(), "labels": self.labels.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TextVocabulary":
+    def from_dict(cls, d: dict) -> TextVocabulary:
         return cls(Vocabulary.from_dict(d["words"]), Vocabulary.from_dict(d["labels"]))
 
 
@@ -177,21 +213,33 @@ def prepare(args) -> Prepared:
     test = part(held_test) if held_test is not None else test
     vocab = TextVocabulary.fit(train[0], train[1] + val[1] + (test[1] if test else []), args.min_count)
     encode = lambda split: (vocab.encode_texts(split[0]), vocab.encode_labels(split[1]))  # noqa: E731
-    task = ClassificationTask(encode(train), encode(val), args.batch_size, None if test is None else encode(test),
-                              seed=args.seed)
-    model = SequenceClassifier(len(vocab.labels), vocab_size=len(vocab.words), embed_dim=args.embed,
-                               hidden_size=args.hidden, num_layers=args.layers, cell=args.cell,
-                               bidirectional=args.bidirectional, pooling=args.pooling, dropout=args.dropout,
-                               seed=args.seed)
+    task = ClassificationTask(
+        encode(train), encode(val), args.batch_size, None if test is None else encode(test), seed=args.seed
+    )
+    model = SequenceClassifier(
+        len(vocab.labels),
+        vocab_size=len(vocab.words),
+        embed_dim=args.embed,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        cell=args.cell,
+        bidirectional=args.bidirectional,
+        pooling=args.pooling,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
     summary = f"{len(train[0]):,} training texts, {len(vocab.words):,} words, {len(vocab.labels)} classes"
-    return Prepared(model, task, Settings(args.format, args.encoding, vocab.to_dict()), None, summary,
-                    Path(args.data[0]).stem)
+    return Prepared(
+        model, task, Settings(args.format, args.encoding, vocab.to_dict()), None, summary, Path(args.data[0]).stem
+    )
 
 
 def _vocabulary(checkpoint, settings: Settings) -> TextVocabulary:
     if settings.vocab is None:
-        raise ValueError(f"checkpoint: {checkpoint.path} was trained on ids in Python and holds no vocabulary to "
-                         "read text files with; use model.evaluate and model.predict on ids")
+        raise ValueError(
+            f"checkpoint: {checkpoint.path} was trained on ids in Python and holds no vocabulary to "
+            "read text files with; use model.evaluate and model.predict on ids"
+        )
     return TextVocabulary.from_dict(settings.vocab)
 
 
@@ -222,6 +270,7 @@ def predict_files(checkpoint, settings: Settings, args):
     def write(path):
         with open(path, "w", encoding=encoding_name) as f:
             f.write("\n".join(out) + "\n")
+
     return write
 
 
@@ -246,8 +295,9 @@ def fit_task(model, x, y, validation, batch_size: int, seed: int, options: dict)
     if isinstance(validation, data.SequenceSet):
         validation = _examples(validation, None, None, "validation_data")
     elif isinstance(validation, tuple):
-        validation = _examples(validation[0], validation[1], validation[2] if len(validation) > 2 else None,
-                               "validation_data")
+        validation = _examples(
+            validation[0], validation[1], validation[2] if len(validation) > 2 else None, "validation_data"
+        )
     (train_x, train_y), val = held_out(sequences, list(labels), validation, seed)
     task = ClassificationTask((train_x, train_y), val, batch_size, seed=seed)
     return task, Settings(), None

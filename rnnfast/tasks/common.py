@@ -108,11 +108,16 @@ def settings_from_dict(cls, d: dict, where: str):
     (version 0) hold the same keys; a version newer than this rnnfast knows is refused by name."""
     version = d.get("version", 0)
     if not isinstance(version, int) or version > cls.VERSION:
-        raise ValueError(f"checkpoint: {where} holds {d.get('task')} settings version {version!r}, this rnnfast "
-                         f"reads versions up to {cls.VERSION}; expected a checkpoint of this or an older rnnfast")
+        raise ValueError(
+            f"checkpoint: {where} holds {d.get('task')} settings version {version!r}, this rnnfast "
+            f"reads versions up to {cls.VERSION}; expected a checkpoint of this or an older rnnfast"
+        )
     fields = {f.name for f in dataclasses.fields(cls)}
-    missing = [f.name for f in dataclasses.fields(cls)
-               if f.name not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise ValueError(f"checkpoint: {where} lacks the task settings {', '.join(missing)}")
     return cls(**{k: v for k, v in d.items() if k in fields})
@@ -137,7 +142,7 @@ class Vocabulary:
         self.unknown = unknown
 
     @classmethod
-    def fit(cls, sequences, min_count: int = 1, specials=(), unknown: str | None = None) -> "Vocabulary":
+    def fit(cls, sequences, min_count: int = 1, specials=(), unknown: str | None = None) -> Vocabulary:
         """``specials``, then every string of ``sequences`` (an iterable of lists of strings) seen at least
         ``min_count`` times, most frequent first (ties alphabetical, so the ids never depend on the order)."""
         counts = Counter(token for sequence in sequences for token in sequence)
@@ -157,8 +162,9 @@ class Vocabulary:
             return np.array([self.index[item] for item in items], dtype=np.int64)
         except KeyError as exc:
             shown = ", ".join(map(repr, self.tokens[:20])) + (", ..." if len(self.tokens) > 20 else "")
-            raise ValueError(f"{name}: got {exc.args[0]!r}, which the model was not trained on, expected one of "
-                             f"{shown}") from None
+            raise ValueError(
+                f"{name}: got {exc.args[0]!r}, which the model was not trained on, expected one of {shown}"
+            ) from None
 
     def encode_gold(self, items, name: str) -> np.ndarray:
         """Gold labels for evaluation: a label the model never saw becomes ``UNSEEN`` (never predicted, so it
@@ -166,9 +172,12 @@ class Vocabulary:
         ids = np.array([self.index.get(item, UNSEEN) for item in items], dtype=np.int64)
         if (ids == UNSEEN).any():
             unseen = sorted({item for item, i in zip(items, ids.tolist()) if i == UNSEEN})
-            warnings.warn(f"{name}: {int((ids == UNSEEN).sum())} gold item(s) with label(s) the model was not "
-                          f"trained on ({', '.join(map(repr, unseen[:10]))}); each counts as an error",
-                          UnseenLabelWarning, stacklevel=3)
+            warnings.warn(
+                f"{name}: {int((ids == UNSEEN).sum())} gold item(s) with label(s) the model was not "
+                f"trained on ({', '.join(map(repr, unseen[:10]))}); each counts as an error",
+                UnseenLabelWarning,
+                stacklevel=3,
+            )
         return ids
 
     def decode(self, ids) -> list[str]:
@@ -178,7 +187,7 @@ class Vocabulary:
         return {"tokens": self.tokens, "unknown": self.unknown}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Vocabulary":
+    def from_dict(cls, d: dict) -> Vocabulary:
         return cls(d["tokens"], d["unknown"])
 
 
@@ -225,14 +234,15 @@ def random_parts(count: int, fractions: dict, seed: int, name: str):
     sizes = {option: 0 if f is None else int(round(count * f)) for option, f in fractions.items()}
     for option, size in sizes.items():
         if fractions[option] is not None and size < 1:
-            raise ValueError(f"{option}: {fractions[option]} of {count} {name} is none, expected a larger "
-                             "fraction or more data")
+            raise ValueError(
+                f"{option}: {fractions[option]} of {count} {name} is none, expected a larger fraction or more data"
+            )
     if sum(sizes.values()) >= count:
         raise ValueError(f"{', '.join(fractions)}: leave no training {name} of {count}")
     order = np.random.default_rng(seed).permutation(count)
     parts, start = [], 0
     for size in sizes.values():
-        parts.append(np.sort(order[start:start + size]) if size else None)
+        parts.append(np.sort(order[start : start + size]) if size else None)
         start += size
     return [np.sort(order[start:]), *parts]
 
@@ -242,8 +252,12 @@ def cli_parts(count: int, args, name: str):
     --val-data) and --test-fraction."""
     if args.test_data and args.test_fraction:
         raise ValueError("--test-data, --test-fraction: got both, expected one way to choose the test part")
-    return random_parts(count, {"--val-fraction": None if args.val_data else args.val_fraction or 0.1,
-                                "--test-fraction": args.test_fraction}, args.seed, name)
+    return random_parts(
+        count,
+        {"--val-fraction": None if args.val_data else args.val_fraction or 0.1, "--test-fraction": args.test_fraction},
+        args.seed,
+        name,
+    )
 
 
 def sequences_of(x, lengths, name: str = "x") -> list[np.ndarray]:
@@ -253,8 +267,10 @@ def sequences_of(x, lengths, name: str = "x") -> list[np.ndarray]:
     if isinstance(x, np.ndarray) or (lengths is not None and not isinstance(x, (list, tuple))):
         arr = _checks._to_numpy(x, name)
         if arr.ndim not in (2, 3):
-            raise ValueError(f"{name}: got an array of shape {arr.shape}, expected a padded (T, N) or (T, N, F) "
-                             "array, or a list of sequences")
+            raise ValueError(
+                f"{name}: got an array of shape {arr.shape}, expected a padded (T, N) or (T, N, F) "
+                "array, or a list of sequences"
+            )
         T, N = arr.shape[:2]
         lengths = np.full(N, T, np.int64) if lengths is None else _checks.as_int_array(lengths, "lengths", ndim=1)
         if lengths.shape != (N,):

@@ -22,16 +22,28 @@ from .common import NoCarry, Option, Prepared, encoding, no_options, one_file, o
 NAME = "forecast"
 HELP = "forecast: the next values of a time series (CSV)"
 MODEL = Forecaster
-DEFAULTS = {"hidden": 64, "layers": 1, "dropout": 0.0, "batch_size": 32, "epochs": 50, "horizon": 1,
-            "loss": "mse", "test_fraction": 0.1}
+DEFAULTS = {
+    "hidden": 64,
+    "layers": 1,
+    "dropout": 0.0,
+    "batch_size": 32,
+    "epochs": 50,
+    "horizon": 1,
+    "loss": "mse",
+    "test_fraction": 0.1,
+}
 OPTIONS: tuple[Option, ...] = (
-    option("--column", nargs="+", help="value column (name or index); 12 month columns read a table of years row "
-           "by row"),
+    option(
+        "--column", nargs="+", help="value column (name or index); 12 month columns read a table of years row by row"
+    ),
     option("--date-column", help="date column: sets the frequency and finds missing dates"),
     option("--window", type=positive_int, help="history length of each forecast (default two seasons, else 24)"),
     option("--horizon", type=positive_int, help="values forecast at once (default 1)"),
-    option("--season", type=positive_int, help="season length for the seasonal-naive baseline (default from the "
-           "dates: 12 monthly, 52 weekly, 7 daily)"),
+    option(
+        "--season",
+        type=positive_int,
+        help="season length for the seasonal-naive baseline (default from the dates: 12 monthly, 52 weekly, 7 daily)",
+    ),
     option("--loss", choices=("mse", "mae"), help="training loss (default mse)"),
 )
 SEASONS = {"monthly": 12, "weekly": 52, "daily": 7}
@@ -55,8 +67,9 @@ def default_window(season: int | None) -> int:
     return 2 * season if season else DEFAULT_WINDOW
 
 
-def baseline_forecasts(values: np.ndarray, origins: np.ndarray, horizon: int,
-                       season: int | None) -> tuple[np.ndarray, np.ndarray | None]:
+def baseline_forecasts(
+    values: np.ndarray, origins: np.ndarray, horizon: int, season: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Forecasts (horizon, len(origins)) made at each origin o (the first step not yet seen) from values before
     it: naive (the last value, values[o - 1], for every step) and seasonal naive (step h gets the value one or
     more whole seasons earlier, values[o + h - season * ceil((h + 1) / season)]; None without a season)."""
@@ -66,8 +79,10 @@ def baseline_forecasts(values: np.ndarray, origins: np.ndarray, horizon: int,
     h = np.arange(horizon)[:, None]
     index = origins[None] + h - season * ((h + season) // season)
     if (index < 0).any():
-        raise ValueError(f"season: got {season}, expected a season short enough that a whole season of history "
-                         f"precedes every forecast (the first origin is {int(origins.min())})")
+        raise ValueError(
+            f"season: got {season}, expected a season short enough that a whole season of history "
+            f"precedes every forecast (the first origin is {int(origins.min())})"
+        )
     return naive, values[index]
 
 
@@ -82,8 +97,17 @@ class ForecastTask(NoCarry):
     metric_names = ("loss", "rmse", "mae", "naive_rmse", "naive_mae", "seasonal_naive_rmse", "seasonal_naive_mae")
     selection = ("loss", "min")
 
-    def __init__(self, values, window: int, horizon: int = 1, batch_size: int = 32, val_fraction: float = 0.1,
-                 test_fraction: float = 0.1, season: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        values,
+        window: int,
+        horizon: int = 1,
+        batch_size: int = 32,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        season: int | None = None,
+        seed: int = 0,
+    ):
         self.values = _checks.as_float_array(values, "values", np.float64)
         if self.values.ndim not in (1, 2):
             raise ValueError(f"values: got shape {self.values.shape}, expected a series (N,) or (N, F)")
@@ -109,9 +133,11 @@ class ForecastTask(NoCarry):
             first = lo + self.window if split == "train" else max(lo, self.window)
             origins = np.arange(first, hi - self.horizon + 1)
             if origins.size == 0:
-                raise ValueError(f"window, horizon: {n} values split {self._sizes()} leave no {split} forecast "
-                                 f"with window={self.window} and horizon={self.horizon}, expected a shorter window or "
-                                 "horizon, or a longer series")
+                raise ValueError(
+                    f"window, horizon: {n} values split {self._sizes()} leave no {split} forecast "
+                    f"with window={self.window} and horizon={self.horizon}, expected a shorter window or "
+                    "horizon, or a longer series"
+                )
             self.origins[split] = origins
         if self.season is not None:
             for split in self.origins:
@@ -144,7 +170,7 @@ class ForecastTask(NoCarry):
     def train_batches(self, epoch: int, start: int):
         order = np.random.default_rng(self._rng_seed + epoch).permutation(self.origins["train"])
         for i in range(start * self.batch_size, len(order), self.batch_size):
-            yield self.windows("train", order[i:i + self.batch_size])
+            yield self.windows("train", order[i : i + self.batch_size])
 
     def train_step(self, model, batch, carry):
         history, targets = batch
@@ -160,10 +186,15 @@ class ForecastTask(NoCarry):
         if self.values.ndim == 1:
             predicted = predicted[:, :, 0]
         naive, seasonal = baseline_forecasts(self.values, self.origins[split], self.horizon, self.season)
-        return {"loss": loss, "rmse": metrics.rmse(targets, predicted), "mae": metrics.mae(targets, predicted),
-                "naive_rmse": metrics.rmse(targets, naive), "naive_mae": metrics.mae(targets, naive),
-                "seasonal_naive_rmse": None if seasonal is None else metrics.rmse(targets, seasonal),
-                "seasonal_naive_mae": None if seasonal is None else metrics.mae(targets, seasonal)}
+        return {
+            "loss": loss,
+            "rmse": metrics.rmse(targets, predicted),
+            "mae": metrics.mae(targets, predicted),
+            "naive_rmse": metrics.rmse(targets, naive),
+            "naive_mae": metrics.mae(targets, naive),
+            "seasonal_naive_rmse": None if seasonal is None else metrics.rmse(targets, seasonal),
+            "seasonal_naive_mae": None if seasonal is None else metrics.mae(targets, seasonal),
+        }
 
 
 # ----- files ------------------------------------------------------------------------------------------------
@@ -174,22 +205,36 @@ def _column(value: str):
 
 def read_series(path, settings: Settings, encoding_name: str):
     columns = settings.column
-    series = data.read_time_series(path, _column(columns[0]) if len(columns) == 1 else [_column(c) for c in columns],
-                                   settings.date_column, encoding_name)
+    series = data.read_time_series(
+        path,
+        _column(columns[0]) if len(columns) == 1 else [_column(c) for c in columns],
+        settings.date_column,
+        encoding_name,
+    )
     if series.report.count:
         print(f"rnnfast: {path}: {series.report}", file=sys.stderr)
     return series
 
 
 def _task(series, settings: Settings, batch_size: int, seed: int = 0) -> ForecastTask:
-    return ForecastTask(series.values, settings.window, settings.horizon, batch_size, settings.val_fraction,
-                        settings.test_fraction, settings.season, seed)
+    return ForecastTask(
+        series.values,
+        settings.window,
+        settings.horizon,
+        batch_size,
+        settings.val_fraction,
+        settings.test_fraction,
+        settings.season,
+        seed,
+    )
 
 
 def prepare(args) -> Prepared:
     if args.val_data or args.test_data:
-        raise ValueError("--val-data, --test-data: a forecast splits one series in time, expected --val-fraction "
-                         "and --test-fraction instead")
+        raise ValueError(
+            "--val-data, --test-data: a forecast splits one series in time, expected --val-fraction "
+            "and --test-fraction instead"
+        )
     if args.column is None:
         raise ValueError("--column: required for --task forecast (the name or index of the value column)")
     settings = Settings(args.column, args.date_column, encoding=args.encoding)
@@ -199,11 +244,22 @@ def prepare(args) -> Prepared:
     settings.window, settings.horizon, settings.season = args.window or default_window(season), args.horizon, season
     settings.val_fraction, settings.test_fraction = args.val_fraction or 0.1, args.test_fraction
     task = _task(series, settings, args.batch_size, args.seed)
-    model = Forecaster(1, args.hidden, args.layers, args.cell, args.horizon, args.loss, args.dropout, seed=args.seed,
-                       window=settings.window)
+    model = Forecaster(
+        1,
+        args.hidden,
+        args.layers,
+        args.cell,
+        args.horizon,
+        args.loss,
+        args.dropout,
+        seed=args.seed,
+        window=settings.window,
+    )
     model.fit_scaler(task.train_values)
-    summary = (f"{len(series):,} values ({series.frequency or 'no dates'}; train/val/test {task._sizes()}), window "
-               f"{settings.window}, horizon {args.horizon}, season {season or '-'}")
+    summary = (
+        f"{len(series):,} values ({series.frequency or 'no dates'}; train/val/test {task._sizes()}), window "
+        f"{settings.window}, horizon {args.horizon}, season {season or '-'}"
+    )
     return Prepared(model, task, settings, None, summary, Path(path).stem)
 
 
@@ -220,8 +276,9 @@ def predict_files(checkpoint, settings: Settings, args):
     series = read_series(args.data, settings, encoding_name)
     window = settings.window
     if len(series) < window:
-        raise ValueError(f"--data: {args.data} has {len(series)} values, expected at least the model's window of "
-                         f"{window}")
+        raise ValueError(
+            f"--data: {args.data} has {len(series)} values, expected at least the model's window of {window}"
+        )
     steps = args.steps or settings.horizon
     forecast = checkpoint.model.predict(series.values[-window:], steps)
     columns = settings.column
@@ -239,23 +296,33 @@ def predict_files(checkpoint, settings: Settings, args):
             writer = csv.writer(f)
             writer.writerow([header, name])
             writer.writerows([key, repr(float(value))] for key, value in zip(keys, forecast))
+
     return write
 
 
 def result_line(result: dict) -> str:
     number = lambda key: "-" if result.get(key) is None else f"{result[key]:.4f}"  # noqa: E731
-    return (f"model rmse {number('rmse')} mae {number('mae')} | naive rmse {number('naive_rmse')} mae "
-            f"{number('naive_mae')} | seasonal naive rmse {number('seasonal_naive_rmse')} mae "
-            f"{number('seasonal_naive_mae')}")
+    return (
+        f"model rmse {number('rmse')} mae {number('mae')} | naive rmse {number('naive_rmse')} mae "
+        f"{number('naive_mae')} | seasonal naive rmse {number('seasonal_naive_rmse')} mae "
+        f"{number('seasonal_naive_mae')}"
+    )
 
 
 # ----- in memory --------------------------------------------------------------------------------------------
 def _series(model, x, name: str) -> np.ndarray:
     values = _checks.as_float_array(x, name, np.float64)
-    if values.ndim == 1 and model.input_size != 1 or values.ndim == 2 and values.shape[1] != model.input_size \
-            or values.ndim not in (1, 2):
-        raise ValueError(f"{name}: got shape {values.shape}, expected a series (N,) or (N, {model.input_size}) "
-                         f"for a model of input_size {model.input_size}")
+    if (
+        values.ndim == 1
+        and model.input_size != 1
+        or values.ndim == 2
+        and values.shape[1] != model.input_size
+        or values.ndim not in (1, 2)
+    ):
+        raise ValueError(
+            f"{name}: got shape {values.shape}, expected a series (N,) or (N, {model.input_size}) "
+            f"for a model of input_size {model.input_size}"
+        )
     return values
 
 

@@ -19,11 +19,13 @@ from .common import Option, Prepared, one_file, option, positive_float, positive
 NAME = "lm"
 HELP = "language model: predicts the next character or word of a text"
 MODEL = LanguageModel
-DEFAULTS = {"embed": 64, "hidden": 256, "layers": 2, "dropout": 0.0, "batch_size": 64, "epochs": 1,
-            "seq_len": 100}
+DEFAULTS = {"embed": 64, "hidden": 256, "layers": 2, "dropout": 0.0, "batch_size": 64, "epochs": 1, "seq_len": 100}
 OPTIONS: tuple[Option, ...] = (
-    option("--level", choices=("char", "word"), help="tokens are characters or words (default char; a token file "
-           "has its own)"),
+    option(
+        "--level",
+        choices=("char", "word"),
+        help="tokens are characters or words (default char; a token file has its own)",
+    ),
     option("--tie-weights", action="store_true", help="share embedding and output weights"),
     option("--seq-len", type=positive_int, help="steps of truncated back-propagation (default 100)"),
     option("--init-scale", type=positive_float, help="initialise all weights U(-s, s)"),
@@ -51,8 +53,9 @@ def batchify(ids, batch_size: int, name: str = "data") -> np.ndarray:
         raise ValueError(f"{name}: got {_checks.describe(ids)}, expected a 1-d array of token ids")
     per_stream = len(ids) // batch_size
     if per_stream < 2:
-        raise ValueError(f"{name}: {len(ids)} tokens are too few for batch size {batch_size} "
-                         f"(need at least {2 * batch_size})")
+        raise ValueError(
+            f"{name}: {len(ids)} tokens are too few for batch size {batch_size} (need at least {2 * batch_size})"
+        )
     return ids[: per_stream * batch_size].reshape(batch_size, per_stream).T
 
 
@@ -63,8 +66,9 @@ class LanguageModelTask:
     metric_names = ("loss", "ppl", "bpc", "accuracy")
     selection = ("loss", "min")
 
-    def __init__(self, train_ids, val_ids, seq_len: int, batch_size: int, test_ids=None, eval_batch_size=None,
-                 dtype=np.float32):
+    def __init__(
+        self, train_ids, val_ids, seq_len: int, batch_size: int, test_ids=None, eval_batch_size=None, dtype=np.float32
+    ):
         self.seq_len = _checks.positive_int(seq_len, "seq_len")
         self.train = batchify(train_ids, batch_size, "training data")
         eval_batch = eval_batch_size or batch_size
@@ -114,8 +118,12 @@ class LanguageModelTask:
                 y_true.append(targets.reshape(-1))
                 y_pred.append(logits.argmax(-1).reshape(-1))
         loss = total / count
-        out = {"loss": loss, "ppl": metrics.perplexity(loss), "bpc": metrics.bits_per_char(loss),
-               "accuracy": correct / count}
+        out = {
+            "loss": loss,
+            "ppl": metrics.perplexity(loss),
+            "bpc": metrics.bits_per_char(loss),
+            "accuracy": correct / count,
+        }
         if with_f1:
             _, _, out["macro_f1"] = metrics.precision_recall_f1(np.concatenate(y_true), np.concatenate(y_pred))
             out["macro_f1"] = float(out["macro_f1"])
@@ -168,8 +176,10 @@ def file_ids(path, tokenizer, encoding: str, option_name: str):
             raise ValueError(f"{option_name}: {path}: {exc}") from None
     ids, file_tokenizer = _open_token_file(path, option_name)
     if file_tokenizer != tokenizer:
-        raise ValueError(f"{option_name}: {path} holds the ids of another tokenizer ({file_tokenizer!r}) than the "
-                         f"model's ({tokenizer!r}); expected a token file prepared like the training data, or text")
+        raise ValueError(
+            f"{option_name}: {path} holds the ids of another tokenizer ({file_tokenizer!r}) than the "
+            f"model's ({tokenizer!r}); expected a token file prepared like the training data, or text"
+        )
     return ids
 
 
@@ -210,8 +220,10 @@ def _load_texts(args, level: str):
     for name in ("val_data", "test_data"):
         path = getattr(args, name)
         if path and is_token_file(path):
-            raise ValueError(f"--{name.replace('_', '-')}: {path} is a token file, which needs --data to be a "
-                             "token file of the same tokenizer; expected a text file like --data")
+            raise ValueError(
+                f"--{name.replace('_', '-')}: {path} is a token file, which needs --data to be a "
+                "token file of the same tokenizer; expected a text file like --data"
+            )
     if args.data:
         train_text = text.read_text(args.data, args.encoding)
     else:
@@ -255,15 +267,36 @@ def prepare(args) -> Prepared:
     for name in ("data", "val_data", "test_data"):
         setattr(args, name, one_file(getattr(args, name), "--" + name.replace("_", "-")))
     tokenizer, splits = load_data(args)
-    task = LanguageModelTask(splits["train"], splits["val"], args.seq_len, args.batch_size,
-                             test_ids=splits.get("test"), eval_batch_size=_eval_streams(tokenizer))
-    model = LanguageModel(tokenizer.vocab_size, args.embed, args.hidden, args.layers, args.cell, args.dropout,
-                          args.tie_weights, seed=args.seed, init_scale=args.init_scale)
+    task = LanguageModelTask(
+        splits["train"],
+        splits["val"],
+        args.seq_len,
+        args.batch_size,
+        test_ids=splits.get("test"),
+        eval_batch_size=_eval_streams(tokenizer),
+    )
+    model = LanguageModel(
+        tokenizer.vocab_size,
+        args.embed,
+        args.hidden,
+        args.layers,
+        args.cell,
+        args.dropout,
+        args.tie_weights,
+        seed=args.seed,
+        init_scale=args.init_scale,
+    )
     from pathlib import Path
 
     summary = f"{len(splits['train']):,} training tokens, vocabulary {tokenizer.vocab_size}"
-    return Prepared(model, task, Settings(tokenizer.kind, args.seq_len, args.encoding), tokenizer, summary,
-                    Path(args.data).stem if args.data else "stdlib-docstrings")
+    return Prepared(
+        model,
+        task,
+        Settings(tokenizer.kind, args.seq_len, args.encoding),
+        tokenizer,
+        summary,
+        Path(args.data).stem if args.data else "stdlib-docstrings",
+    )
 
 
 def after_training(args, checkpoint) -> None:
@@ -272,8 +305,9 @@ def after_training(args, checkpoint) -> None:
         print(sample_text(checkpoint, prime=None, n=300, temperature=0.8, seed=args.seed))
 
 
-def sample_text(checkpoint, prime=None, n=500, temperature=1.0, top_k=None, top_p=None, seed=None,
-                weight_dtype="float32") -> str:
+def sample_text(
+    checkpoint, prime=None, n=500, temperature=1.0, top_k=None, top_p=None, seed=None, weight_dtype="float32"
+) -> str:
     """``n`` generated tokens as text, after ``prime`` (shown first) or after a line break."""
     tokenizer = checkpoint.tokenizer
     if tokenizer is None:
@@ -287,8 +321,9 @@ def sample_text(checkpoint, prime=None, n=500, temperature=1.0, top_k=None, top_
         prime_ids, shown = tokenizer.encode(prime), prime
     if prime_ids.size == 0:
         raise ValueError("--prime: encodes to no tokens, expected some text")
-    ids = checkpoint.model.generate(prime_ids, n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                                    weight_dtype=weight_dtype)
+    ids = checkpoint.model.generate(
+        prime_ids, n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, weight_dtype=weight_dtype
+    )
     joiner = "" if tokenizer.kind == "char" or not shown else " "
     return shown + joiner + tokenizer.decode(ids)
 
@@ -303,8 +338,10 @@ def evaluate_files(checkpoint, settings: Settings, args) -> dict:
 
 
 def predict_files(checkpoint, settings, args):
-    raise ValueError(f"checkpoint: {checkpoint.path} is a language model, expected a classify, tag or forecast "
-                     "checkpoint (rnnfast sample generates text)")
+    raise ValueError(
+        f"checkpoint: {checkpoint.path} is a language model, expected a classify, tag or forecast "
+        "checkpoint (rnnfast sample generates text)"
+    )
 
 
 def result_line(result: dict) -> str:
@@ -333,10 +370,12 @@ def fit_task(model, x, y, validation, batch_size: int, seed: int, options: dict)
         cut = int(len(ids) * (1 - validation))
         ids, val = ids[:cut], ids[cut:]
     else:
-        val = None if validation is None else _token_ids(validation[0] if isinstance(validation, tuple)
-                                                         else validation, "validation_data")
-    task = LanguageModelTask(ids, val, seq_len, batch_size, eval_batch_size=_eval_streams(tokenizer),
-                             dtype=model.dtype)
+        val = (
+            None
+            if validation is None
+            else _token_ids(validation[0] if isinstance(validation, tuple) else validation, "validation_data")
+        )
+    task = LanguageModelTask(ids, val, seq_len, batch_size, eval_batch_size=_eval_streams(tokenizer), dtype=model.dtype)
     return task, Settings(getattr(tokenizer, "kind", "char"), task.seq_len), tokenizer
 
 
@@ -347,9 +386,52 @@ def evaluate_arrays(model, x, y, options: dict) -> dict:
     seq_len = options.pop("seq_len", DEFAULTS["seq_len"])
     batch_size = options.pop("batch_size", WORD_EVAL_STREAMS)
     if options or y is not None:
-        raise TypeError(f"{', '.join(options) or 'y'}: not arguments of LanguageModel.evaluate (x, seq_len, "
-                        "batch_size)")
+        raise TypeError(
+            f"{', '.join(options) or 'y'}: not arguments of LanguageModel.evaluate (x, seq_len, batch_size)"
+        )
     ids = _token_ids(x, "x")
     task = LanguageModelTask(ids, ids, seq_len, batch_size, dtype=model.dtype)
     with evaluation_mode(model):
         return task.evaluate(model, "val", with_f1=True)
+
+
+# ----- command line -----------------------------------------------------------------------------------------
+def add_sample_command(subparsers) -> None:
+    """``rnnfast sample CHECKPOINT``."""
+    from .common import non_negative_float
+
+    s = subparsers.add_parser("sample", help="generate text from a language-model checkpoint")
+    s.add_argument("checkpoint")
+    s.add_argument("--prime", help="text to start from")
+    s.add_argument("-n", type=positive_int, default=500, help="tokens to generate")
+    s.add_argument("--temperature", type=non_negative_float, default=1.0, help="0 = greedy")
+    s.add_argument("--top-k", type=positive_int)
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--num-samples", type=positive_int, default=1)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--threads", type=positive_int)
+    s.add_argument(
+        "--weight-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="bfloat16: weights rounded to bfloat16 while sampling, about twice as fast (float32 models)",
+    )
+
+
+def sample_command(args) -> int:
+    """``rnnfast sample``: text generated from a language-model checkpoint."""
+    from ..io import load
+
+    if args.top_p is not None and not 0.0 < args.top_p <= 1.0:
+        raise ValueError(f"--top-p: got {args.top_p}, expected a number in (0, 1]")
+    checkpoint = load(args.checkpoint)
+    checkpoint.model.eval()
+    for k in range(args.num_samples):
+        seed = None if args.seed is None else args.seed + k
+        text = sample_text(
+            checkpoint, args.prime, args.n, args.temperature, args.top_k, args.top_p, seed, args.weight_dtype
+        )
+        if args.num_samples > 1:
+            print(f"----- sample {k + 1} -----")
+        print(text)
+    return 0

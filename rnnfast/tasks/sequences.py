@@ -19,34 +19,65 @@ import numpy as np
 
 from .. import audio, data, metrics
 from ..seqmodels import SequenceClassifier, SequenceTagger
-from .classify import ClassificationTask, predict_labels, scores as class_scores
+from .classify import ClassificationTask, predict_labels
+from .classify import scores as class_scores
 from .common import UNSEEN, Option, Prepared, cli_parts, note, one_file, option, positive_float, positive_int
-from .tag import EncodedSentences, TaggingTask, predict_tags, scores as tag_scores
+from .tag import EncodedSentences, TaggingTask, predict_tags
+from .tag import scores as tag_scores
 
 NAME = "sequences"
 HELP = "classify or tag sequences of numbers (.ts, .npz, folders of .wav files)"
 TASKS = ("classify", "tag")  # --task values this module serves, for the --format values below
 FORMATS = ("ts", "npz", "wav")
-DEFAULTS = {"hidden": 128, "layers": 1, "dropout": 0.0, "batch_size": 16, "epochs": 100, "pooling": "mean",
-            "features": "logmel", "n_mels": 40, "n_mfcc": 13, "frame_ms": 25.0, "hop_ms": 10.0,
-            "frame_window": "hamming", "preemphasis": 0.97, "missing": "interpolate"}
+DEFAULTS = {
+    "hidden": 128,
+    "layers": 1,
+    "dropout": 0.0,
+    "batch_size": 16,
+    "epochs": 100,
+    "pooling": "mean",
+    "features": "logmel",
+    "n_mels": 40,
+    "n_mfcc": 13,
+    "frame_ms": 25.0,
+    "hop_ms": 10.0,
+    "frame_window": "hamming",
+    "preemphasis": 0.97,
+    "missing": "interpolate",
+}
 OPTIONS: tuple[Option, ...] = (
-    option("--pooling", choices=("last", "mean", "max"),
-           help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)"),
-    option("--bidirectional", action=argparse.BooleanOptionalAction,
-           help="read both ways (default: no for classify, yes for tag)"),
-    option("--features", choices=("logmel", "mfcc", "raw"), help="wav: log-mel energies (default), MFCCs or the "
-           "raw samples"),
+    option(
+        "--pooling",
+        choices=("last", "mean", "max"),
+        help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)",
+    ),
+    option(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        help="read both ways (default: no for classify, yes for tag)",
+    ),
+    option(
+        "--features",
+        choices=("logmel", "mfcc", "raw"),
+        help="wav: log-mel energies (default), MFCCs or the raw samples",
+    ),
     option("--n-mels", type=positive_int, help="wav: mel bands (default 40)"),
     option("--n-mfcc", type=positive_int, help="wav: cepstral coefficients of --features mfcc (default 13)"),
     option("--frame-ms", type=positive_float, help="wav: frame length in milliseconds (default 25)"),
     option("--hop-ms", type=positive_float, help="wav: frame step in milliseconds (default 10)"),
     option("--frame-window", choices=("hamming", "hann"), help="wav: window of each frame (default hamming)"),
     option("--preemphasis", type=float, help="wav: pre-emphasis coefficient (default 0.97; 0: off)"),
-    option("--sample-rate", type=positive_int, help="wav: resample every file to this rate (windowed sinc); "
-           "without it all files must share one rate"),
-    option("--missing", choices=("interpolate", "error"), help="ts, npz: fill missing values by linear "
-           "interpolation along time (default; the count is reported) or refuse them"),
+    option(
+        "--sample-rate",
+        type=positive_int,
+        help="wav: resample every file to this rate (windowed sinc); without it all files must share one rate",
+    ),
+    option(
+        "--missing",
+        choices=("interpolate", "error"),
+        help="ts, npz: fill missing values by linear "
+        "interpolation along time (default; the count is reported) or refuse them",
+    ),
 )
 
 
@@ -97,13 +128,16 @@ def _targets(found: data.SequenceSet, settings: Settings, gold: bool):
 
     if settings.kind == "tag":
         if not isinstance(found.y[0], np.ndarray):
-            raise ValueError("--data: got one label per sequence, expected per-step tags (an .npz 'y' of shape "
-                             "(N, T)) for --task tag")
+            raise ValueError(
+                "--data: got one label per sequence, expected per-step tags (an .npz 'y' of shape "
+                "(N, T)) for --task tag"
+            )
         limit = len(settings.classes)
         return [np.where(t < limit, t, UNSEEN) if gold else t for t in found.y]
     if isinstance(found.y[0], np.ndarray):
-        raise ValueError("--data: got per-step tags, expected one label per sequence for --task classify "
-                         "(use --task tag)")
+        raise ValueError(
+            "--data: got per-step tags, expected one label per sequence for --task classify (use --task tag)"
+        )
     vocabulary = Vocabulary(settings.classes)
     return vocabulary.encode_gold(found.y, "--data") if gold else vocabulary.encode(found.y, "--data")
 
@@ -111,8 +145,16 @@ def _targets(found: data.SequenceSet, settings: Settings, gold: bool):
 def _split(found: data.SequenceSet, index) -> data.SequenceSet:
     pick = lambda items: [items[i] for i in index]  # noqa: E731
     files = pick(found.files) if len(found.files) == len(found) else found.files
-    return data.SequenceSet(pick(found.x), pick(found.y), found.classes, found.problem_name, found.dimensions,
-                            found.sample_rate, found.filled, files)
+    return data.SequenceSet(
+        pick(found.x),
+        pick(found.y),
+        found.classes,
+        found.problem_name,
+        found.dimensions,
+        found.sample_rate,
+        found.filled,
+        files,
+    )
 
 
 def _task(settings: Settings, x, y, batch_size: int, seed: int, val=None, test=None):
@@ -127,13 +169,19 @@ def prepare(args) -> Prepared:
         raise ValueError(f"--format: {args.format} is for --task classify or tag, got --task {args.task}")
     if args.format != "wav" and any(getattr(args, k) is not None for k in ("sample_rate",)):
         raise ValueError(f"--sample-rate: only for --format wav, got --format {args.format}")
-    settings = Settings(args.task, args.format, missing=args.missing, encoding=args.encoding,
-                        sample_rate=args.sample_rate)
+    settings = Settings(
+        args.task, args.format, missing=args.missing, encoding=args.encoding, sample_rate=args.sample_rate
+    )
     if args.format == "wav":
         settings.features = {"kind": args.features}
         if args.features != "raw":
-            settings.features.update(frame_ms=args.frame_ms, hop_ms=args.hop_ms, window=args.frame_window,
-                                     preemphasis=args.preemphasis, n_mels=args.n_mels)
+            settings.features.update(
+                frame_ms=args.frame_ms,
+                hop_ms=args.hop_ms,
+                window=args.frame_window,
+                preemphasis=args.preemphasis,
+                n_mels=args.n_mels,
+            )
             if args.features == "mfcc":
                 settings.features.update(n_mfcc=args.n_mfcc, n_mels=max(args.n_mels, args.n_mfcc))
     elif args.features != "logmel" and args.features is not None and args.features != "raw":
@@ -153,20 +201,33 @@ def prepare(args) -> Prepared:
     frames = np.concatenate(train.x)
     std = frames.std(axis=0)
     settings.mean, settings.std = frames.mean(axis=0).tolist(), np.where(std > 0, std, 1.0).tolist()
-    prepared = lambda part: None if part is None else (_standardize(part.x, settings),  # noqa: E731
-                                                       _targets(part, settings, gold=part is not train))
+
+    def prepared(part):
+        if part is None:
+            return None
+        return _standardize(part.x, settings), _targets(part, settings, gold=part is not train)
+
     x, y = prepared(train)
     task = _task(settings, x, y, args.batch_size, args.seed, prepared(val), prepared(test))
     bidirectional = args.bidirectional if args.bidirectional is not None else settings.kind == "tag"
-    common = dict(input_size=frames.shape[1], hidden_size=args.hidden, num_layers=args.layers, cell=args.cell,
-                  bidirectional=bidirectional, dropout=args.dropout, seed=args.seed)
+    common = dict(
+        input_size=frames.shape[1],
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        cell=args.cell,
+        bidirectional=bidirectional,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
     if settings.kind == "classify":
         model = SequenceClassifier(len(settings.classes), pooling=args.pooling, **common)
     else:
         model = SequenceTagger(len(settings.classes), tag_names=settings.classes, **common)
     lengths = train.lengths
-    summary = (f"{len(train):,} training sequences of {frames.shape[1]} channel(s), {int(lengths.min())} to "
-               f"{int(lengths.max())} steps, {len(settings.classes)} {'classes' if settings.kind == 'classify' else 'tags'}")
+    summary = (
+        f"{len(train):,} training sequences of {frames.shape[1]} channel(s), {int(lengths.min())} to "
+        f"{int(lengths.max())} steps, {len(settings.classes)} {'classes' if settings.kind == 'classify' else 'tags'}"
+    )
     return Prepared(model, task, settings, None, summary, Path(path).stem)
 
 
@@ -194,14 +255,20 @@ def evaluate_files(checkpoint, settings: Settings, args) -> dict:
         result["macro_f1"] = float(metrics.precision_recall_f1(gold, predicted)[2])
     extra = int((gold == len(settings.classes)).any())
     confusion = metrics.confusion_matrix(gold, predicted, len(settings.classes) + extra)
-    return {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"], "loss": result["loss"],
-            "classes": settings.classes + (["(unseen)"] if extra else []), "confusion_matrix": confusion.tolist()}
+    return {
+        "accuracy": result["accuracy"],
+        "macro_f1": result["macro_f1"],
+        "loss": result["loss"],
+        "classes": settings.classes + (["(unseen)"] if extra else []),
+        "confusion_matrix": confusion.tolist(),
+    }
 
 
 def predict_files(checkpoint, settings: Settings, args):
     found, x = _read_for(checkpoint, settings, args)
-    names = [Path(f).name for f in found.files] if len(found.files) == len(found) else \
-        [str(i) for i in range(len(found))]
+    names = (
+        [Path(f).name for f in found.files] if len(found.files) == len(found) else [str(i) for i in range(len(found))]
+    )
     if settings.kind == "classify":
         probabilities = checkpoint.model.predict_proba(x)
         header = ["id", "label", *(f"p_{c}" for c in settings.classes)]
@@ -216,6 +283,7 @@ def predict_files(checkpoint, settings: Settings, args):
             writer = csv.writer(f)
             writer.writerow(header)
             writer.writerows(rows)
+
     return write
 
 

@@ -17,27 +17,68 @@ import numpy as np
 
 from .. import _checks, data, metrics
 from ..seqmodels import SequenceTagger, evaluation_mode
-from .common import (PAD, UNK, UNSEEN, NoCarry, Option, Prepared, SequenceBatches, Vocabulary, cli_parts,
-                     encoding, held_out, in_order, no_options, one_file, option, positive_int, sequences_of,
-                     targets_of, unpack)
+from .common import (
+    PAD,
+    UNK,
+    UNSEEN,
+    NoCarry,
+    Option,
+    Prepared,
+    SequenceBatches,
+    Vocabulary,
+    cli_parts,
+    encoding,
+    held_out,
+    in_order,
+    no_options,
+    one_file,
+    option,
+    positive_int,
+    sequences_of,
+    targets_of,
+    unpack,
+)
 
 NAME = "tag"
 HELP = "tag: one tag per token (CoNLL column files)"
 MODEL = SequenceTagger
-DEFAULTS = {"embed": 100, "hidden": 128, "layers": 1, "dropout": 0.5, "batch_size": 32, "epochs": 20,
-            "bidirectional": True, "min_count": 2, "word_column": 0, "tag_column": -1, "feature_columns": [],
-            "char_features": False, "crf": False}
+DEFAULTS = {
+    "embed": 100,
+    "hidden": 128,
+    "layers": 1,
+    "dropout": 0.5,
+    "batch_size": 32,
+    "epochs": 20,
+    "bidirectional": True,
+    "min_count": 2,
+    "word_column": 0,
+    "tag_column": -1,
+    "feature_columns": [],
+    "char_features": False,
+    "crf": False,
+}
 OPTIONS: tuple[Option, ...] = (
-    option("--bidirectional", action=argparse.BooleanOptionalAction,
-           help="read both ways (default: no for classify, yes for tag)"),
-    option("--min-count", type=positive_int,
-           help="classify, tag: words seen fewer times in training are unknown (default 2)"),
+    option(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        help="read both ways (default: no for classify, yes for tag)",
+    ),
+    option(
+        "--min-count",
+        type=positive_int,
+        help="classify, tag: words seen fewer times in training are unknown (default 2)",
+    ),
     option("--word-column", type=int, help="column of the words (default 0)"),
     option("--tag-column", type=int, help="column of the tags (default -1, the last)"),
-    option("--feature-columns", type=int, nargs="+",
-           help="categorical columns embedded next to the word (e.g. part of speech)"),
-    option("--char-features", action="store_true", help="add a character BiLSTM over each word (helps with "
-           "unknown words)"),
+    option(
+        "--feature-columns",
+        type=int,
+        nargs="+",
+        help="categorical columns embedded next to the word (e.g. part of speech)",
+    ),
+    option(
+        "--char-features", action="store_true", help="add a character BiLSTM over each word (helps with unknown words)"
+    ),
     option("--crf", action="store_true", help="CRF output layer (Viterbi decoding)"),
 )
 MAX_WORD_CHARS = 32  # characters of a word the character features read; longer words are cut
@@ -92,14 +133,15 @@ class EncodedSentences:
             width = max(self.chars[i].shape[1] for i in index)
             chars = np.zeros((len(words), len(index), width), dtype=np.int64)
             for b, i in enumerate(index):
-                chars[:len(self.chars[i]), b, :self.chars[i].shape[1]] = self.chars[i]
+                chars[: len(self.chars[i]), b, : self.chars[i].shape[1]] = self.chars[i]
             out["chars"] = chars
         return out
 
-    def subset(self, index) -> "EncodedSentences":
+    def subset(self, index) -> EncodedSentences:
         pick = lambda items: None if items is None else [items[i] for i in index]  # noqa: E731
-        return EncodedSentences(pick(self.words), pick(self.features), pick(self.chars), pick(self.tags),
-                                pick(self.gold))
+        return EncodedSentences(
+            pick(self.words), pick(self.features), pick(self.chars), pick(self.tags), pick(self.gold)
+        )
 
 
 @dataclass
@@ -113,18 +155,19 @@ class TaggingVocabulary:
     tags: Vocabulary
 
     @classmethod
-    def fit(cls, sentences: data.TaggedSentences, min_count: int = 1, char_features: bool = False,
-            extra_tags=()) -> "TaggingVocabulary":
+    def fit(
+        cls, sentences: data.TaggedSentences, min_count: int = 1, char_features: bool = False, extra_tags=()
+    ) -> TaggingVocabulary:
         """From training sentences; ``extra_tags`` (e.g. the tags of validation and test files) join the tag set
         so that evaluation never meets a tag the model cannot output."""
         if sentences.tags is None:
             raise ValueError("sentences: got untagged sentences, expected tags to train on")
         words = Vocabulary.fit(([normalize_word(w) for w in s] for s in sentences.words), min_count, (UNK,), UNK)
         K = len(sentences.features[0][0]) if sentences.features and sentences.features[0] else 0
-        features = [Vocabulary.fit(([tok[k] for tok in s] for s in sentences.features), 1, (UNK,), UNK)
-                    for k in range(K)]
-        chars = Vocabulary.fit((c for s in sentences.words for c in s), 1, (PAD, UNK), UNK) \
-            if char_features else None
+        features = [
+            Vocabulary.fit(([tok[k] for tok in s] for s in sentences.features), 1, (UNK,), UNK) for k in range(K)
+        ]
+        chars = Vocabulary.fit((c for s in sentences.words for c in s), 1, (PAD, UNK), UNK) if char_features else None
         tags = Vocabulary(sorted({t for s in sentences.tags for t in s} | set(extra_tags)))
         if len(tags) < 2:
             raise ValueError(f"tags: got only {tags.tokens!r}, expected at least 2 distinct tags")
@@ -139,11 +182,10 @@ class TaggingVocabulary:
         out = np.zeros((len(sentence), width), dtype=np.int64)
         for j, word in enumerate(sentence):
             ids = self.chars.encode(word[:width], "chars")
-            out[j, :len(ids)] = ids
+            out[j, : len(ids)] = ids
         return out
 
-    def encode(self, sentences: data.TaggedSentences, with_tags: bool = True, gold: bool = False
-               ) -> EncodedSentences:
+    def encode(self, sentences: data.TaggedSentences, with_tags: bool = True, gold: bool = False) -> EncodedSentences:
         """Ids of ``sentences``; with ``gold`` (evaluation data), tags the model never saw become ``UNSEEN``
         instead of an error."""
         words = [self.words.encode([normalize_word(w) for w in s], "words") for s in sentences.words]
@@ -151,10 +193,16 @@ class TaggingVocabulary:
         if self.features:
             if not sentences.features or len(sentences.features[0][0]) != len(self.features):
                 got = len(sentences.features[0][0]) if sentences.features else 0
-                raise ValueError(f"feature_columns: got {got} feature column(s), expected {len(self.features)} "
-                                 "as in training")
-            features = [np.stack([v.encode([tok[k] for tok in s], f"feature column {k}")
-                                  for k, v in enumerate(self.features)], axis=1) for s in sentences.features]
+                raise ValueError(
+                    f"feature_columns: got {got} feature column(s), expected {len(self.features)} as in training"
+                )
+            features = [
+                np.stack(
+                    [v.encode([tok[k] for tok in s], f"feature column {k}") for k, v in enumerate(self.features)],
+                    axis=1,
+                )
+                for s in sentences.features
+            ]
         chars = [self._chars(s) for s in sentences.words] if self.chars is not None else None
         tags = names = None
         if with_tags:
@@ -169,13 +217,21 @@ class TaggingVocabulary:
         return EncodedSentences(words, features, chars, tags, names)
 
     def to_dict(self) -> dict:
-        return {"words": self.words.to_dict(), "features": [v.to_dict() for v in self.features],
-                "chars": None if self.chars is None else self.chars.to_dict(), "tags": self.tags.to_dict()}
+        return {
+            "words": self.words.to_dict(),
+            "features": [v.to_dict() for v in self.features],
+            "chars": None if self.chars is None else self.chars.to_dict(),
+            "tags": self.tags.to_dict(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TaggingVocabulary":
-        return cls(Vocabulary.from_dict(d["words"]), [Vocabulary.from_dict(v) for v in d["features"]],
-                   None if d["chars"] is None else Vocabulary.from_dict(d["chars"]), Vocabulary.from_dict(d["tags"]))
+    def from_dict(cls, d: dict) -> TaggingVocabulary:
+        return cls(
+            Vocabulary.from_dict(d["words"]),
+            [Vocabulary.from_dict(v) for v in d["features"]],
+            None if d["chars"] is None else Vocabulary.from_dict(d["chars"]),
+            Vocabulary.from_dict(d["tags"]),
+        )
 
 
 def chunk_scheme(tag_names) -> str | None:
@@ -197,7 +253,7 @@ def predict_tags(model, sentences: EncodedSentences, batch_size: int = 64) -> li
         b = sentences.batch(index)
         tags = model.predict(b["inputs"], b["lengths"], b["features"], b["chars"])
         for k, i in enumerate(index):
-            out[i] = tags[:b["lengths"][k], k]
+            out[i] = tags[: b["lengths"][k], k]
     return out
 
 
@@ -214,8 +270,10 @@ def scores(model, sentences: EncodedSentences, tag_names, batch_size: int) -> di
             total += model.loss(b["inputs"], b["tags"], b["lengths"], b["features"], b["chars"]) * n
             tokens += n
     predicted = predict_tags(model, sentences, batch_size)
-    out = {"loss": total / tokens if tokens else float("nan"),
-           "accuracy": metrics.accuracy(np.concatenate(sentences.tags), np.concatenate(predicted))}
+    out = {
+        "loss": total / tokens if tokens else float("nan"),
+        "accuracy": metrics.accuracy(np.concatenate(sentences.tags), np.concatenate(predicted)),
+    }
     scheme = chunk_scheme(tag_names)
     if scheme:
         names = np.array(tag_names)
@@ -229,8 +287,16 @@ class TaggingTask(NoCarry):
     tags (``tag_names`` with a ``scheme``), conlleval's chunk F1, by which the best checkpoint is chosen
     (otherwise by accuracy)."""
 
-    def __init__(self, train: EncodedSentences, val: EncodedSentences | None, tag_names, batch_size: int = 32,
-                 test: EncodedSentences | None = None, scheme: str | None = None, seed: int = 0):
+    def __init__(
+        self,
+        train: EncodedSentences,
+        val: EncodedSentences | None,
+        tag_names,
+        batch_size: int = 32,
+        test: EncodedSentences | None = None,
+        scheme: str | None = None,
+        seed: int = 0,
+    ):
         self.splits = {"train": train}
         for name, split in (("val", val), ("test", test)):
             if split is not None:
@@ -266,14 +332,16 @@ class TaggingTask(NoCarry):
 
 # ----- files ------------------------------------------------------------------------------------------------
 def read_file(path, settings: Settings, encoding_name: str, tagged: bool = True) -> data.TaggedSentences:
-    return data.read_conll(path, settings.word_column, settings.tag_column if tagged else None,
-                           settings.feature_columns, encoding_name)
+    return data.read_conll(
+        path, settings.word_column, settings.tag_column if tagged else None, settings.feature_columns, encoding_name
+    )
 
 
 def _subset(sentences: data.TaggedSentences, index) -> data.TaggedSentences:
     pick = lambda items: None if items is None else [items[i] for i in index]  # noqa: E731
-    return data.TaggedSentences(pick(sentences.words), pick(sentences.tags), pick(sentences.features),
-                                pick(sentences.lines))
+    return data.TaggedSentences(
+        pick(sentences.words), pick(sentences.tags), pick(sentences.features), pick(sentences.lines)
+    )
 
 
 def prepare(args) -> Prepared:
@@ -288,24 +356,44 @@ def prepare(args) -> Prepared:
     extra_tags = {t for s in val.tags + (test.tags if test else []) for t in s}
     vocab = TaggingVocabulary.fit(train, args.min_count, args.char_features, extra_tags)
     settings.vocab = vocab.to_dict()
-    task = TaggingTask(vocab.encode(train), vocab.encode(val), vocab.tags.tokens, args.batch_size,
-                       None if test is None else vocab.encode(test), vocab.chunk_scheme, seed=args.seed)
-    model = SequenceTagger(len(vocab.tags), vocab_size=len(vocab.words), embed_dim=args.embed,
-                           hidden_size=args.hidden, num_layers=args.layers, cell=args.cell,
-                           bidirectional=args.bidirectional, feature_vocab_sizes=[len(v) for v in vocab.features],
-                           char_features=args.char_features,
-                           char_vocab_size=len(vocab.chars) if vocab.chars is not None else None,
-                           crf=args.crf, dropout=args.dropout, seed=args.seed, tag_names=vocab.tags.tokens)
+    task = TaggingTask(
+        vocab.encode(train),
+        vocab.encode(val),
+        vocab.tags.tokens,
+        args.batch_size,
+        None if test is None else vocab.encode(test),
+        vocab.chunk_scheme,
+        seed=args.seed,
+    )
+    model = SequenceTagger(
+        len(vocab.tags),
+        vocab_size=len(vocab.words),
+        embed_dim=args.embed,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        cell=args.cell,
+        bidirectional=args.bidirectional,
+        feature_vocab_sizes=[len(v) for v in vocab.features],
+        char_features=args.char_features,
+        char_vocab_size=len(vocab.chars) if vocab.chars is not None else None,
+        crf=args.crf,
+        dropout=args.dropout,
+        seed=args.seed,
+        tag_names=vocab.tags.tokens,
+    )
     tokens = int(sum(len(s) for s in train.words))
-    summary = (f"{len(train):,} training sentences ({tokens:,} tokens), {len(vocab.words):,} words, "
-               f"{len(vocab.tags)} tags")
+    summary = (
+        f"{len(train):,} training sentences ({tokens:,} tokens), {len(vocab.words):,} words, {len(vocab.tags)} tags"
+    )
     return Prepared(model, task, settings, None, summary, Path(one_file(args.data, "--data")).stem)
 
 
 def _vocabulary(checkpoint, settings: Settings) -> TaggingVocabulary:
     if settings.vocab is None:
-        raise ValueError(f"checkpoint: {checkpoint.path} was trained on ids in Python and holds no vocabulary to "
-                         "read CoNLL files with; use model.evaluate and model.predict on ids")
+        raise ValueError(
+            f"checkpoint: {checkpoint.path} was trained on ids in Python and holds no vocabulary to "
+            "read CoNLL files with; use model.evaluate and model.predict on ids"
+        )
     return TaggingVocabulary.from_dict(settings.vocab)
 
 
@@ -333,8 +421,10 @@ def result_line(result: dict) -> str:
 def _examples(model, x, y, lengths, name: str) -> EncodedSentences:
     x, y = unpack(x, y)
     words = sequences_of(x, lengths, name)
-    tags = [_checks.as_int_array(t, f"{name} tags[{i}]", ndim=1)
-            for i, t in enumerate(targets_of(y, len(words), "y" if name == "x" else f"{name} tags"))]
+    tags = [
+        _checks.as_int_array(t, f"{name} tags[{i}]", ndim=1)
+        for i, t in enumerate(targets_of(y, len(words), "y" if name == "x" else f"{name} tags"))
+    ]
     for i, (w, t) in enumerate(zip(words, tags)):
         if len(t) != len(w):
             raise ValueError(f"y[{i}]: got {len(t)} tags for a sequence of {len(w)} steps, expected one per step")
@@ -363,8 +453,9 @@ def fit_task(model, x, y, validation, batch_size: int, seed: int, options: dict)
     if isinstance(validation, data.SequenceSet):
         val = _examples(model, validation, None, None, "validation_data")
     elif isinstance(validation, tuple):
-        val = _examples(model, validation[0], validation[1], validation[2] if len(validation) > 2 else None,
-                        "validation_data")
+        val = _examples(
+            model, validation[0], validation[1], validation[2] if len(validation) > 2 else None, "validation_data"
+        )
     elif isinstance(validation, float):
         kept, held = held_out(list(range(len(train))), list(range(len(train))), validation, seed)
         train, val = train.subset(kept[0]), train.subset(held[0])

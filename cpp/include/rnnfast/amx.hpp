@@ -17,8 +17,8 @@
 #pragma once
 
 #include <atomic>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "rnnfast/gemm.hpp"
@@ -72,9 +72,12 @@ inline Unit unit() {
 // "amx", "avx512_bf16", or nullptr where there is no unit.
 inline const char* unit_name() {
   switch (unit()) {
-    case Unit::tiles: return "amx";
-    case Unit::vector_dot: return "avx512_bf16";
-    default: return nullptr;
+    case Unit::tiles:
+      return "amx";
+    case Unit::vector_dot:
+      return "avx512_bf16";
+    default:
+      return nullptr;
   }
 }
 
@@ -86,9 +89,9 @@ inline bool enabled() {
          available();
 }
 
-constexpr int64_t TILE = 16;        // rows of a tile; columns of a C tile and of a B panel
-constexpr int64_t TILE_K = 32;      // k per tile multiply
-constexpr int64_t ROW_BLOCK = 32;   // rows of A per kernel call (two tiles)
+constexpr int64_t TILE = 16;       // rows of a tile; columns of a C tile and of a B panel
+constexpr int64_t TILE_K = 32;     // k per tile multiply
+constexpr int64_t ROW_BLOCK = 32;  // rows of A per kernel call (two tiles)
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -167,8 +170,7 @@ inline void finish_panel(const gemm::View& b, int64_t k0, int64_t kc, int64_t kp
 
 // One VNNI panel of B (see finish_panel). Full panels go a vector (non-transposed B) or a VL x VL register
 // transpose (the weights, B = W^T) at a time; missing columns and k are zero.
-inline void pack_panel(const gemm::View& b, int64_t k0, int64_t kc, int64_t kpad, int64_t j0, int64_t cols,
-                       bf16* out) {
+inline void pack_panel(const gemm::View& b, int64_t k0, int64_t kc, int64_t kpad, int64_t j0, int64_t cols, bf16* out) {
   static_assert(gemm::VL == TILE, "a panel is one vector of columns");
   int64_t k_done = 0;
   if (cols == TILE && !b.trans) {
@@ -343,10 +345,14 @@ inline void tile_panels(int64_t m, const bf16* a, int64_t lda, int64_t kpad, con
       const bf16* a_block = a + i0 * lda;
       const bf16* b0 = panels_data + p * panel_stride;
       const bf16* b1 = b0 + panel_stride;
-      if (rt == 2 && ct == 2) tile_kernel<2, 2>(kpad, a_block, lda, b0, b1, target, accumulate);
-      else if (rt == 2) tile_kernel<2, 1>(kpad, a_block, lda, b0, b1, target, accumulate);
-      else if (ct == 2) tile_kernel<1, 2>(kpad, a_block, lda, b0, b1, target, accumulate);
-      else tile_kernel<1, 1>(kpad, a_block, lda, b0, b1, target, accumulate);
+      if (rt == 2 && ct == 2)
+        tile_kernel<2, 2>(kpad, a_block, lda, b0, b1, target, accumulate);
+      else if (rt == 2)
+        tile_kernel<2, 1>(kpad, a_block, lda, b0, b1, target, accumulate);
+      else if (ct == 2)
+        tile_kernel<1, 2>(kpad, a_block, lda, b0, b1, target, accumulate);
+      else
+        tile_kernel<1, 1>(kpad, a_block, lda, b0, b1, target, accumulate);
       for (int r = 0; r < rt; ++r)
         for (int q = 0; q < ct; ++q) {
           if (!staged[r][q]) continue;
@@ -542,8 +548,8 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const gemm::View& a, const ge
             const int64_t rows = std::min(ROW_BLOCK, i_hi - i0);
             convert_rows(a, i0, rows, k0, kc, kpad, a_block.get());
             std::fill(a_block.get() + rows * kpad, a_block.get() + ROW_BLOCK * kpad, bf16{0});
-            multiply_panels(rows, a_block.get(), kpad, kpad, bp.get(), kpad * TILE, np, dest.data(),
-                            c + i0 * ldc, ldc, accumulate);
+            multiply_panels(rows, a_block.get(), kpad, kpad, bp.get(), kpad * TILE, np, dest.data(), c + i0 * ldc, ldc,
+                            accumulate);
           }
         }
       }

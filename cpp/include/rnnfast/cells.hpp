@@ -20,9 +20,12 @@ enum class Cell : int { RNN_TANH = 0, RNN_RELU = 1, LSTM = 2, GRU = 3 };
 
 inline int num_gates(Cell cell) {
   switch (cell) {
-    case Cell::LSTM: return 4;
-    case Cell::GRU: return 3;
-    default: return 1;
+    case Cell::LSTM:
+      return 4;
+    case Cell::GRU:
+      return 3;
+    default:
+      return 1;
   }
 }
 
@@ -76,9 +79,12 @@ inline void for_blocks(int64_t n, F&& f) {
 // act: activated gates (G*H) [RNN: the new h]; h_prev (H); LSTM: c_prev (H), tanh(c_new) (H); GRU: W_hn h + b_hn (H).
 inline int64_t workspace_units(Cell cell) {
   switch (cell) {
-    case Cell::LSTM: return 4 + 1 + 1 + 1;
-    case Cell::GRU: return 3 + 1 + 1;
-    default: return 1 + 1;
+    case Cell::LSTM:
+      return 4 + 1 + 1 + 1;
+    case Cell::GRU:
+      return 3 + 1 + 1;
+    default:
+      return 1 + 1;
   }
 }
 

@@ -20,7 +20,7 @@ namespace rnnfast {
 
 template <class S>
 struct CrfScores {
-  const S* emissions;      // (T, B, C), time-major like the recurrent layers
+  const S* emissions;  // (T, B, C), time-major like the recurrent layers
   int64_t T, B, C;
   const int64_t* lengths;  // (B) each in 1..T, or nullptr for full length
   const S* start;          // (C)
@@ -76,8 +76,7 @@ void crf_nll(const CrfScores<S>& s, const int64_t* tags, double* nll, S* demissi
       for (int64_t j = 0; j < C; ++j) alpha[j] = s.start[j] + s.emission(0, b, j);
       for (int64_t t = 1; t < L; ++t)
         for (int64_t j = 0; j < C; ++j)
-          alpha[t * C + j] = s.emission(t, b, j) +
-                             crf_detail::log_sum_exp(&alpha[(t - 1) * C], &trans_t[j * C], C);
+          alpha[t * C + j] = s.emission(t, b, j) + crf_detail::log_sum_exp(&alpha[(t - 1) * C], &trans_t[j * C], C);
       const S log_z = crf_detail::log_sum_exp(&alpha[(L - 1) * C], s.end, C);
 
       const int64_t* y = tags;  // y[t * B + b]
@@ -93,8 +92,7 @@ void crf_nll(const CrfScores<S>& s, const int64_t* tags, double* nll, S* demissi
       for (int64_t i = 0; i < C; ++i) beta[(L - 1) * C + i] = s.end[i];
       for (int64_t t = L - 2; t >= 0; --t) {
         for (int64_t j = 0; j < C; ++j) next[j] = s.emission(t + 1, b, j) + beta[(t + 1) * C + j];
-        for (int64_t i = 0; i < C; ++i)
-          beta[t * C + i] = crf_detail::log_sum_exp(next.data(), &s.trans[i * C], C);
+        for (int64_t i = 0; i < C; ++i) beta[t * C + i] = crf_detail::log_sum_exp(next.data(), &s.trans[i * C], C);
       }
       S* d_trans = &dparams[b * P];
       S* d_start = d_trans + C * C;

@@ -17,7 +17,7 @@ void linear_forward(const S* x, int64_t N, int64_t I,  // (N, I)
                     S* y) {                            // (N, O)
   matmul<S>(N, O, I, gemm::MatView<S>{x, I, false}, gemm::MatView<S>{W, I, true}, S(0), y, O);
   if (!b) return;
-#pragma omp parallel for num_threads(threads_for_elements(N * O)) schedule(static)
+#pragma omp parallel for num_threads(threads_for_elements(N* O)) schedule(static)
   for (int64_t i = 0; i < N; ++i)
     for (int64_t j = 0; j < O; ++j) y[i * O + j] += b[j];
 }

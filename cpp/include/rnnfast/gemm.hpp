@@ -37,10 +37,10 @@ constexpr int VL = 8, NV = 2, MR = 6;
 #else
 constexpr int VL = 4, NV = 2, MR = 4;
 #endif
-constexpr int NR = VL * NV;   // columns per micro-tile
-constexpr int64_t KC = 384;   // k-slice: long enough that C tiles are rarely reloaded
+constexpr int NR = VL * NV;              // columns per micro-tile
+constexpr int64_t KC = 384;              // k-slice: long enough that C tiles are rarely reloaded
 constexpr int64_t KC_MAX = KC + KC / 4;  // the longest slice: see k_slice
-constexpr int64_t MC = 480;   // rows of A packed at once (MC x KC floats live in L2)
+constexpr int64_t MC = 480;              // rows of A packed at once (MC x KC floats live in L2)
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 typedef uint32_t vu __attribute__((vector_size(VL * sizeof(uint32_t))));
@@ -224,13 +224,11 @@ inline void pack_a(const View& a, int64_t i0, int64_t m, int64_t k0, int64_t kc,
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = a.p + (k0 + k) * a.ld + i0;
       for (int64_t ib = 0; ib < full_rows; ib += MR) std::memcpy(out + ib * kc + k * MR, src + ib, sizeof(float) * MR);
-      if (tail_rows > 0)
-        std::memcpy(out + full_rows * kc + k * tail_rows, src + full_rows, sizeof(float) * tail_rows);
+      if (tail_rows > 0) std::memcpy(out + full_rows * kc + k * tail_rows, src + full_rows, sizeof(float) * tail_rows);
     }
     return;
   }
-  for (int64_t ib = 0; ib < m; ib += MR)
-    pack_a_rows(std::min<int64_t>(MR, m - ib), a, i0 + ib, k0, kc, out + ib * kc);
+  for (int64_t ib = 0; ib < m; ib += MR) pack_a_rows(std::min<int64_t>(MR, m - ib), a, i0 + ib, k0, kc, out + ib * kc);
 }
 
 // Where each packed panel of B lands in C: its first column and how many of its NR columns are real.
@@ -314,8 +312,8 @@ inline void row_block(int64_t npanels, int64_t kc, const float* a, const T* bp, 
 
 // A runtime row count (1..MR) dispatched to its fixed-R instantiation.
 template <int NVU = NV, int R = MR, class T>
-inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float* a, const T* bp,
-                         int64_t panel_stride, const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
+inline void row_block_of(int64_t rows, int64_t npanels, int64_t kc, const float* a, const T* bp, int64_t panel_stride,
+                         const PanelDest* dest, float* c, int64_t ldc, bool accumulate) {
   if (rows == R) return row_block<R, NVU>(npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
   if constexpr (R > 1) row_block_of<NVU, R - 1>(rows, npanels, kc, a, bp, panel_stride, dest, c, ldc, accumulate);
 }
@@ -435,8 +433,7 @@ inline int64_t scratch_size(int64_t m) { return (std::min(m, MC) + MR) * KC_MAX;
 // C = beta*C + A (m x K) * B over every column B's segments cover, single-threaded; scratch from
 // scratch_size(m). Allocation-free, so it can run inside a time loop.
 template <class T>
-inline void multiply(int64_t m, const View& a, const PackedB<T>& b, float beta, float* c, int64_t ldc,
-                     float* scratch) {
+inline void multiply(int64_t m, const View& a, const PackedB<T>& b, float beta, float* c, int64_t ldc, float* scratch) {
   const int64_t K = b.K();
   if (beta != 0.0f && beta != 1.0f)
     for (int64_t p = 0; p < b.num_panels(); ++p) scale_c(m, b.dest()[p].cols, beta, c + b.dest()[p].col, ldc);
@@ -462,8 +459,7 @@ inline int threads_for_product(int64_t M, int64_t N, int64_t K) {
 
 // C (M x N) = beta*C + A (M x K) * B (K x N), threads splitting the columns (or the rows when N is narrow).
 // Called from inside a parallel region it runs on the calling thread alone.
-inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b, float beta, float* c,
-                  int64_t ldc) {
+inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b, float beta, float* c, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     scale_c(M, N, beta, c, ldc);
@@ -502,8 +498,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const View& a, const View& b,
             pack_a(a, ic, m, k0, kc, ap.get());
             float* c_block = c + ic * ldc + jc;
             if (k0 == 0 && beta != 0.0f && beta != 1.0f) scale_c(m, ncols, beta, c_block, ldc);
-            block(m, panels(ncols), kc, ap.get(), bp.get(), kc * NR, dest.data(), c_block, ldc,
-                  k0 > 0 || beta != 0.0f);
+            block(m, panels(ncols), kc, ap.get(), bp.get(), kc * NR, dest.data(), c_block, ldc, k0 > 0 || beta != 0.0f);
           }
         }
       }

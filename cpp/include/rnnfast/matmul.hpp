@@ -16,8 +16,8 @@
 namespace rnnfast {
 
 template <class S>
-using ConstStridedMap = Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
-                                   Eigen::OuterStride<>>;
+using ConstStridedMap =
+    Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
 template <class S>
 using StridedMap =
     Eigen::Map<Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
@@ -35,11 +35,18 @@ void matmul(int64_t M, int64_t N, int64_t K, const gemm::MatView<S>& a, const ge
     StridedMap<S> C(c, M, N, Eigen::OuterStride<>(ldc));
     auto A = [&] { return ConstStridedMap<S>(a.p, a.trans ? K : M, a.trans ? M : K, Eigen::OuterStride<>(a.ld)); };
     auto B = [&] { return ConstStridedMap<S>(b.p, b.trans ? N : K, b.trans ? K : N, Eigen::OuterStride<>(b.ld)); };
-    if (beta == S(0)) C.setZero(); else if (beta != S(1)) C *= beta;
-    if (a.trans && b.trans) C.noalias() += A().transpose() * B().transpose();
-    else if (a.trans) C.noalias() += A().transpose() * B();
-    else if (b.trans) C.noalias() += A() * B().transpose();
-    else C.noalias() += A() * B();
+    if (beta == S(0))
+      C.setZero();
+    else if (beta != S(1))
+      C *= beta;
+    if (a.trans && b.trans)
+      C.noalias() += A().transpose() * B().transpose();
+    else if (a.trans)
+      C.noalias() += A().transpose() * B();
+    else if (b.trans)
+      C.noalias() += A() * B().transpose();
+    else
+      C.noalias() += A() * B();
   }
 }
 
@@ -48,7 +55,7 @@ void matmul(int64_t M, int64_t N, int64_t K, const gemm::MatView<S>& a, const ge
 // whatever the thread count, since threads own ranges of columns.
 template <class S>
 void add_column_sums(const S* a, int64_t rows, int64_t cols, S* out) {
-#pragma omp parallel num_threads(threads_for_elements(rows * cols))
+#pragma omp parallel num_threads(threads_for_elements(rows* cols))
   {
     const UnitRange own = unit_range(cols, team_size(), thread_id());
     for (int64_t r = 0; r < rows; ++r)
@@ -95,8 +102,7 @@ enum class RhsStorage { in_place, packed, packed_bf16, tiles };
 template <class S>
 class FixedRhs {
  public:
-  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows,
-           RhsStorage storage = RhsStorage::packed)
+  FixedRhs(std::vector<gemm::Segment<S>> segments, int64_t K, int64_t max_rows, RhsStorage storage = RhsStorage::packed)
       : segments_(std::move(segments)), K_(K), storage_(storage_for<S>(storage)) {
     if constexpr (std::is_same_v<S, float>) {
       if (storage_ == RhsStorage::packed) packed_ = gemm::PackedB<float>(segments_, K);

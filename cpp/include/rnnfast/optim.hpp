@@ -2,8 +2,8 @@
 // AdamW), so the same gradients give the same parameters.
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 

@@ -48,9 +48,7 @@ struct SeqShape {
   int64_t time_at(int64_t step) const { return reverse ? T - 1 - step : step; }
 };
 
-inline int64_t workspace_size(Cell cell, int64_t T, int64_t B, int64_t H) {
-  return T * B * H * workspace_units(cell);
-}
+inline int64_t workspace_size(Cell cell, int64_t T, int64_t B, int64_t H) { return T * B * H * workspace_units(cell); }
 
 // Views into the training workspace: act (T*B, G*H), h_prev (T*B, H), then LSTM c_prev, tanh(c_new) / GRU hn.
 template <class S>
@@ -80,12 +78,12 @@ std::vector<S> folded_bias(const LayerParams<S>& p) {
 
 template <class S>
 void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
-                      const S* x,             // (T, B, I)
-                      const S* h0,            // (B, H)
-                      const S* c0,            // (B, H) LSTM, else ignored
-                      S* y, int64_t ldy,      // (T, B, ldy): writes columns [0, H)
-                      S* hT, S* cT,           // (B, H)
-                      S* workspace) {         // training: workspace_size(); nullptr: inference
+                      const S* x,         // (T, B, I)
+                      const S* h0,        // (B, H)
+                      const S* c0,        // (B, H) LSTM, else ignored
+                      S* y, int64_t ldy,  // (T, B, ldy): writes columns [0, H)
+                      S* hT, S* cT,       // (B, H)
+                      S* workspace) {     // training: workspace_size(); nullptr: inference
   const Cell cell = p.cell;
   const int G = num_gates(cell);
   const int64_t T = s.T, B = s.B, I = p.I, H = p.H, GH = G * H;
