@@ -26,7 +26,7 @@ from .train import TrainingError, add_loop_options, config_from_args, train
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 # Shared size and schedule options whose defaults come from the task.
-SIZE_OPTIONS = ("embed", "hidden", "layers", "dropout", "batch_size", "epochs")
+SIZE_OPTIONS = ("cell", "embed", "hidden", "layers", "dropout", "batch_size", "epochs")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,9 +45,10 @@ def _task_options() -> dict:
 
 def _defaults_text() -> str:
     return "; ".join(
-        f"{name} "
-        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in tasks.get(name).DEFAULTS.items() if k in SIZE_OPTIONS)
-        for name in tasks.names()
+        tasks.describe(module)[len("--task ") :]
+        + " "
+        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in module.DEFAULTS.items() if k in SIZE_OPTIONS)
+        for module in map(tasks.get, tasks.REGISTRY)
     )
 
 
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "CoNLL columns, or npz with per-step tags",
     )
     t.add_argument("--encoding", default="utf-8", help="text encoding of the data files")
-    t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
+    t.add_argument("--cell", choices=("lstm", "gru", "rnn"))
     t.add_argument("--embed", type=positive_int, help="embedding size")
     t.add_argument("--hidden", type=positive_int, help="hidden units per layer (and direction)")
     t.add_argument("--layers", type=positive_int)

@@ -41,6 +41,7 @@ NAME = "classify"
 HELP = "classify: one label per text (label<TAB>text lines, or one file per class)"
 MODEL = SequenceClassifier
 DEFAULTS = {
+    "cell": "lstm",
     "embed": 100,
     "hidden": 128,
     "layers": 1,

@@ -23,6 +23,7 @@ NAME = "forecast"
 HELP = "forecast: the next values of a time series (CSV)"
 MODEL = Forecaster
 DEFAULTS = {
+    "cell": "lstm",
     "hidden": 64,
     "layers": 1,
     "dropout": 0.0,

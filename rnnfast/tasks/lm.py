@@ -19,7 +19,16 @@ from .common import Option, Prepared, one_file, option, positive_float, positive
 NAME = "lm"
 HELP = "language model: predicts the next character or word of a text"
 MODEL = LanguageModel
-DEFAULTS = {"embed": 64, "hidden": 256, "layers": 2, "dropout": 0.0, "batch_size": 64, "epochs": 1, "seq_len": 100}
+DEFAULTS = {
+    "cell": "lstm",
+    "embed": 64,
+    "hidden": 256,
+    "layers": 2,
+    "dropout": 0.0,
+    "batch_size": 64,
+    "epochs": 1,
+    "seq_len": 100,
+}
 OPTIONS: tuple[Option, ...] = (
     option(
         "--level",

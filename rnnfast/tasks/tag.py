@@ -43,6 +43,7 @@ NAME = "tag"
 HELP = "tag: one tag per token (CoNLL column files)"
 MODEL = SequenceTagger
 DEFAULTS = {
+    "cell": "lstm",
     "embed": 100,
     "hidden": 128,
     "layers": 1,
