@@ -78,7 +78,7 @@ def set_matmul_precision(precision: str) -> None:
             f"precision: got 'bfloat16', which needs AMX-BF16 or AVX512-BF16, and this machine runs the "
             f"{core.ISA!r} module without either (build_info()['bf16_products'] is None); use 'float32'"
         )
-    core.set_matmul_bfloat16(precision == "bfloat16")
+    core.set_matmul_bfloat16(on=precision == "bfloat16")
 
 
 def get_matmul_precision() -> str:

@@ -358,9 +358,6 @@ class CRF(Module):
         _checks.check_range(tags[_valid_mask(lengths, tags.shape[0])], "tags", 0, self.num_tags - 1)
         return tags
 
-    def _params_in_order(self, source: dict) -> tuple:
-        return source["start_transitions"], source["end_transitions"], source["transitions"]
-
     def nll(self, emissions, tags, lengths=None) -> np.ndarray:
         """-log p(tags | emissions) of each sequence, float64 (B,); keeps no gradient."""
         emissions, lengths = self._scores(emissions, lengths)
