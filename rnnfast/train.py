@@ -383,70 +383,6 @@ def train(model, task, config: TrainConfig, tokenizer=None):
     return records
 
 
-def fit(
-    model,
-    task_name: str,
-    x,
-    y=None,
-    *,
-    validation_data=None,
-    validation_split=0.0,
-    epochs=None,
-    minutes=None,
-    batch_size=None,
-    optimizer="adam",
-    lr=None,
-    clip=5.0,
-    patience=None,
-    callbacks=(),
-    out=None,
-    seed=None,
-    progress=None,
-    **task_options,
-) -> list[dict]:
-    """``model.fit``: the task's in-memory data through ``train``. See ``Trainable.fit``."""
-    from . import tasks
-
-    module = tasks.get(task_name)
-    if validation_data is not None and validation_split:
-        raise ValueError("validation_data, validation_split: got both, expected one way to validate")
-    split = _checks.real(validation_split, "validation_split", 0.0, 1.0, high_open=True)
-    validation = validation_data if validation_data is not None else (split or None)
-    if epochs is None and minutes is None:
-        epochs = module.DEFAULTS["epochs"]
-    epochs = None if epochs is None else _checks.positive_int(epochs, "epochs")
-    minutes = None if minutes is None else _checks.real(minutes, "minutes", 0.0, low_open=True)
-    batch_size = _checks.positive_int(module.DEFAULTS["batch_size"] if batch_size is None else batch_size, "batch_size")
-    optimizer = _checks.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
-    lr = default_lr(optimizer) if lr is None else _checks.real(lr, "lr", 0.0, low_open=True)
-    clip = _checks.real(clip, "clip", 0.0) if clip is not None else None
-    patience = None if patience is None else _checks.positive_int(patience, "patience")
-    if callable(callbacks):
-        callbacks = (callbacks,)
-    callbacks = tuple(callbacks)
-    for k, callback in enumerate(callbacks):
-        if not callable(callback):
-            raise TypeError(f"callbacks[{k}]: got {type(callback).__name__}, expected a callable")
-    seed = int(np.random.default_rng().integers(2**31)) if seed is None else _checks.integer(seed, "seed", 0)
-    task, settings, tokenizer = module.fit_task(model, x, y, validation, batch_size, seed, dict(task_options))
-    from .tasks.common import settings_to_dict
-
-    config = TrainConfig(
-        epochs=epochs,
-        minutes=minutes,
-        optimizer=optimizer,
-        lr=lr,
-        clip=clip or None,
-        out=None if out is None else str(out),
-        progress=progress,
-        patience=patience,
-        callbacks=callbacks,
-        extra=settings_to_dict(task_name, settings),
-    )
-    model.train()
-    return train(model, task, config, tokenizer)
-
-
 class Trainable:
     """``fit`` and ``evaluate`` on in-memory data for a model of task ``TASK`` (rnnfast.tasks)."""
 
@@ -485,26 +421,48 @@ class Trainable:
         for model.rnnfast (best), last.rnnfast, metrics.jsonl and loss.png, as ``rnnfast train`` writes.
         ``seed`` fixes the order of the batches. ``progress``: a bar (True), log lines (False) or a bar on
         terminals only (None). Ctrl-C stops between steps and raises KeyboardInterrupt."""
-        return fit(
-            self,
-            self.TASK,
-            x,
-            y,
-            validation_data=validation_data,
-            validation_split=validation_split,
+        from . import tasks
+
+        module = tasks.get(self.TASK)
+        if validation_data is not None and validation_split:
+            raise ValueError("validation_data, validation_split: got both, expected one way to validate")
+        split = _checks.real(validation_split, "validation_split", 0.0, 1.0, high_open=True)
+        validation = validation_data if validation_data is not None else (split or None)
+        if epochs is None and minutes is None:
+            epochs = module.DEFAULTS["epochs"]
+        epochs = None if epochs is None else _checks.positive_int(epochs, "epochs")
+        minutes = None if minutes is None else _checks.real(minutes, "minutes", 0.0, low_open=True)
+        batch_size = _checks.positive_int(
+            module.DEFAULTS["batch_size"] if batch_size is None else batch_size, "batch_size"
+        )
+        optimizer = _checks.choice(optimizer, "optimizer", tuple(OPTIMIZERS))
+        lr = default_lr(optimizer) if lr is None else _checks.real(lr, "lr", 0.0, low_open=True)
+        clip = _checks.real(clip, "clip", 0.0) if clip is not None else None
+        patience = None if patience is None else _checks.positive_int(patience, "patience")
+        if callable(callbacks):
+            callbacks = (callbacks,)
+        callbacks = tuple(callbacks)
+        for k, callback in enumerate(callbacks):
+            if not callable(callback):
+                raise TypeError(f"callbacks[{k}]: got {type(callback).__name__}, expected a callable")
+        seed = int(np.random.default_rng().integers(2**31)) if seed is None else _checks.integer(seed, "seed", 0)
+        task, settings, tokenizer = module.fit_task(self, x, y, validation, batch_size, seed, dict(task_options))
+        from .tasks.common import settings_to_dict
+
+        config = TrainConfig(
             epochs=epochs,
             minutes=minutes,
-            batch_size=batch_size,
             optimizer=optimizer,
             lr=lr,
-            clip=clip,
+            clip=clip or None,
+            out=None if out is None else str(out),
+            progress=progress,
             patience=patience,
             callbacks=callbacks,
-            out=out,
-            seed=seed,
-            progress=progress,
-            **task_options,
+            extra=settings_to_dict(self.TASK, settings),
         )
+        self.train()
+        return train(self, task, config, tokenizer)
 
     def evaluate(self, x, y=None, **task_options) -> dict:
         """The metrics ``rnnfast eval`` prints for this task, on ``x`` (and ``y``), in evaluation mode."""

@@ -7,7 +7,6 @@ as errors (with a warning naming them).
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,9 @@ from .. import _checks, data, metrics
 from ..models import _softmax_cross_entropy
 from ..seqmodels import SequenceClassifier, evaluation_mode
 from .common import (
+    BIDIRECTIONAL,
+    MIN_COUNT,
+    POOLING,
     UNK,
     UNSEEN,
     NoCarry,
@@ -30,8 +32,6 @@ from .common import (
     held_out,
     in_order,
     no_options,
-    option,
-    positive_int,
     sequences_of,
     targets_of,
     unpack,
@@ -55,21 +55,9 @@ DEFAULTS = {
 }
 FORMATS = ("tsv", "files")  # label<TAB>text lines; one file per class, named after the class
 OPTIONS: tuple[Option, ...] = (
-    option(
-        "--pooling",
-        choices=("last", "mean", "max"),
-        help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)",
-    ),
-    option(
-        "--bidirectional",
-        action=argparse.BooleanOptionalAction,
-        help="read both ways (default: no for classify, yes for tag)",
-    ),
-    option(
-        "--min-count",
-        type=positive_int,
-        help="classify, tag: words seen fewer times in training are unknown (default 2)",
-    ),
+    POOLING,
+    BIDIRECTIONAL,
+    MIN_COUNT,
 )
 
 

@@ -68,6 +68,22 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+# Options that several task modules read, declared once.
+POOLING = option(
+    "--pooling",
+    choices=("last", "mean", "max"),
+    help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)",
+)
+BIDIRECTIONAL = option(
+    "--bidirectional",
+    action=argparse.BooleanOptionalAction,
+    help="read both ways (default: no for classify, yes for tag)",
+)
+MIN_COUNT = option(
+    "--min-count", type=positive_int, help="classify, tag: words seen fewer times in training are unknown (default 2)"
+)
+
+
 class Prepared(NamedTuple):
     """What a task module builds for ``rnnfast train``."""
 

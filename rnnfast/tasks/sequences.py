@@ -10,7 +10,6 @@ model's task settings. ``rnnfast eval`` adds the confusion matrix; ``rnnfast pre
 
 from __future__ import annotations
 
-import argparse
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,19 @@ from .. import audio, data, metrics
 from ..seqmodels import SequenceClassifier, SequenceTagger
 from .classify import ClassificationTask, predict_labels
 from .classify import scores as class_scores
-from .common import UNSEEN, Option, Prepared, cli_parts, note, one_file, option, positive_float, positive_int
+from .common import (
+    BIDIRECTIONAL,
+    POOLING,
+    UNSEEN,
+    Option,
+    Prepared,
+    cli_parts,
+    note,
+    one_file,
+    option,
+    positive_float,
+    positive_int,
+)
 from .tag import EncodedSentences, TaggingTask, predict_tags
 from .tag import scores as tag_scores
 
@@ -49,16 +60,8 @@ DEFAULTS = {
     "missing": "interpolate",
 }
 OPTIONS: tuple[Option, ...] = (
-    option(
-        "--pooling",
-        choices=("last", "mean", "max"),
-        help="how a sequence's steps become one vector (default last; mean for --format ts, npz, wav)",
-    ),
-    option(
-        "--bidirectional",
-        action=argparse.BooleanOptionalAction,
-        help="read both ways (default: no for classify, yes for tag)",
-    ),
+    POOLING,
+    BIDIRECTIONAL,
     option(
         "--features",
         choices=("logmel", "mfcc", "raw"),

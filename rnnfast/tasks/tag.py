@@ -8,7 +8,6 @@ saw count as errors (with a warning naming them), as conlleval counts them.
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,8 @@ import numpy as np
 from .. import _checks, data, metrics
 from ..seqmodels import SequenceTagger, evaluation_mode
 from .common import (
+    BIDIRECTIONAL,
+    MIN_COUNT,
     PAD,
     UNK,
     UNSEEN,
@@ -33,7 +34,6 @@ from .common import (
     no_options,
     one_file,
     option,
-    positive_int,
     sequences_of,
     targets_of,
     unpack,
@@ -59,16 +59,8 @@ DEFAULTS = {
     "crf": False,
 }
 OPTIONS: tuple[Option, ...] = (
-    option(
-        "--bidirectional",
-        action=argparse.BooleanOptionalAction,
-        help="read both ways (default: no for classify, yes for tag)",
-    ),
-    option(
-        "--min-count",
-        type=positive_int,
-        help="classify, tag: words seen fewer times in training are unknown (default 2)",
-    ),
+    BIDIRECTIONAL,
+    MIN_COUNT,
     option("--word-column", type=int, help="column of the words (default 0)"),
     option("--tag-column", type=int, help="column of the tags (default -1, the last)"),
     option(
