@@ -361,7 +361,10 @@ class CRF(Module):
     def nll(self, emissions, tags, lengths=None) -> np.ndarray:
         """-log p(tags | emissions) of each sequence, float64 (B,); keeps no gradient."""
         emissions, lengths = self._scores(emissions, lengths)
-        tags = self._tags(tags, emissions, lengths)
+        return self._nll(emissions, self._tags(tags, emissions, lengths), lengths)
+
+    def _nll(self, emissions: np.ndarray, tags: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``nll`` of checked arguments, without gradients."""
         return core.crf_nll(
             emissions=emissions,
             tags=tags,
@@ -384,22 +387,7 @@ class CRF(Module):
         scale = 1.0 / float(lengths.sum())
         if not self.training:
             self._pending_grads = None
-            return float(
-                core.crf_nll(
-                    emissions=emissions,
-                    tags=tags,
-                    lengths=lengths,
-                    start=self._params["start_transitions"],
-                    end=self._params["end_transitions"],
-                    trans=self._params["transitions"],
-                    demissions=None,
-                    dstart=None,
-                    dend=None,
-                    dtrans=None,
-                    grad_scale=1.0,
-                ).sum()
-                * scale
-            )
+            return float(self._nll(emissions, tags, lengths).sum() * scale)
         demissions = np.empty_like(emissions)
         grads = {name: np.zeros_like(value) for name, value in self._params.items()}
         nll = core.crf_nll(
