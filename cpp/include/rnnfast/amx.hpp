@@ -507,6 +507,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const gemm::View& a, const ge
   const int nthreads = gemm::threads_for_product(M, N, K);
   const bool split_columns = M <= N ? npanels >= nthreads : mp / ROW_BLOCK < nthreads;
   gemm::BufferOf<bf16> shared_a = gemm::allocate<bf16>(split_columns ? mp * kp : 0);
+  StepBarrier step_barrier;
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = thread_id(), nth = team_size();
@@ -516,7 +517,7 @@ inline void sgemm(int64_t M, int64_t N, int64_t K, const gemm::View& a, const ge
       const int64_t r_lo = std::min(M, rows_per * tid), r_hi = std::min(M, r_lo + rows_per);
       if (r_hi > r_lo) convert_rows(a, r_lo, r_hi - r_lo, 0, K, kp, shared_a.get() + r_lo * kp);
       if (tid == nth - 1) std::fill(shared_a.get() + M * kp, shared_a.get() + mp * kp, bf16{0});
-#pragma omp barrier
+      step_barrier.wait();
       const int64_t per = (npanels + nth - 1) / nth;
       j_lo = std::min(N, per * tid * TILE);
       j_hi = std::min(N, j_lo + per * TILE);

@@ -4,9 +4,20 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <climits>
 #include <cstdint>
+#include <thread>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
 #endif
 
 namespace rnnfast {
@@ -54,6 +65,68 @@ inline bool openmp_enabled() {
   return false;
 #endif
 }
+
+// The barrier between the time steps of a recurrent kernel (hundreds per call). A thread that arrives early spins
+// for a few microseconds, which covers the usual imbalance of a step when each thread has its own core, and then
+// sleeps in the kernel. An OpenMP barrier instead spins for milliseconds (libgomp: 300,000 pauses unless
+// OMP_WAIT_POLICY says otherwise), and when another process holds one of the cores, the spinning thread burns the
+// time slice the late thread needs: a 2x slowdown becomes 8x. The OpenMP runtime's policy cannot be changed here:
+// it is read once per process, from the environment, and is shared with every other library that uses OpenMP.
+class StepBarrier {
+ public:
+  // Every thread of the enclosing parallel region calls it; it returns once all of them have.
+  void wait() {
+    const int team = team_size();
+    if (team == 1) return;
+    const uint32_t generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == team - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_seq_cst);
+      if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_all();
+      return;
+    }
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    do {
+      for (int i = 0; i < 64; ++i) {
+        if (generation_.load(std::memory_order_acquire) != generation) return;
+        pause();
+      }
+    } while (std::chrono::steady_clock::now() < spin_until);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    while (generation_.load(std::memory_order_seq_cst) == generation) sleep_while(generation);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr std::chrono::microseconds kSpin{50};
+
+  static void pause() {
+#if defined(__x86_64__) || defined(_M_X64)
+    _mm_pause();
+#endif
+  }
+
+  // Returns when woken, or at once if the generation has already moved on (the kernel compares atomically).
+  void sleep_while(uint32_t generation) {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&generation_), FUTEX_WAIT_PRIVATE, generation, nullptr, nullptr, 0);
+#else
+    (void)generation;
+    std::this_thread::yield();
+#endif
+  }
+
+  void wake_all() {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&generation_), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#endif
+  }
+
+  static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "the futex word is the atomic itself");
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  alignas(64) std::atomic<int> arrived_{0};
+  std::atomic<int> sleepers_{0};
+};
 
 // Contiguous unit ranges, multiples of 16 so each thread's slice starts on a full vector of floats.
 struct UnitRange {

@@ -204,6 +204,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
   const int64_t total_steps = P - 1 + steps;
 
   const int nthreads = threads_for_step(1, GH, H + E, H);
+  StepBarrier step_barrier;
 #pragma omp parallel num_threads(nthreads)
   {
     const int tid = thread_id(), nth = team_size();
@@ -233,7 +234,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
     for (int64_t step = 0; step <= total_steps; ++step) {
       const int64_t cur = step & 1, nxt = cur ^ 1;
       if (tid == 0) std::copy(w.embedding + next_token * E, w.embedding + (next_token + 1) * E, x0.data() + cur * E);
-#pragma omp barrier
+      step_barrier.wait();
       for (int64_t l = 0; l < L; ++l) {
         if (n > 0) {
           const S* x = l == 0 ? x0.data() + cur * E : h.data() + (nxt * L + l - 1) * H;
@@ -255,7 +256,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
           r.aux0 = nullptr;
           cell_forward_row(cell, H, n, r);
         }
-#pragma omp barrier
+        step_barrier.wait();
       }
       const bool sampling = step >= P - 1 && step < total_steps;
       if (sampling && nv > 0) {
@@ -263,7 +264,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
         if (w.head_b)
           for (int64_t v = 0; v < nv; ++v) logits[v0 + v] += w.head_b[v0 + v];
       }
-#pragma omp barrier
+      step_barrier.wait();
       if (tid == 0 && step < total_steps) {
         if (sampling) {
           next_token = choose_token(logits.data(), V, opt, rng, keys, probs);

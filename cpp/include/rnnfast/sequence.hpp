@@ -101,6 +101,7 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
   WorkspaceView<S> ws(cell, workspace, T, B, H);
 
   const int nthreads = threads_for_step(B, GH, H + I / 4, H);
+  StepBarrier step_barrier;
 #pragma omp parallel num_threads(nthreads)
   {
     const UnitRange units = unit_range(H, team_size(), thread_id());
@@ -169,7 +170,7 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
           }
         }
       }
-#pragma omp barrier
+      step_barrier.wait();
       std::swap(h_cur, h_next);
       std::swap(c_cur, c_next);
     }
@@ -219,6 +220,7 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
   if (lstm && dcT) std::copy(dcT, dcT + B * H, dc_carry.begin());
 
   const int nthreads = threads_for_step(B, GH, H, H);
+  StepBarrier step_barrier;
 #pragma omp parallel num_threads(nthreads)
   {
     const UnitRange units = unit_range(H, team_size(), thread_id());
@@ -266,7 +268,7 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
         if (!db_sum.empty()) add_row(db_sum, dG_row);
         if (separate_hidden_sum) add_row(dbh_sum, dGh_row);
       }
-#pragma omp barrier
+      step_barrier.wait();
       recurrence.apply(B, dGh + t * B * GH, GH, S(1), dh_carry.data() + j0, H);
     }
     for (int g = 0; g < G; ++g)
