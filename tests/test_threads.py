@@ -87,3 +87,20 @@ def test_build_info_says_why():
     assert child_build_info(env_extra={"OMP_NUM_THREADS": "3"}) == {"threads": 3, "why": "OMP_NUM_THREADS"}
     info = child_build_info("import rnnfast as rf; rf.set_num_threads(2); ")
     assert info == {"threads": 2, "why": "rf.set_num_threads"}
+
+
+def test_rnnfast_leaves_other_libraries_threads_alone(torch):
+    """Waiting policy and thread counts are rnnfast's own: importing it and running a kernel sets no OpenMP
+    environment variable and no runtime-wide count that PyTorch or numpy, loaded first or later, would read."""
+    code = (
+        "import os, json; import torch; torch.set_num_threads(1); "
+        "before = {k: v for k, v in os.environ.items() if k.startswith(('OMP_', 'GOMP_', 'KMP_'))}; "
+        "import numpy as np, rnnfast as rf; rf.set_num_threads(2); "
+        "rf.LSTM(64, 256)(np.ones((5, 8, 64), np.float32)); "
+        "after = {k: v for k, v in os.environ.items() if k.startswith(('OMP_', 'GOMP_', 'KMP_'))}; "
+        "print(json.dumps([before == after, torch.get_num_threads(), rf.get_num_threads()]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_", "KMP_"))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, 1, 2]
