@@ -50,8 +50,9 @@ MAX_THREADS = 4096  # far beyond any CPU's cores, and small enough for the nativ
 def set_num_threads(n: int) -> None:
     """Threads used by every kernel in this process, 1 to ``MAX_THREADS``. The default is ``OMP_NUM_THREADS``,
     else the CPUs this process may use: its affinity mask, lowered to its cgroup's CPU quota and shared among the
-    MPI ranks on the machine (``build_info()["threads_reason"]`` says which). Set fewer on a machine that other
-    work keeps busy: a kernel waits for its slowest thread at every step."""
+    MPI ranks on the machine (``build_info()["threads_reason"]`` says which). While other processes hold some of
+    the cores, the kernels run with fewer threads on their own (``build_info()["threads_in_use"]``) and return to
+    this count when the cores are free again."""
     from ._checks import integer
 
     _native.set_threads(integer(n, "n", 1, MAX_THREADS), "rf.set_num_threads")
@@ -90,6 +91,8 @@ def build_info() -> dict:
     info = dict(core.build_info())
     info["threads"] = get_num_threads()
     info["threads_reason"] = _native.threads_reason
+    # Fewer than "threads" while other processes hold some of the cores: the kernels then run narrower teams.
+    info["threads_in_use"] = int(core.threads_in_use())
     info["matmul_precision"] = get_matmul_precision()
     info["available_isas"] = available_isas()
     info["version"] = __version__

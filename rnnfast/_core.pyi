@@ -44,6 +44,7 @@ def set_num_threads(n: int) -> None:
     """Threads for every kernel in this process (values below 1 count as 1)."""
 
 def get_num_threads() -> int: ...
+def threads_in_use() -> int: ...
 def set_matmul_bfloat16(on: bool) -> None:
     """float32 products with bfloat16 operands (on) or exact float32 ones (off); the caller checks bf16_products."""
 

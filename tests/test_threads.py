@@ -104,3 +104,22 @@ def test_rnnfast_leaves_other_libraries_threads_alone(torch):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [True, 1, 2]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity masks on this OS")
+def test_a_team_held_back_from_its_cores_runs_narrower():
+    """Two threads asked for on one CPU: each waits for the core while the other runs, the kernels see it and run
+    with one thread; the setting itself stays what the user asked for, and results do not change."""
+    one = min(os.sched_getaffinity(0))
+    code = (
+        f"import os, json; os.sched_setaffinity(0, {{{one}}}); import numpy as np, rnnfast as rf; "
+        "rf.set_num_threads(2); layer = rf.LSTM(256, 256, seed=0); "
+        "x = np.random.default_rng(0).standard_normal((60, 64, 256)).astype(np.float32); "
+        "first = rf.build_info()['threads_in_use']; outputs = [layer(x)[0] for _ in range(4)]; "
+        "info = rf.build_info(); "
+        "print(json.dumps([first, info['threads_in_use'], info['threads'], "
+        "all(np.array_equal(o, outputs[0]) for o in outputs)]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [2, 1, 2, True]

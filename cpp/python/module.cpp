@@ -141,6 +141,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("n"), "Threads for every kernel in this process (at least 1)");
   m.def("get_num_threads", [] { return loaded_tables().front()->max_threads(); });
+  m.def("threads_in_use", [] { return loaded_tables().front()->threads_in_use(); });
   // Python validates the name and whether the kernels can honour it (bf16_products in build_info).
   m.def(
       "set_matmul_bfloat16",

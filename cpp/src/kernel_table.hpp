@@ -20,7 +20,7 @@
 #include "rnnfast/sequence.hpp"
 
 // Raised whenever the table's layout or a kernel's signature changes: a library from another build is refused.
-#define RNNFAST_KERNEL_ABI 1
+#define RNNFAST_KERNEL_ABI 2
 #define RNNFAST_KERNEL_ENTRY rnnfast_kernel_table
 
 namespace rnnfast {
@@ -71,6 +71,7 @@ struct KernelTable {
   // hidden visibility keeps those per library), so the bindings set them through the table in every loaded one.
   void (*set_num_threads)(int n);
   int (*max_threads)();
+  int (*threads_in_use)();  // max_threads, or fewer while other processes hold cores (parallel.hpp)
   void (*set_matmul_bfloat16)(bool on);
   bool (*matmul_bfloat16)();
   const char* (*bf16_unit_name)();  // amx::unit_name(): "amx", "avx512_bf16" or nullptr

@@ -33,6 +33,7 @@ KernelTable make_table() {
 #endif
   t.set_num_threads = [](int n) { rnnfast::set_num_threads(n); };
   t.max_threads = [] { return rnnfast::max_threads(); };
+  t.threads_in_use = [] { return rnnfast::contention::limited_threads(rnnfast::max_threads()); };
   t.set_matmul_bfloat16 = [](bool on) {
     matmul_precision_setting().store(static_cast<int>(on ? MatmulPrecision::bfloat16 : MatmulPrecision::float32));
   };

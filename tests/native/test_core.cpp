@@ -39,7 +39,7 @@ void test_loss();
 void test_optim();
 void test_crf();
 void test_dense();
-void test_barrier();
+void test_parallel();
 }  // namespace rnnfast_test
 
 namespace {
@@ -79,7 +79,7 @@ const Section kSections[] = {
     {"optim", "SGD, Adam, AdamW updates and the norm helpers", rnnfast_test::test_optim},
     {"crf", "CRF negative log-likelihood, gradients and Viterbi against enumeration", rnnfast_test::test_crf},
     {"dense", "linear layer and embedding gradient", rnnfast_test::test_dense},
-    {"barrier", "the recurrent kernels' step barrier, spinning and sleeping", rnnfast_test::test_barrier},
+    {"parallel", "the step barrier, spinning and sleeping; fewer threads under load", rnnfast_test::test_parallel},
     {"asan_canary", "a heap overflow, for checking a sanitizer build (only when named)", asan_canary, true},
     {"ubsan_canary", "a signed overflow, for checking a sanitizer build (only when named)", ubsan_canary, true},
 };

@@ -1,6 +1,6 @@
-// StepBarrier (parallel.hpp): no thread leaves a round before every thread has arrived, writes made before the
-// barrier are visible after it, and this holds both when the waiters catch the release while spinning and when
-// they have gone to sleep in the kernel (a late thread holds everyone past the spin).
+// StepBarrier and the contention policy (parallel.hpp). The barrier: no thread leaves a round before every thread has
+// arrived, writes made before the barrier are visible after it, and this holds both when the waiters catch the release
+// while spinning and when they have gone to sleep in the kernel (a late thread holds everyone past the spin).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -47,9 +47,57 @@ void barrier_case(int team, int rounds, int late_every) {
         static_cast<long long>(stale_reads.load()));
 }
 
+// The thread-count policy under other processes' load, with the measurements given by hand.
+void contention_policy() {
+  namespace c = rnnfast::contention;
+  Scope s("contention policy");
+  c::State& state = c::state();
+  const auto reset = [&] {
+    state.limit = 0;
+    state.retry_at_ns = 0;
+    state.retry_interval_ns = c::kFirstRetryNs;
+  };
+  reset();
+  const int64_t t0 = 1'000'000'000'000;
+  c::record(2, 0.02, 0.01, t0);  // quiet: nothing changes
+  CHECK(c::usable_threads(2, t0) == 2, "quiet team of 2: got %d threads", c::usable_threads(2, t0));
+  // One of two threads waited for its core half the time: the team had one core's worth, so one thread until the
+  // retry a quarter of a second later.
+  c::record(2, 0.5, 0.5, t0);
+  CHECK(c::usable_threads(2, t0 + 1) == 1, "after a held team: got %d", c::usable_threads(2, t0 + 1));
+  CHECK(c::usable_threads(2, t0 + c::kFirstRetryNs) == 2, "the retry gets the whole team");
+  // A lone thread's calls say nothing about the other cores; a retry that is held back again waits twice as long.
+  c::record(1, 0.0, 0.0, t0 + 1000);
+  CHECK(c::usable_threads(2, t0 + 2000) == 1, "a one-thread call lifted the limit");
+  const int64_t t1 = t0 + c::kFirstRetryNs;
+  c::record(2, 0.6, 0.6, t1);
+  CHECK(c::usable_threads(2, t1 + c::kFirstRetryNs) == 1, "the second retry came after the first interval");
+  CHECK(c::usable_threads(2, t1 + 2 * c::kFirstRetryNs) == 2, "no retry after twice the interval");
+  // A borderline retry keeps the limit; a clean one lifts it and resets the interval.
+  const int64_t t2 = t1 + 2 * c::kFirstRetryNs;
+  c::record(2, 0.1, 0.1, t2);
+  CHECK(c::usable_threads(2, t2 + 1) == 1, "a borderline retry lifted the limit");
+  CHECK(c::usable_threads(2, t2 + 4 * c::kFirstRetryNs) == 2, "no retry after a borderline one");
+  c::record(2, 0.01, 0.01, t2 + 4 * c::kFirstRetryNs);
+  CHECK(c::usable_threads(2, t2 + 4 * c::kFirstRetryNs + 1) == 2, "a clean retry left the limit in place");
+  CHECK(state.retry_interval_ns == c::kFirstRetryNs, "the interval was not reset");
+  // Sixteen threads of which four shared their cores half the time had fourteen cores' worth; the limit never
+  // falls to zero and never keeps the whole team.
+  c::record(16, 2.0, 0.5, t0);
+  CHECK(c::usable_threads(16, t0 + 1) == 14, "16 threads, 2 cores' worth held: got %d", c::usable_threads(16, t0 + 1));
+  c::record(4, 3.9, 1.0, t0);
+  CHECK(c::usable_threads(4, t0 + 1) == 1, "all held: got %d", c::usable_threads(4, t0 + 1));
+  c::record(2, 0.16, 0.16, t0);
+  CHECK(c::usable_threads(2, t0 + 1) == 1, "just above the threshold: got %d", c::usable_threads(2, t0 + 1));
+  // The setting caps the limit: a user who asks for fewer threads gets them.
+  CHECK(c::usable_threads(1, t0 + 1) == 1, "setting 1");
+  reset();
+}
+
 }  // namespace
 
-void test_barrier() {
+void test_parallel() {
+  contention_policy();
   for (int team : {1, 2, 3, 4}) {
     barrier_case(team, 4000, 0);
     barrier_case(team, 200, 7);

@@ -46,7 +46,7 @@ S log_sum_exp(const S* a, const S* b, int64_t n) {
 // Threads are worth it only when each one gets about 2^15 multiply-adds of work.
 inline int crf_threads(int64_t B, int64_t T, int64_t C) {
   const int64_t by_work = std::max<int64_t>(1, B * T * C * C / (1 << 15));
-  return static_cast<int>(std::min<int64_t>({by_work, B, static_cast<int64_t>(max_threads())}));
+  return static_cast<int>(std::min<int64_t>({by_work, B, static_cast<int64_t>(usable_threads())}));
 }
 
 }  // namespace crf_detail

@@ -41,7 +41,7 @@ template <class S>
 void embedding_backward(const int64_t* ids, int64_t N,  // (N)
                         const S* dy, int64_t E,         // (N, E)
                         S* dW, int64_t V) {             // (V, E) accumulated
-#pragma omp parallel num_threads(std::max<int64_t>(1, std::min<int64_t>(max_threads(), N * E / 16384)))
+#pragma omp parallel num_threads(std::max<int64_t>(1, std::min<int64_t>(usable_threads(), N * E / 16384)))
   {
     const int64_t per = (V + team_size() - 1) / team_size();
     const int64_t lo = per * thread_id(), hi = std::min(V, lo + per);

@@ -454,7 +454,7 @@ inline int threads_for_product(int64_t M, int64_t N, int64_t K) {
 #ifdef _OPENMP
   if (omp_in_parallel()) return 1;
 #endif
-  return static_cast<int>(std::min<int64_t>(max_threads(), std::max<int64_t>(1, M * N * K / (1 << 20))));
+  return static_cast<int>(std::min<int64_t>(usable_threads(), std::max<int64_t>(1, M * N * K / (1 << 20))));
 }
 
 // C (M x N) = beta*C + A (M x K) * B (K x N), threads splitting the columns (or the rows when N is narrow).

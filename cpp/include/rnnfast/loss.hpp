@@ -28,7 +28,7 @@ LossResult softmax_cross_entropy(const S* logits, int64_t N, int64_t V, const in
                                  S* dlogits, double grad_scale) {
   std::vector<double> row_loss(N, 0.0);
   int64_t count = 0, correct = 0;
-  const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), N * V / 32768)));
+  const int nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(usable_threads(), N * V / 32768)));
 #pragma omp parallel for num_threads(nthreads) reduction(+ : count, correct) schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const S* z = logits + n * V;

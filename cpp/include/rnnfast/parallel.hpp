@@ -7,6 +7,8 @@
 #include <chrono>
 #include <climits>
 #include <cstdint>
+#include <ctime>
+#include <mutex>
 #include <thread>
 #ifdef _OPENMP
 #include <omp.h>
@@ -92,9 +94,18 @@ class StepBarrier {
         pause();
       }
     } while (std::chrono::steady_clock::now() < spin_until);
+    const auto asleep = std::chrono::steady_clock::now();
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     while (generation_.load(std::memory_order_seq_cst) == generation) sleep_while(generation);
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    slept_ns() +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - asleep).count();
+  }
+
+  // Nanoseconds the calling thread has spent asleep in any StepBarrier: time it did not want a core (TeamMonitor).
+  static int64_t& slept_ns() {
+    thread_local int64_t ns = 0;
+    return ns;
   }
 
  private:
@@ -128,6 +139,121 @@ class StepBarrier {
   std::atomic<int> sleepers_{0};
 };
 
+// Cores taken by other processes. A team whose threads meet at every time step runs at the pace of its slowest
+// thread, and a thread that shares its core with another busy process runs half the time: measured on 2 cores
+// with one of them busy, a 2x256 LSTM training step took 690 ms with 2 threads and 563 ms with 1 (quiet: 376 ms
+// with 2). So the recurrent kernels watch how long their threads wait for a core, and while other processes hold
+// cores, every kernel runs with fewer threads; now and then one call tries the whole team again, and the limit
+// goes when that call finds the cores free. Results do not depend on the thread count, only speed does.
+namespace contention {
+
+using Clock = std::chrono::steady_clock;
+constexpr int64_t kFirstRetryNs = 250'000'000;   // a quarter of a second, doubled while the load persists ...
+constexpr int64_t kLastRetryNs = 8'000'000'000;  // ... up to 8 seconds
+// A thread held back from its core this fraction of a call lowers the limit; a retry lifts it only if every thread
+// was held less than kClean (a margin, so that a borderline retry does not flip the team back and forth).
+constexpr double kHeldBack = 0.15;
+constexpr double kClean = 0.08;
+
+inline int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+struct State {
+  std::atomic<int> limit{0};  // 0: none
+  std::atomic<int64_t> retry_at_ns{0};
+  std::atomic<int64_t> retry_interval_ns{kFirstRetryNs};
+};
+
+inline State& state() {
+  static State s;
+  return s;
+}
+
+// The setting, lowered while a limit holds.
+inline int limited_threads(int setting) {
+  const int limit = state().limit.load(std::memory_order_relaxed);
+  return limit == 0 ? setting : std::min(limit, setting);
+}
+
+// The threads a kernel may use at time `now`: the limited count, or the whole setting when a retry is due.
+inline int usable_threads(int setting, int64_t now) {
+  return now >= state().retry_at_ns.load(std::memory_order_relaxed) ? setting : limited_threads(setting);
+}
+
+// What one team's call showed: `held_sum` is the sum over its `team` threads of the fraction of the call each
+// spent runnable but without a core, `held_max` the largest of them. A clean call by a team larger than the limit
+// (a retry) lifts it; a call within the limit says nothing about the cores beyond it.
+inline void record(int team, double held_sum, double held_max, int64_t now) {
+  State& s = state();
+  if (team <= 1) return;
+  const int limit = s.limit.load(std::memory_order_relaxed);
+  const bool retry = limit != 0 && team > limit;
+  if (retry && held_max < kClean) {
+    s.limit.store(0, std::memory_order_relaxed);
+    s.retry_interval_ns.store(kFirstRetryNs, std::memory_order_relaxed);
+  } else if (retry || held_max > kHeldBack) {
+    const int64_t interval =
+        retry ? std::min(kLastRetryNs, 2 * s.retry_interval_ns.load(std::memory_order_relaxed)) : kFirstRetryNs;
+    const int cores = std::clamp(static_cast<int>(team - held_sum), 1, team - 1);  // the cores the team really had
+    s.limit.store(held_max > kHeldBack ? cores : limit, std::memory_order_relaxed);
+    s.retry_interval_ns.store(interval, std::memory_order_relaxed);
+    s.retry_at_ns.store(now + interval, std::memory_order_relaxed);
+  }
+}
+
+inline int64_t thread_cpu_ns() {
+#if defined(__linux__) || defined(__APPLE__)
+  timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+#endif
+  return -1;
+}
+
+}  // namespace contention
+
+inline int usable_threads() { return contention::usable_threads(max_threads(), contention::now_ns()); }
+
+// Measures, for one parallel region, how long its threads were runnable but without a core: a thread's time in the
+// region, less its CPU time, less its sleep in StepBarrier. Each thread holds a Member for the region; the calling
+// thread calls finish() after it.
+class TeamMonitor {
+ public:
+  class Member {
+   public:
+    explicit Member(TeamMonitor& monitor)
+        : monitor_(monitor),
+          wall0_(contention::now_ns()),
+          cpu0_(contention::thread_cpu_ns()),
+          slept0_(StepBarrier::slept_ns()) {}
+    ~Member() {
+      const int64_t wall = contention::now_ns() - wall0_, cpu = contention::thread_cpu_ns() - cpu0_;
+      const int64_t slept = StepBarrier::slept_ns() - slept0_;
+      if (cpu0_ < 0 || wall < kMinWallNs) return;
+      const double held = std::max(0.0, static_cast<double>(wall - cpu - slept) / static_cast<double>(wall));
+      std::lock_guard<std::mutex> lock(monitor_.mutex_);
+      ++monitor_.members_;
+      monitor_.held_sum_ += held;
+      monitor_.held_max_ = std::max(monitor_.held_max_, held);
+    }
+    Member(const Member&) = delete;
+    Member& operator=(const Member&) = delete;
+
+   private:
+    TeamMonitor& monitor_;
+    const int64_t wall0_, cpu0_, slept0_;
+  };
+
+  void finish() const { contention::record(members_, held_sum_, held_max_, contention::now_ns()); }
+
+ private:
+  // Shorter regions say little: a single preemption is a large fraction of them.
+  static constexpr int64_t kMinWallNs = 2'000'000;
+  std::mutex mutex_;
+  int members_ = 0;
+  double held_sum_ = 0.0, held_max_ = 0.0;
+};
+
 // Contiguous unit ranges, multiples of 16 so each thread's slice starts on a full vector of floats.
 struct UnitRange {
   int64_t begin, end;
@@ -144,7 +270,7 @@ inline UnitRange unit_range(int64_t units, int threads, int tid) {
 
 // Threads for one pass over n elements (optimizer updates, sums, bias adds): each gets at least 64K of them.
 inline int threads_for_elements(int64_t n) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(max_threads(), n / 65536)));
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(usable_threads(), n / 65536)));
 }
 
 // A thread must own enough work per step to pay for one barrier (about a microsecond).
@@ -153,7 +279,7 @@ inline int threads_for_step(int64_t batch, int64_t gate_units, int64_t depth, in
   const int64_t min_flops_per_thread = 1 << 17;
   int64_t by_work = std::max<int64_t>(1, flops_per_step / min_flops_per_thread);
   int64_t by_units = std::max<int64_t>(1, (units + 15) / 16);
-  return static_cast<int>(std::min<int64_t>({by_work, by_units, static_cast<int64_t>(max_threads())}));
+  return static_cast<int>(std::min<int64_t>({by_work, by_units, static_cast<int64_t>(usable_threads())}));
 }
 
 }  // namespace rnnfast

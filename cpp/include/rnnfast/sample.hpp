@@ -205,8 +205,10 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
 
   const int nthreads = threads_for_step(1, GH, H + E, H);
   StepBarrier step_barrier;
+  TeamMonitor monitor;
 #pragma omp parallel num_threads(nthreads)
   {
+    TeamMonitor::Member member(monitor);
     const int tid = thread_id(), nth = team_size();
     const UnitRange units = unit_range(H, nth, tid);
     const int64_t j0 = units.begin, n = units.size();
@@ -275,6 +277,7 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
       }
     }
   }
+  monitor.finish();
   // The last iteration fed the final sampled token through the layers, so the state covers every token.
   const int64_t final_buf = (total_steps + 1) & 1;
   std::copy(h.begin() + final_buf * L * H, h.begin() + (final_buf + 1) * L * H, h_state);

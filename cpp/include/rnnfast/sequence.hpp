@@ -102,8 +102,10 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
 
   const int nthreads = threads_for_step(B, GH, H + I / 4, H);
   StepBarrier step_barrier;
+  TeamMonitor monitor;
 #pragma omp parallel num_threads(nthreads)
   {
+    TeamMonitor::Member member(monitor);
     const UnitRange units = unit_range(H, team_size(), thread_id());
     const int64_t j0 = units.begin, n = units.size();
     std::vector<S> rec(B * G * n);
@@ -179,6 +181,7 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
       if (lstm) std::copy(c_cur + b * H + j0, c_cur + b * H + j0 + n, cT + b * H + j0);
     }
   }
+  monitor.finish();
 }
 
 // A buffer kept by the calling thread from call to call, grown when a call needs more. The backward pass's gate
@@ -221,8 +224,10 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
 
   const int nthreads = threads_for_step(B, GH, H, H);
   StepBarrier step_barrier;
+  TeamMonitor monitor;
 #pragma omp parallel num_threads(nthreads)
   {
+    TeamMonitor::Member member(monitor);
     const UnitRange units = unit_range(H, team_size(), thread_id());
     const int64_t j0 = units.begin, n = units.size();
     // Columns [j0, j0+n) of W_hh (G*H x n): this thread's share of dh_prev = dGh W_hh.
@@ -277,6 +282,7 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
         if (grads.db_hh) grads.db_hh[g * H + j0 + k] += (separate_hidden_sum ? dbh_sum : db_sum)[g * n + k];
       }
   }
+  monitor.finish();
 
   std::copy(dh_carry.begin(), dh_carry.end(), dh0);
   if (lstm) std::copy(dc_carry.begin(), dc_carry.end(), dc0);
