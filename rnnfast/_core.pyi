@@ -16,8 +16,12 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.floating]
 IntArray = npt.NDArray[np.int64]
+Float32Array = npt.NDArray[np.float32]
+Int8Array = npt.NDArray[np.int8]
 Cell = Literal["rnn_tanh", "rnn_relu", "lstm", "gru"]
 LayerWeights = tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None]  # W_ih, W_hh, b_ih, b_hh
+# With weight_dtype "int8": W_ih, W_hh (int8), b_ih, b_hh, W_ih_scale, W_hh_scale
+Int8LayerWeights = tuple[Int8Array, Int8Array, Float32Array | None, Float32Array | None, Float32Array, Float32Array]
 Isa = Literal["baseline", "avx2", "avx512"]
 
 ISA: Isa | None
@@ -37,8 +41,9 @@ def load_kernels(isa: Isa) -> None:
     the same isa again does nothing, another raises RuntimeError."""
 
 def build_info() -> dict[str, object]:
-    """The loaded kernels: isa, float64_isa, openmp, eigen, eigen_simd, compiler, amx_bf16 (bool) and
-    bf16_products ("amx", "avx512_bf16" or None)."""
+    """The loaded kernels: isa, float64_isa, openmp, eigen, eigen_simd, compiler, amx_bf16 (bool),
+    bf16_products ("amx", "avx512_bf16" or None) and int8_unit ("avx512_vnni", "avx512bw", "avx_vnni", "avx2" or
+    "scalar")."""
 
 def set_num_threads(n: int) -> None:
     """Threads for every kernel in this process (values below 1 count as 1)."""
@@ -70,6 +75,8 @@ def sequence_forward(
     y: FloatArray,  # (T, B, >= column + H), written at [..., column:column + H]
     column: int,
     spare_workspace: FloatArray | None = None,  # (workspace_size,) reused when it fits
+    W_ih_scale: Float32Array | None = None,  # (G*H,): W_ih and W_hh are int8 (inference, float32 x)
+    W_hh_scale: Float32Array | None = None,  # (G*H,)
 ) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
     """Returns (hT (B, H), cT (B, H) or None, workspace (workspace_size,) in training or None)."""
 
@@ -105,6 +112,26 @@ def linear_forward(
     y: FloatArray,  # (N, O), overwritten
 ) -> None:
     """y = x W^T + b"""
+
+def linear_forward_int8(
+    x: Float32Array,  # (N, I)
+    W: Int8Array,  # (O, I)
+    W_scale: Float32Array,  # (O,)
+    b: Float32Array | None,  # (O,)
+    y: Float32Array,  # (N, O), overwritten
+) -> None:
+    """y = x (W * W_scale) ^T + b with x quantized per row at run time (rnnfast.quantize)"""
+
+def int8_exact_products(
+    q: Int8Array,  # (m, K), quantized activations in [-64, 63]
+    w: Int8Array,  # (n, K)
+) -> npt.NDArray[np.int32]:
+    """(m, n) = q w^T in int32, computed by the int8 unit in use"""
+
+def int8_quantize_activations(
+    x: Float32Array,  # (m, K)
+) -> tuple[Int8Array, Float32Array]:
+    """(q (m, K), scale (m,)): the run-time activation quantization, x ~ q * scale per row"""
 
 def linear_backward(
     dy: FloatArray,  # (N, O)
@@ -197,8 +224,8 @@ def crf_viterbi(
 def generate(
     cell: Cell,
     embedding: FloatArray,  # (V, E)
-    layers: list[LayerWeights],  # per layer
-    head_W: FloatArray,  # (V, H)
+    layers: list[LayerWeights] | list[Int8LayerWeights],  # per layer
+    head_W: FloatArray | Int8Array,  # (V, H)
     head_b: FloatArray | None,  # (V,)
     prompt: IntArray,  # (P,), P >= 1, ids in 0..V-1
     steps: int,
@@ -208,6 +235,7 @@ def generate(
     seed: int,
     h: FloatArray,  # (L, H), initial state in, final state out
     c: FloatArray | None,  # (L, H), LSTM
-    weight_dtype: Literal["float32", "bfloat16"] = "float32",
+    weight_dtype: Literal["float32", "bfloat16", "int8"] = "float32",
+    head_scale: Float32Array | None = None,  # (V,) with int8 head_W
 ) -> IntArray:
     """Feeds the prompt, then samples `steps` ids (steps,)."""

@@ -24,16 +24,29 @@ LayerArgs layer_args(const std::string& cell_name, const py::array& x, const py:
   return a;
 }
 
+// With scales, W_ih and W_hh are int8 weights (float32 inference only).
 template <class S>
 LayerParams<S> layer_params(const LayerArgs& a, const py::array& W_ih, const py::array& W_hh, const py::object& b_ih,
-                            const py::object& b_hh) {
-  return LayerParams<S>{a.cell,
-                        a.I,
-                        a.H,
-                        in_ptr<S>(W_ih, "W_ih", {a.G * a.H, a.I}),
-                        in_ptr<S>(W_hh, "W_hh", {a.G * a.H, a.H}),
-                        optional_in_ptr<S>(b_ih, "b_ih", {a.G * a.H}),
-                        optional_in_ptr<S>(b_hh, "b_hh", {a.G * a.H})};
+                            const py::object& b_hh, const py::object& W_ih_scale = py::none(),
+                            const py::object& W_hh_scale = py::none()) {
+  const int64_t GH = a.G * a.H;
+  LayerParams<S> p{a.cell,
+                   a.I,
+                   a.H,
+                   nullptr,
+                   nullptr,
+                   optional_in_ptr<S>(b_ih, "b_ih", {GH}),
+                   optional_in_ptr<S>(b_hh, "b_hh", {GH})};
+  if (W_ih_scale.is_none() && W_hh_scale.is_none()) {
+    p.W_ih = in_ptr<S>(W_ih, "W_ih", {GH, a.I});
+    p.W_hh = in_ptr<S>(W_hh, "W_hh", {GH, a.H});
+  } else if constexpr (std::is_same_v<S, float>) {
+    p.W_ih_int8 = int8_weights(W_ih, W_ih_scale, "W_ih", "W_ih_scale", GH, a.I);
+    p.W_hh_int8 = int8_weights(W_hh, W_hh_scale, "W_hh", "W_hh_scale", GH, a.H);
+  } else {
+    throw std::invalid_argument("x: got float64, int8 weights serve float32 models only");
+  }
+  return p;
 }
 
 int64_t checked_column(py::array& y, const LayerArgs& a, int64_t column) {
@@ -55,8 +68,11 @@ template <class S>
 py::tuple forward_impl(const TypedKernels<S>& k, const LayerArgs& a, const py::array& x, const py::array& h0,
                        const py::object& c0, const py::array& W_ih, const py::array& W_hh, const py::object& b_ih,
                        const py::object& b_hh, const py::object& lengths, bool reverse, bool training, py::array& y,
-                       int64_t column, const py::object& spare_workspace) {
-  const LayerParams<S> p = layer_params<S>(a, W_ih, W_hh, b_ih, b_hh);
+                       int64_t column, const py::object& spare_workspace, const py::object& W_ih_scale,
+                       const py::object& W_hh_scale) {
+  const LayerParams<S> p = layer_params<S>(a, W_ih, W_hh, b_ih, b_hh, W_ih_scale, W_hh_scale);
+  if (p.W_ih_int8 && training)
+    throw std::invalid_argument("training: got True, int8 weights serve inference only (no backward)");
   const bool lstm = has_cell_state(a.cell);
   const S* x_p = in_ptr<S>(x, "x", {a.T, a.B, a.I});
   const S* h0_p = in_ptr<S>(h0, "h0", {a.B, a.H});
@@ -132,12 +148,13 @@ py::tuple backward_impl(const TypedKernels<S>& k, const LayerArgs& a, const py::
 py::tuple sequence_forward_py(const std::string& cell, const py::array& x, const py::array& h0, const py::object& c0,
                               const py::array& W_ih, const py::array& W_hh, const py::object& b_ih,
                               const py::object& b_hh, const py::object& lengths, bool reverse, bool training,
-                              py::array y, int64_t column, const py::object& spare_workspace) {
+                              py::array y, int64_t column, const py::object& spare_workspace,
+                              const py::object& W_ih_scale, const py::object& W_hh_scale) {
   const LayerArgs a = layer_args(cell, x, W_hh);
   if (has_cell_state(a.cell) && c0.is_none()) throw std::invalid_argument("c0: required for lstm");
   return with_kernels_for(x, [&](const auto& k) {
-    return forward_impl(k, a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column,
-                        spare_workspace);
+    return forward_impl(k, a, x, h0, c0, W_ih, W_hh, b_ih, b_hh, lengths, reverse, training, y, column, spare_workspace,
+                        W_ih_scale, W_hh_scale);
   });
 }
 
@@ -158,8 +175,10 @@ const Register rnn_bindings([](py::module_& m) {
   m.def("sequence_forward", &sequence_forward_py, py::arg("cell"), py::arg("x"), py::arg("h0"), py::arg("c0"),
         py::arg("W_ih"), py::arg("W_hh"), py::arg("b_ih"), py::arg("b_hh"), py::arg("lengths"), py::arg("reverse"),
         py::arg("training"), py::arg("y"), py::arg("column"), py::arg("spare_workspace") = py::none(),
+        py::arg("W_ih_scale") = py::none(), py::arg("W_hh_scale") = py::none(),
         "One layer direction over (T, B, I); writes y[..., column:column+H] and returns (hT, cT, workspace). "
-        "In training, spare_workspace (a workspace the caller no longer needs) is reused when its size fits.");
+        "In training, spare_workspace (a workspace the caller no longer needs) is reused when its size fits. "
+        "With W_ih_scale and W_hh_scale, W_ih and W_hh are int8 weights (float32 inference).");
   m.def(
       "workspace_size",
       [](const std::string& cell, int64_t T, int64_t B, int64_t H) {

@@ -11,9 +11,12 @@ py::array_t<int64_t> generate_impl(const TypedKernels<S>& k, const std::string& 
                                    const py::list& layers, const py::array& head_W, const py::object& head_b,
                                    const py::array& prompt, int64_t steps, double temperature, int64_t top_k,
                                    double top_p, uint64_t seed, py::array& h, const py::object& c,
-                                   const std::string& weight_dtype) {
-  if (weight_dtype != "float32" && weight_dtype != "bfloat16")
-    throw std::invalid_argument("weight_dtype: got '" + weight_dtype + "', expected 'float32' or 'bfloat16'");
+                                   const std::string& weight_dtype, const py::object& head_scale) {
+  if (weight_dtype != "float32" && weight_dtype != "bfloat16" && weight_dtype != "int8")
+    throw std::invalid_argument("weight_dtype: got '" + weight_dtype + "', expected 'float32', 'bfloat16' or 'int8'");
+  const bool int8 = weight_dtype == "int8";
+  if (int8 && !std::is_same_v<S, float>)
+    throw std::invalid_argument("weight_dtype: int8 weights need a float32 model, got float64");
   const RhsStorage storage = weight_dtype == "bfloat16" ? RhsStorage::packed_bf16 : RhsStorage::packed;
   LanguageModelWeights<S> w;
   w.cell = cell_from_name(cell_name);
@@ -28,13 +31,30 @@ py::array_t<int64_t> generate_impl(const TypedKernels<S>& k, const std::string& 
   w.embedding = in_ptr<S>(embedding, "embedding", {w.vocab, w.embed});
   for (int64_t l = 0; l < w.layers; ++l) {
     const py::tuple t = py::cast<py::tuple>(layers[l]);
-    if (t.size() != 4) throw std::invalid_argument("layers: each entry must be (W_ih, W_hh, b_ih, b_hh)");
+    if (t.size() != (int8 ? 6u : 4u))
+      throw std::invalid_argument(int8 ? "layers: each entry must be (W_ih, W_hh, b_ih, b_hh, W_ih_scale, W_hh_scale)"
+                                       : "layers: each entry must be (W_ih, W_hh, b_ih, b_hh)");
     const int64_t I = l == 0 ? w.embed : w.hidden, GH = G * w.hidden;
-    w.rnn.push_back(LayerParams<S>{w.cell, I, w.hidden, in_ptr<S>(py::cast<py::array>(t[0]), "W_ih", {GH, I}),
-                                   in_ptr<S>(py::cast<py::array>(t[1]), "W_hh", {GH, w.hidden}),
-                                   optional_in_ptr<S>(t[2], "b_ih", {GH}), optional_in_ptr<S>(t[3], "b_hh", {GH})});
+    LayerParams<S> p{w.cell,
+                     I,
+                     w.hidden,
+                     nullptr,
+                     nullptr,
+                     optional_in_ptr<S>(t[2], "b_ih", {GH}),
+                     optional_in_ptr<S>(t[3], "b_hh", {GH})};
+    if (int8) {
+      p.W_ih_int8 = int8_weights(py::cast<py::array>(t[0]), t[4], "W_ih", "W_ih_scale", GH, I);
+      p.W_hh_int8 = int8_weights(py::cast<py::array>(t[1]), t[5], "W_hh", "W_hh_scale", GH, w.hidden);
+    } else {
+      p.W_ih = in_ptr<S>(py::cast<py::array>(t[0]), "W_ih", {GH, I});
+      p.W_hh = in_ptr<S>(py::cast<py::array>(t[1]), "W_hh", {GH, w.hidden});
+    }
+    w.rnn.push_back(p);
   }
-  w.head_W = in_ptr<S>(head_W, "head_W", {w.vocab, w.hidden});
+  if (int8)
+    w.head_int8 = int8_weights(head_W, head_scale, "head_W", "head_scale", w.vocab, w.hidden);
+  else
+    w.head_W = in_ptr<S>(head_W, "head_W", {w.vocab, w.hidden});
   w.head_b = optional_in_ptr<S>(head_b, "head_b", {w.vocab});
   const int64_t P = prompt.size();
   if (P < 1) throw std::invalid_argument("prompt: got 0 tokens, expected at least 1");
@@ -66,17 +86,20 @@ const Register sample_bindings([](py::module_& m) {
       "generate",
       [](const std::string& cell, const py::array& embedding, const py::list& layers, const py::array& head_W,
          const py::object& head_b, const py::array& prompt, int64_t steps, double temperature, int64_t top_k,
-         double top_p, uint64_t seed, py::array h, const py::object& c, const std::string& weight_dtype) {
+         double top_p, uint64_t seed, py::array h, const py::object& c, const std::string& weight_dtype,
+         const py::object& head_scale) {
         return with_kernels_for(embedding, [&](const auto& k) {
           return generate_impl(k, cell, embedding, layers, head_W, head_b, prompt, steps, temperature, top_k, top_p,
-                               seed, h, c, weight_dtype);
+                               seed, h, c, weight_dtype, head_scale);
         });
       },
       py::arg("cell"), py::arg("embedding"), py::arg("layers"), py::arg("head_W"), py::arg("head_b"), py::arg("prompt"),
       py::arg("steps"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"), py::arg("seed"), py::arg("h"),
-      py::arg("c"), py::arg("weight_dtype") = "float32",
+      py::arg("c"), py::arg("weight_dtype") = "float32", py::arg("head_scale") = py::none(),
       "Feed the prompt, then sample `steps` ids; h (L, H) and c (LSTM) hold the initial state and receive the "
-      "final one. weight_dtype 'bfloat16' multiplies by the weight matrices rounded to bfloat16 (float32 models).");
+      "final one. weight_dtype 'bfloat16' multiplies by the weight matrices rounded to bfloat16 (float32 models); "
+      "'int8' takes int8 weight matrices: layers as (W_ih, W_hh, b_ih, b_hh, W_ih_scale, W_hh_scale), head_W "
+      "with head_scale.");
 });
 
 }  // namespace

@@ -4,12 +4,6 @@
 namespace rnnfast::bind {
 namespace {
 
-int64_t dim(const py::array& a, int axis, const char* name, const char* expected) {
-  if (a.ndim() <= axis)
-    throw std::invalid_argument(std::string(name) + ": got shape " + shape_str(a) + ", expected " + expected);
-  return a.shape(axis);
-}
-
 template <class S>
 void linear_forward_impl(const TypedKernels<S>& k, const py::array& x, const py::array& W, const py::object& b,
                          py::array& y) {

@@ -115,6 +115,8 @@ py::dict build_info() {
   // The unit bfloat16 matmul precision would use, or None.
   const char* bf16_unit = t.bf16_unit_name();
   d["bf16_products"] = bf16_unit ? py::object(py::str(bf16_unit)) : py::object(py::none());
+  // The unit that multiplies int8 weights: avx512_vnni, avx512bw, avx_vnni, avx2 or scalar.
+  d["int8_unit"] = t.int8_unit_name();
   return d;
 }
 

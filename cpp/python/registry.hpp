@@ -122,6 +122,29 @@ const TypedKernels<S>& kernels() {
 // The one dtype dispatch: f(kernels) with the float64 kernels when `first` is float64, else the float32 ones (whose
 // array checks then name any other dtype). f is a generic lambda that passes the table to an implementation
 // template, which deduces its scalar type S from TypedKernels<S>.
+inline int64_t dim(const py::array& a, int axis, const char* name, const char* expected) {
+  if (a.ndim() <= axis)
+    throw std::invalid_argument(std::string(name) + ": got shape " + shape_str(a) + ", expected " + expected);
+  return a.shape(axis);
+}
+
+// The float32 kernels' library: int8 inference exists for float32 models only.
+inline const KernelTable& float_table() {
+  const LoadedKernels& k = loaded_kernels();
+  if (!k.f32) throw std::runtime_error("rnnfast._core: no kernels loaded (import rnnfast, which loads them)");
+  return *k.f32;
+}
+
+// Weights quantized to int8: W (rows, K) int8 and its float32 scale (rows), with K small enough for int32 sums.
+inline int8::Weights int8_weights(const py::array& W, const py::object& scale, const char* name, const char* scale_name,
+                                  int64_t rows, int64_t K) {
+  if (K > int8::kMaxDepth)
+    throw std::invalid_argument(std::string(name) + ": got " + std::to_string(K) + " inputs per row, int8 weights " +
+                                "support at most " + std::to_string(int8::kMaxDepth));
+  if (scale.is_none()) throw std::invalid_argument(std::string(scale_name) + ": required with int8 " + name);
+  return {in_ptr<int8_t>(W, name, {rows, K}), in_ptr<float>(py::cast<py::array>(scale), scale_name, {rows})};
+}
+
 template <class F>
 decltype(auto) with_kernels_for(const py::array& first, F&& f) {
   if (is_float64(first)) return f(kernels<double>());

@@ -27,6 +27,9 @@ void fill_crf(TypedKernels<S>& k);
 template <class S>
 void fill_sample(TypedKernels<S>& k);
 
+// kernels_int8.cpp: the float32 model's int8 entries
+void fill_int8(KernelTable& t);
+
 }  // namespace rnnfast::RNNFAST_KERNEL_NS
 
 // Explicit instantiations of one part for the scalar types this library holds.

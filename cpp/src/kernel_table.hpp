@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "rnnfast/crf.hpp"
+#include "rnnfast/dense.hpp"
 #include "rnnfast/loss.hpp"
 #include "rnnfast/matmul.hpp"
 #include "rnnfast/sample.hpp"
@@ -76,6 +77,13 @@ struct KernelTable {
   bool (*matmul_bfloat16)();
   const char* (*bf16_unit_name)();  // amx::unit_name(): "amx", "avx512_bf16" or nullptr
   bool (*amx_tiles)();              // amx::unit() == Unit::tiles
+
+  // int8.hpp and dense.hpp: int8 weights for float32 inference.
+  const char* (*int8_unit_name)();
+  void (*int8_linear_forward)(const float* x, int64_t N, int64_t I, const int8::Weights& W, int64_t O, const float* b,
+                              float* y);
+  void (*int8_exact_products)(const int8_t* q, int64_t m, int64_t K, const int8_t* w, int64_t n, int32_t* out);
+  void (*int8_quantize_activations)(const float* x, int64_t m, int64_t K, int8_t* q, float* scale);
 
   // What the library was compiled with (build_info.hpp, Eigen's vector instruction sets).
   const char* openmp;

@@ -40,6 +40,7 @@ KernelTable make_table() {
   t.matmul_bfloat16 = [] { return matmul_precision_setting().load() == static_cast<int>(MatmulPrecision::bfloat16); };
   t.bf16_unit_name = [] { return amx::unit_name(); };
   t.amx_tiles = [] { return amx::unit() == amx::Unit::tiles; };
+  fill_int8(t);
   t.openmp = openmp.c_str();
   t.eigen_simd = eigen_simd.c_str();
   t.compiler = compiler.c_str();

@@ -22,6 +22,25 @@ void linear_forward(const S* x, int64_t N, int64_t I,  // (N, I)
     for (int64_t j = 0; j < O; ++j) y[i * O + j] += b[j];
 }
 
+// y (N, O) = x W^T + b with W quantized to int8 (int8.hpp; inference only). The rows of x are quantized once,
+// shared; each thread multiplies them by its own range of W's rows.
+inline void linear_forward_int8(const float* x, int64_t N, int64_t I, const int8::Weights& W, int64_t O, const float* b,
+                                float* y) {
+  int8::QuantizedRows a(N, I);
+#pragma omp parallel num_threads(threads_for_elements(N* O))
+  {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < N; ++i) a.scale[i] = int8::quantize_row(x + i * I, I, a.Kp, a.u.get() + i * a.Kp);
+    const UnitRange own = unit_range(O, team_size(), thread_id());
+    const int8::PackedRows rows({{W.q + own.begin * I, I, W.scale + own.begin, own.size(), own.begin}}, I);
+    int8::multiply(N, a, rows, y, O);
+  }
+  if (!b) return;
+#pragma omp parallel for num_threads(threads_for_elements(N* O)) schedule(static)
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t j = 0; j < O; ++j) y[i * O + j] += b[j];
+}
+
 template <class S>
 void linear_backward(const S* dy, int64_t N, int64_t O,  // (N, O)
                      const S* x, int64_t I,              // (N, I)

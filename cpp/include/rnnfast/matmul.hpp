@@ -11,6 +11,7 @@
 
 #include "rnnfast/amx.hpp"
 #include "rnnfast/gemm.hpp"
+#include "rnnfast/int8.hpp"
 #include "rnnfast/parallel.hpp"
 
 namespace rnnfast {
@@ -94,8 +95,9 @@ inline void unpacked_row_product(const float* a, const gemm::View& b, int64_t K,
 // How a FixedRhs holds its operand: read in place by each product (cheaper when it serves only a few rows in all,
 // a single step of a small batch), packed once so each product is only the micro-kernel over cached panels, or
 // packed as bfloat16: rounded weights, half the bytes for a product that is bound by reading them (batch-1
-// generation). Under bfloat16 matmul precision every float operand is packed for the tiles instead (tiles).
-enum class RhsStorage { in_place, packed, packed_bf16, tiles };
+// generation). Under bfloat16 matmul precision every float operand is packed for the tiles instead (tiles). int8:
+// weights given quantized (int8.hpp), float models in inference only.
+enum class RhsStorage { in_place, packed, packed_bf16, tiles, int8 };
 
 // A right-hand operand used for many products, given as segments (see gemm::Segment). float only packs; double
 // always reads in place (it only serves gradient checks). Allocation-free after construction.
@@ -117,6 +119,9 @@ class FixedRhs {
 #endif
     }
   }
+  // Weights quantized to int8 (float only); products overwrite C (beta 0).
+  FixedRhs(const std::vector<int8::Segment>& segments, int64_t K, int64_t max_rows)
+      : K_(K), storage_(RhsStorage::int8), int8_(segments, K, max_rows) {}
   // One segment landing in columns [0, N).
   FixedRhs(const gemm::MatView<S>& b, int64_t K, int64_t N, int64_t max_rows, RhsStorage storage = RhsStorage::packed)
       : FixedRhs(std::vector<gemm::Segment<S>>{{b, N, 0}}, K, max_rows, storage) {}
@@ -126,7 +131,9 @@ class FixedRhs {
     if (m == 0) return;
     if constexpr (std::is_same_v<S, float>) {
       const gemm::View a_view{a, lda, false};
-      if (storage_ == RhsStorage::packed) {
+      if (storage_ == RhsStorage::int8) {
+        int8_.apply(m, a, lda, c, ldc);
+      } else if (storage_ == RhsStorage::packed) {
         gemm::multiply(m, a_view, packed_, beta, c, ldc, scratch_.get());
       } else if (storage_ == RhsStorage::packed_bf16) {
         gemm::multiply(m, a_view, packed_bf16_, beta, c, ldc, scratch_.get());
@@ -158,6 +165,7 @@ class FixedRhs {
   gemm::PackedB<float> packed_;
   gemm::PackedB<gemm::bf16> packed_bf16_;
   gemm::Buffer scratch_;
+  int8::Rhs int8_;
 #if RNNFAST_HAVE_AMX
   amx::PackedB tiles_;
   gemm::BufferOf<gemm::bf16> tile_scratch_;

@@ -30,8 +30,9 @@ struct LanguageModelWeights {
   int64_t vocab, embed, hidden, layers;
   const S* embedding;               // (V, E)
   std::vector<LayerParams<S>> rnn;  // per layer; layer 0 has I = E, the others I = H
-  const S* head_W;                  // (V, H)
+  const S* head_W;                  // (V, H), nullptr with head_int8
   const S* head_b;                  // (V) or nullptr
+  int8::Weights head_int8 = {};     // (V, H) quantized (float models), with rnn's int8 weights
 };
 
 struct SamplingOptions {
@@ -176,7 +177,8 @@ int64_t choose_token(const S* logits, int64_t V, const SamplingOptions& opt, std
 
 // Feeds `prompt` (P >= 1 ids), then samples `steps` new ids into `out`. h0/c0 (layers, H) are the initial state
 // and receive the final one. RhsStorage::packed_bf16 (float models only) multiplies by the layers' and the head's
-// weight matrices rounded to bfloat16, accumulating in float: each token reads half the bytes.
+// weight matrices rounded to bfloat16, accumulating in float: each token reads half the bytes. Layers and a head
+// given as int8 weights (int8.hpp) read a quarter of the bytes.
 template <class S>
 void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P, int64_t steps,
               const SamplingOptions& opt, S* h_state, S* c_state, int64_t* out,
@@ -219,18 +221,18 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
     // cell code applies.
     std::vector<std::vector<S>> bias(L);
     std::vector<FixedRhs<S>> input_rhs, recurrent_rhs;
+    input_rhs.reserve(L);
+    recurrent_rhs.reserve(L);
     for (int64_t l = 0; l < L; ++l) {
       const LayerParams<S>& p = w.rnn[l];
-      std::vector<gemm::Segment<S>> input_columns, recurrent_columns;
-      for (int g = 0; g < G; ++g) {
-        input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * p.I, p.I, true}, n, g * H + j0});
-        recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
-      }
-      input_rhs.emplace_back(input_columns, p.I, 1, weight_storage);
-      recurrent_rhs.emplace_back(recurrent_columns, H, 1, weight_storage);
+      input_rhs.push_back(gate_rows<S>(p.W_ih, p.W_ih_int8, G, H, p.I, j0, n, H, j0, 1, weight_storage));
+      recurrent_rhs.push_back(gate_rows<S>(p.W_hh, p.W_hh_int8, G, H, H, j0, n, n, 0, 1, weight_storage));
       bias[l] = folded_bias(p);
     }
-    const FixedRhs<S> head_rhs(gemm::MatView<S>{w.head_W + v0 * H, H, true}, H, nv, 1, weight_storage);
+    const FixedRhs<S> head_rhs =
+        w.head_int8
+            ? FixedRhs<S>(std::vector<int8::Segment>{{w.head_int8.q + v0 * H, H, w.head_int8.scale + v0, nv, 0}}, H, 1)
+            : FixedRhs<S>(gemm::MatView<S>{w.head_W + v0 * H, H, true}, H, nv, 1, weight_storage);
     std::vector<S> rec(G * n);
 
     for (int64_t step = 0; step <= total_steps; ++step) {

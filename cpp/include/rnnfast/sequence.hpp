@@ -30,6 +30,9 @@ struct LayerParams {
   const S* W_hh;  // (G*H, H)
   const S* b_ih;  // (G*H) or nullptr
   const S* b_hh;  // (G*H) or nullptr
+  // Inference with int8 weights (float only): W_ih and W_hh are then nullptr.
+  int8::Weights W_ih_int8 = {};
+  int8::Weights W_hh_int8 = {};
 };
 
 template <class S>
@@ -76,6 +79,23 @@ std::vector<S> folded_bias(const LayerParams<S>& p) {
   return bias;
 }
 
+// The rows of a (G*H, K) gate weight matrix, float W or int8 Wq, that feed units [j0, j0 + n) of every gate, as one
+// operand whose gate g lands in columns [g * gate_stride + dest0, + n).
+template <class S>
+FixedRhs<S> gate_rows(const S* W, const int8::Weights& Wq, int G, int64_t H, int64_t K, int64_t j0, int64_t n,
+                      int64_t gate_stride, int64_t dest0, int64_t max_rows, RhsStorage storage) {
+  if (Wq) {
+    std::vector<int8::Segment> rows;
+    for (int g = 0; g < G; ++g)
+      rows.push_back({Wq.q + (g * H + j0) * K, K, Wq.scale + g * H + j0, n, g * gate_stride + dest0});
+    return FixedRhs<S>(rows, K, max_rows);
+  }
+  std::vector<gemm::Segment<S>> rows;
+  for (int g = 0; g < G; ++g)
+    rows.push_back({gemm::MatView<S>{W + (g * H + j0) * K, K, true}, n, g * gate_stride + dest0});
+  return FixedRhs<S>(rows, K, max_rows, storage);
+}
+
 template <class S>
 void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
                       const S* x,         // (T, B, I)
@@ -111,14 +131,9 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
     std::vector<S> rec(B * G * n);
     // x W_ih^T: gate g's n columns land at g*H + j0 of a projection row; h W_hh^T: all own gate columns, gate by
     // gate, into `rec`. Both read the rows of the weights that feed this thread's units.
-    std::vector<gemm::Segment<S>> input_columns, recurrent_columns;
-    for (int g = 0; g < G; ++g) {
-      input_columns.push_back({gemm::MatView<S>{p.W_ih + (g * H + j0) * I, I, true}, n, g * H + j0});
-      recurrent_columns.push_back({gemm::MatView<S>{p.W_hh + (g * H + j0) * H, H, true}, n, g * n});
-    }
     const RhsStorage storage = T * B >= gemm::kMinRowsToPack ? RhsStorage::packed : RhsStorage::in_place;
-    const FixedRhs<S> projection(input_columns, I, chunk_steps * B, storage);
-    const FixedRhs<S> recurrence(recurrent_columns, H, B, storage);
+    const FixedRhs<S> projection = gate_rows<S>(p.W_ih, p.W_ih_int8, G, H, I, j0, n, H, j0, chunk_steps * B, storage);
+    const FixedRhs<S> recurrence = gate_rows<S>(p.W_hh, p.W_hh_int8, G, H, H, j0, n, n, 0, B, storage);
     const S* b_hn = (cell == Cell::GRU && p.b_hh) ? p.b_hh + 2 * H + j0 : nullptr;
     S* h_cur = h_buf.data();
     S* h_next = h_buf.data() + B * H;
