@@ -125,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=positive_int)
     e.add_argument("--seq-len", type=positive_int, help="lm only")
     e.add_argument("--threads", type=positive_int)
+    tasks.common.add_weight_dtype_option(e)
 
     p = sub.add_parser(
         "predict",
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--steps", type=positive_int, help="forecast: values to forecast (default: the model's horizon)")
     p.add_argument("--threads", type=positive_int)
+    tasks.common.add_weight_dtype_option(p)
     return parser
 
 
@@ -183,9 +185,9 @@ def _load(path):
     return checkpoint
 
 
-def _checkpoint_task(path):
-    """A checkpoint, its task module and its task settings."""
-    checkpoint = _load(path)
+def _checkpoint_task(path, weight_dtype):
+    """A checkpoint (its model quantized if asked), its task module and its task settings."""
+    checkpoint = tasks.common.in_weight_dtype(_load(path), weight_dtype)
     saved = checkpoint.extra.get("task", {})
     if not isinstance(saved, dict) or saved.get("task", "lm") not in tasks.REGISTRY:
         raise ValueError(f"checkpoint: {path} does not say which task it was trained for")
@@ -194,7 +196,7 @@ def _checkpoint_task(path):
 
 
 def cmd_eval(args) -> int:
-    checkpoint, module, settings = _checkpoint_task(args.checkpoint)
+    checkpoint, module, settings = _checkpoint_task(args.checkpoint, args.weight_dtype)
     if args.seq_len is not None and module.NAME != "lm":
         raise ValueError(f"--seq-len: only for language models, got a {module.NAME} checkpoint")
     print(json.dumps(module.evaluate_files(checkpoint, settings, args)))
@@ -202,7 +204,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    checkpoint, module, settings = _checkpoint_task(args.checkpoint)
+    checkpoint, module, settings = _checkpoint_task(args.checkpoint, args.weight_dtype)
     if args.steps is not None and module.NAME != "forecast":
         raise ValueError(f"--steps: only for forecast checkpoints, got a {module.NAME} checkpoint")
     write = module.predict_files(checkpoint, settings, args)

@@ -8,6 +8,9 @@ N bytes of JSON header, then the raw little-endian tensor data. The header maps 
 - ``format`` ``"rnnfast"``, ``format_version`` ``"1"``, ``rnnfast_version``;
 - ``model_class`` and ``model_config`` (JSON): the model is rebuilt as ``MODULE_TYPES[model_class](**config)``
   and its weights are the tensors ``model.<parameter name>``;
+- ``weight_dtype`` ``"int8"``, only for a model from ``quantize("int8")``: its weight matrices are int8 tensors
+  ``model.<name>`` with float32 tensors ``model.<name>.scale`` (one per row), and load quantizes the rebuilt
+  model before reading them;
 - ``tokenizer`` (JSON of ``to_dict()``), ``optimizer`` (JSON ``{"keys": [...], "values": {...}}``: the
   non-array entries of the optimizer's state dict; array entries are the tensors ``optimizer.<key>``) and
   ``extra`` (JSON), each only when given;
@@ -69,7 +72,8 @@ class CheckpointError(ValueError):
 
 @dataclass(repr=False)
 class Checkpoint:
-    """What ``load`` returns: the rebuilt ``model`` (in its constructor's default, training, mode), the
+    """What ``load`` returns: the rebuilt ``model`` (in its constructor's default, training, mode; evaluation
+    mode when quantized), the
     ``tokenizer`` and ``optimizer_state`` (None when not saved), ``step`` (``extra["step"]``, default 0),
     ``extra``, the model's ``config``, the file's format ``version``, its ``path`` and the named ``arrays``
     saved with it."""
@@ -235,6 +239,8 @@ def save(path, model, tokenizer=None, optimizer=None, extra=None, arrays=None) -
         "model_class": type(model).__name__,
         "model_config": _dumps(config),
     }
+    if model.weight_dtype != "float32":
+        metadata["weight_dtype"] = model.weight_dtype
     if tokenizer is not None:
         metadata["tokenizer"] = _tokenizer_json(tokenizer)
     if optimizer is not None:
@@ -460,6 +466,8 @@ def load(path) -> Checkpoint:
     config = _json_field(metadata, "model_config", dict, fail)
     try:
         model = cls(**config)
+        if "weight_dtype" in metadata:
+            model = model.quantize(metadata["weight_dtype"])
         model.load_state_dict(weights)
     except (TypeError, ValueError, OverflowError, MemoryError) as exc:
         fail(f"cannot rebuild {model_class} from its config and weights: {exc}")

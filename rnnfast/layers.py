@@ -106,7 +106,10 @@ class Linear(Module):
 
     @property
     def dtype(self) -> np.dtype:
-        return self._weight_and_grad()[0].dtype
+        return np.dtype(np.float32) if self._int8 else self._weight_and_grad()[0].dtype
+
+    def _matrices(self) -> dict[str, np.ndarray]:
+        return {"weight": self._weight_and_grad()[0]}
 
     def forward(self, x):
         x = _checks.as_float_array(x, "x", self.dtype)
@@ -115,13 +118,18 @@ class Linear(Module):
         _checks.check_finite(x, "x")
         flat = x.reshape(-1, self.in_features)
         y = np.empty((flat.shape[0], self.out_features), dtype=self.dtype)
-        core.linear_forward(x=flat, W=self._weight_and_grad()[0], b=self._params.get("bias"), y=y)
+        if self._int8:
+            W, scale = self._int8["weight"]
+            core.linear_forward_int8(x=flat, W=W, W_scale=scale, b=self._params.get("bias"), y=y)
+        else:
+            core.linear_forward(x=flat, W=self._weight_and_grad()[0], b=self._params.get("bias"), y=y)
         self._x = flat if self.training else None
         return y.reshape(x.shape[:-1] + (self.out_features,))
 
     __call__ = forward
 
     def backward(self, dy, need_input_grad: bool = True):
+        self._refuse_if_quantized("backward")
         if self._x is None:
             raise RuntimeError("backward: no training-mode forward to differentiate")
         x = self._x

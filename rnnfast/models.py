@@ -192,6 +192,7 @@ class LanguageModel(Module, Trainable):
 
     def backward(self) -> None:
         """Accumulate the gradients of the last training-mode ``loss`` into ``grads``."""
+        self._refuse_if_quantized("backward")
         if self._dlogits is None:
             raise RuntimeError(
                 "backward: call loss() in training mode first (each loss supports one backward, and "
@@ -216,7 +217,7 @@ class LanguageModel(Module, Trainable):
         top_p=None,
         seed=None,
         state=None,
-        weight_dtype="float32",
+        weight_dtype=None,
     ):
         """Feed ``prompt`` (at least one id), then sample ``max_new_tokens`` ids; returns them as an int64 array.
 
@@ -226,6 +227,9 @@ class LanguageModel(Module, Trainable):
         weight_dtype "bfloat16" (float32 models) multiplies by the recurrent layers' and the output layer's weight
         matrices rounded to bfloat16, with float32 activations and sums: each token then reads half the bytes,
         which is what limits generation speed, at the cost of about three significant digits in those weights.
+        "int8" multiplies by them quantized to int8 (rnnfast.quantize), a quarter of the bytes; a float32 model
+        quantizes them at every call, so for repeated calls generate from ``model.quantize("int8")``. The
+        default, None, is the model's own weights: int8 for a quantized model, else float32.
         """
         prompt = _checks.as_int_array(prompt, "prompt").reshape(-1)
         if prompt.size == 0:
@@ -237,23 +241,33 @@ class LanguageModel(Module, Trainable):
         top_k = 0 if top_k is None else min(_checks.integer(top_k, "top_k", 1, 2**63 - 1), self.vocab_size)
         top_p = 1.0 if top_p is None else _checks.real(top_p, "top_p", 0.0, 1.0, low_open=True)
         seed = int(self._seed_source.integers(2**63)) if seed is None else _checks.integer(seed, "seed", 0, 2**64 - 1)
-        weight_dtype = _checks.choice(weight_dtype, "weight_dtype", ("float32", "bfloat16"))
-        if weight_dtype == "bfloat16" and self.dtype != np.float32:
-            raise ValueError(f"weight_dtype: got 'bfloat16' for a {self.dtype.name} model, expected a float32 model")
+        if weight_dtype is None:
+            weight_dtype = self.weight_dtype
+        weight_dtype = _checks.choice(weight_dtype, "weight_dtype", ("float32", "bfloat16", "int8"))
+        if weight_dtype != "float32" and self.dtype != np.float32:
+            raise ValueError(f"weight_dtype: got {weight_dtype!r} for a {self.dtype.name} model, expected float32")
+        if self.weight_dtype != "float32" and weight_dtype != self.weight_dtype:
+            raise ValueError(
+                f"weight_dtype: got {weight_dtype!r} for a model quantized to {self.weight_dtype}, "
+                f"expected {self.weight_dtype!r} or None"
+            )
+        model = self.quantize(weight_dtype) if weight_dtype == "int8" and self.weight_dtype == "float32" else self
         parts = self.rnn._state_parts(state, 1, "state")
         # Copies: the kernel updates its state in place and the caller's arrays must stay as they were.
         h = np.array(parts[0][:, 0, :], order="C")
         c = np.array(parts[1][:, 0, :], order="C") if len(parts) == 2 else None
-        params = self.rnn.named_parameters()
-        layers = [self.rnn._weights(params, layer, "") for layer in range(self.num_layers)]
-        head_W, _ = self.head._weight_and_grad()
-        rnn_cell = self.rnn._cell
+        params = model.rnn.named_parameters()
+        layers = [model.rnn._weights(params, layer, "") for layer in range(self.num_layers)]
+        head_W, head_scale = (
+            model.head._int8["weight"] if model.head._int8 else (model.head._weight_and_grad()[0], None)
+        )
         return core.generate(
-            cell=rnn_cell,
-            embedding=self.embedding._params["weight"],
+            cell=model.rnn._cell,
+            embedding=model.embedding._params["weight"],
             layers=layers,
             head_W=head_W,
-            head_b=self.head._params.get("bias"),
+            head_scale=head_scale,
+            head_b=model.head._params.get("bias"),
             prompt=prompt,
             steps=max_new_tokens,
             temperature=temperature,

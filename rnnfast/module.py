@@ -7,11 +7,13 @@ zeroing are each one pass over one buffer. Layers therefore always look their ar
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from . import _checks
+from .quantize import WEIGHT_DTYPES, check_scale, quantize_rows
 
 
 class Parameters:
@@ -58,6 +60,9 @@ class Module:
         self._grads: dict[str, np.ndarray] = {}
         self._children: dict[str, Module] = {}
         self._arena: Parameters | None = None
+        # Weight matrices quantized for inference: local name -> (int8 rows, float32 scale per row).
+        self._int8: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.weight_dtype = "float32"
         self.training = True
 
     # ----- construction -------------------------------------------------------------------------------------
@@ -75,6 +80,12 @@ class Module:
             yield prefix + local, self, local
         for child_name, child in self._children.items():
             yield from child._named_slots(f"{prefix}{child_name}.")
+
+    def _named_int8(self, prefix: str = "") -> Iterator[tuple[str, Module, str]]:
+        for local in self._int8:
+            yield prefix + local, self, local
+        for child_name, child in self._children.items():
+            yield from child._named_int8(f"{prefix}{child_name}.")
 
     def modules(self) -> Iterator[Module]:
         yield self
@@ -136,16 +147,23 @@ class Module:
         return sum(module._params[local].size for _, module, local in self._named_slots())
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: module._params[local].copy() for name, module, local in self._named_slots()}
+        """Parameters by name; a quantized weight matrix ``name`` appears as int8 ``name`` and ``name.scale``."""
+        state = {name: module._params[local].copy() for name, module, local in self._named_slots()}
+        for name, module, local in self._named_int8():
+            q, scale = module._int8[local]
+            state[name], state[name + ".scale"] = q.copy(), scale.copy()
+        return state
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
         """Copy values into this module's parameters; every problem is reported at once, nothing is half-loaded."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state: got {type(state).__name__}, expected a mapping of parameter names to arrays")
         slots = {name: (module, local) for name, module, local in self._named_slots()}
+        int8_slots = {name: (module, local) for name, module, local in self._named_int8()}
+        expected = [*slots, *int8_slots, *(name + ".scale" for name in int8_slots)]
         problems = []
-        missing = [name for name in slots if name not in state]
-        extra = [name for name in state if name not in slots]
+        missing = [name for name in expected if name not in state]
+        extra = [name for name in state if name not in expected]
         if missing:
             problems.append("missing " + ", ".join(missing))
         if extra:
@@ -163,14 +181,65 @@ class Module:
                 problems.append(f"{name} contains NaN or Inf")
                 continue
             converted[name] = value
+        quantized = []
+        for name, (module, local) in int8_slots.items():
+            if name not in state or name + ".scale" not in state:
+                continue
+            q, scale = state[name], state[name + ".scale"]
+            target = module._int8[local][0]
+            if not isinstance(q, np.ndarray) or q.dtype != np.int8 or q.shape != target.shape:
+                got = f"{q.dtype} {q.shape}" if isinstance(q, np.ndarray) else type(q).__name__
+                problems.append(f"{name} is {got}, expected int8 {target.shape}")
+                continue
+            problem = check_scale(scale, name + ".scale", target.shape[0])
+            if problem:
+                problems.append(problem)
+                continue
+            quantized.append((module, local, q, scale))
         if problems:
             raise ValueError("load_state_dict: " + "; ".join(problems))
         for name, value in converted.items():
             module, local = slots[name]
             module._params[local][...] = value
+        for module, local, q, scale in quantized:
+            module._int8[local][0][...] = q
+            module._int8[local][1][...] = scale
+
+    # ----- quantization ------------------------------------------------------------------------------------
+    def _matrices(self) -> dict[str, np.ndarray]:
+        """The weight matrices (out, in) that ``quantize`` turns into int8: none, unless a layer says so."""
+        return {}
+
+    def quantize(self, weight_dtype: str = "int8") -> Module:
+        """An inference-only copy (in evaluation mode) whose weight matrices are int8 with one scale per row;
+        see rnnfast.quantize. It predicts, evaluates, generates, saves and loads; training it raises."""
+        weight_dtype = _checks.choice(weight_dtype, "weight_dtype", WEIGHT_DTYPES)
+        if self.weight_dtype != "float32":
+            raise ValueError(f"weight_dtype: this model is quantized to {self.weight_dtype} already")
+        if self.dtype != np.float32:
+            raise ValueError(f"weight_dtype: got {weight_dtype!r} for a {self.dtype.name} model, expected float32")
+        model = copy.deepcopy(self)
+        model.eval()
+        for module in model.modules():
+            for local, W in module._matrices().items():
+                module._int8[local] = quantize_rows(W)
+                module._params.pop(local, None)
+                module._grads.pop(local, None)
+            module._arena = None
+            module.weight_dtype = weight_dtype
+        return model
+
+    def _refuse_if_quantized(self, what: str) -> None:
+        if self.weight_dtype != "float32":
+            raise RuntimeError(
+                f"{what}: this model's weights are {self.weight_dtype} (quantize), which serves inference only; "
+                f"train the float32 model and quantize it again"
+            )
 
     # ----- modes --------------------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        if mode:
+            self._refuse_if_quantized("train")
         for module in self.modules():
             module.training = bool(mode)
         return self

@@ -170,6 +170,7 @@ class _Recurrent(Module):
             for d, suffix in enumerate(self._suffixes()):
                 idx = layer * D + d
                 w = self._weights(params, layer, suffix)
+                scales = w[4:] if self._int8 else (None, None)
                 h, c, ws = core.sequence_forward(
                     cell=self._cell,
                     x=inp,
@@ -185,6 +186,8 @@ class _Recurrent(Module):
                     y=y,
                     column=d * H,
                     spare_workspace=spares[idx] if idx < len(spares) else None,
+                    W_ih_scale=scales[0],
+                    W_hh_scale=scales[1],
                 )
                 hT[idx] = h
                 if cT is not None:
@@ -206,17 +209,21 @@ class _Recurrent(Module):
             self._cache = None
 
     def _weights(self, params, layer: int, suffix: str):
+        """(W_ih, W_hh, b_ih, b_hh) of one layer direction, and with int8 weights also (W_ih_scale, W_hh_scale)."""
         key = f"l{layer}{suffix}"
-        return (
-            params[f"weight_ih_{key}"],
-            params[f"weight_hh_{key}"],
-            params.get(f"bias_ih_{key}"),
-            params.get(f"bias_hh_{key}"),
-        )
+        biases = (params.get(f"bias_ih_{key}"), params.get(f"bias_hh_{key}"))
+        if self._int8:
+            (W_ih, s_ih), (W_hh, s_hh) = self._int8[f"weight_ih_{key}"], self._int8[f"weight_hh_{key}"]
+            return (W_ih, W_hh, *biases, s_ih, s_hh)
+        return (params[f"weight_ih_{key}"], params[f"weight_hh_{key}"], *biases)
+
+    def _matrices(self) -> dict[str, np.ndarray]:
+        return {name: value for name, value in self._params.items() if name.startswith("weight_")}
 
     def backward(self, dy, dstate=None):
         """Gradients of the most recent training-mode forward. Returns ``(dx, dstate0)``; parameter gradients
         accumulate into ``grads``."""
+        self._refuse_if_quantized("backward")
         if self._cache is None:
             raise RuntimeError(
                 "backward: no training-mode forward to differentiate (call forward in train() mode "

@@ -212,6 +212,7 @@ class _RecurrentModel(Module):
         return self.drop_in.backward(dx)
 
     def _pending(self, cache):
+        self._refuse_if_quantized("backward")
         if cache is None:
             raise RuntimeError("backward: call loss() in training mode first (each loss supports one backward)")
         return cache

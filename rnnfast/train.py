@@ -421,6 +421,7 @@ class Trainable:
         for model.rnnfast (best), last.rnnfast, metrics.jsonl and loss.png, as ``rnnfast train`` writes.
         ``seed`` fixes the order of the batches. ``progress``: a bar (True), log lines (False) or a bar on
         terminals only (None). Ctrl-C stops between steps and raises KeyboardInterrupt."""
+        self._refuse_if_quantized("fit")
         from . import tasks
 
         module = tasks.get(self.TASK)

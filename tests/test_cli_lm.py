@@ -204,6 +204,33 @@ def test_sample_with_bfloat16_weights_equals_the_python_api(trained, corpus_dir)
     assert "fox" in out
 
 
+def test_sample_with_int8_weights_equals_the_quantized_model(trained, corpus_dir):
+    args = ("sample", trained / "model.rnnfast", "--prime", "the ", "-n", 120, "--seed", 3, "--num-samples", 2)
+    out = ok(cli(*args, "--weight-dtype", "int8", cwd=corpus_dir)).stdout
+    ckpt = rf.load(trained / "model.rnnfast")
+    quantized = ckpt.model.quantize("int8")
+    texts = [
+        "the " + ckpt.tokenizer.decode(quantized.generate(ckpt.tokenizer.encode("the "), 120, seed=s)) for s in (3, 4)
+    ]
+    assert out == "".join(f"----- sample {k + 1} -----\n{text}\n" for k, text in enumerate(texts))
+    assert "fox" in out
+
+
+def test_eval_with_int8_weights_is_the_quantized_model_and_close_to_float32(trained, corpus_dir, tmp_path):
+    def evaluate(path, *extra):
+        return json.loads(ok(cli("eval", path, "--data", "test.txt", *extra, cwd=corpus_dir)).stdout)
+
+    float32 = evaluate(trained / "model.rnnfast")
+    int8 = evaluate(trained / "model.rnnfast", "--weight-dtype", "int8")
+    assert int8["loss"] != float32["loss"] and abs(int8["loss"] - float32["loss"]) < 0.01
+    # A checkpoint saved already quantized evaluates the same without the option, and refuses float32.
+    ckpt = rf.load(trained / "model.rnnfast")
+    rf.save(tmp_path / "int8.rnnfast", ckpt.model.quantize("int8"), tokenizer=ckpt.tokenizer, extra=ckpt.extra)
+    assert evaluate(tmp_path / "int8.rnnfast") == int8
+    result = cli("eval", tmp_path / "int8.rnnfast", "--data", "test.txt", "--weight-dtype", "float32", cwd=corpus_dir)
+    assert_usage_error(result.returncode, result.stderr, "--weight-dtype: got float32", "int8")
+
+
 def test_sample_with_prime_continues_it(trained, corpus_dir):
     out = ok(
         cli("sample", trained / "model.rnnfast", "--prime", "the lazy ", "-n", 50, "--temperature", 0, cwd=corpus_dir)

@@ -68,6 +68,7 @@ def test_numerics_suites_pass_on_every_other_variant(isa):
             str(TESTS / "test_torch_parity.py"),
             str(TESTS / "test_loss_lm.py"),
             str(TESTS / "test_generate.py"),
+            str(TESTS / "test_int8.py"),
         ],
         capture_output=True,
         text=True,

@@ -345,6 +345,20 @@ def test_tag_train_eval_predict_with_features_characters_and_crf(tmp_path, capsy
     predicted = [[line[3] for line in s] for s in tagged]
     assert rf.metrics.chunk_f1(gold, predicted)["f1"] == pytest.approx(result["chunk_f1"])
 
+    # int8 weights: eval and predict agree with each other and stay near float32.
+    int8 = ("--weight-dtype", "int8")
+    code, stdout, err = run(capsys, "eval", out / "model.rnnfast", "--data", tmp_path / "test.conll", *int8)
+    assert code == 0, err
+    result_int8 = json.loads(stdout)
+    assert abs(result_int8["chunk_f1"] - result["chunk_f1"]) < 0.02
+    tagged_int8 = tmp_path / "tagged_int8.conll"
+    code, _, err = run(
+        capsys, "predict", out / "model.rnnfast", "--data", tmp_path / "test.conll", "--out", tagged_int8, *int8
+    )
+    assert code == 0, err
+    predicted = [[line[3] for line in s] for s in read_columns(tagged_int8)]
+    assert rf.metrics.chunk_f1(gold, predicted)["f1"] == pytest.approx(result_int8["chunk_f1"])
+
 
 def test_tag_holds_out_a_fraction_and_tags_text_without_a_tag_column(tmp_path, capsys):
     write_conll(tmp_path / "train.conll", conll_sentences(100, 0))

@@ -95,6 +95,26 @@ class Prepared(NamedTuple):
     name: str  # the default output directory is runs/<name>
 
 
+def add_weight_dtype_option(parser, choices=("float32", "int8"), extra_help: str = "") -> None:
+    parser.add_argument(
+        "--weight-dtype",
+        choices=choices,
+        help="int8: weight matrices quantized to int8 (one scale per row) for inference, about a quarter of the "
+        "bytes; " + extra_help + "default: the checkpoint's own",
+    )
+
+
+def in_weight_dtype(checkpoint, weight_dtype):
+    """The checkpoint with its model quantized when ``--weight-dtype`` asks for int8 (None keeps it as saved)."""
+    own = checkpoint.model.weight_dtype
+    if weight_dtype is None or weight_dtype == own:
+        return checkpoint
+    if own != "float32" or weight_dtype == "float32":
+        raise ValueError(f"--weight-dtype: got {weight_dtype}, the checkpoint's weights are {own}")
+    checkpoint.model = checkpoint.model.quantize(weight_dtype)
+    return checkpoint
+
+
 def one_file(paths, option_name: str):
     if paths is None:
         return None

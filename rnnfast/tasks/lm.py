@@ -14,7 +14,16 @@ import numpy as np
 
 from .. import _checks, metrics
 from ..models import LanguageModel, _softmax_cross_entropy
-from .common import Option, Prepared, one_file, option, positive_float, positive_int
+from .common import (
+    Option,
+    Prepared,
+    add_weight_dtype_option,
+    in_weight_dtype,
+    one_file,
+    option,
+    positive_float,
+    positive_int,
+)
 
 NAME = "lm"
 HELP = "language model: predicts the next character or word of a text"
@@ -315,7 +324,7 @@ def after_training(args, checkpoint) -> None:
 
 
 def sample_text(
-    checkpoint, prime=None, n=500, temperature=1.0, top_k=None, top_p=None, seed=None, weight_dtype="float32"
+    checkpoint, prime=None, n=500, temperature=1.0, top_k=None, top_p=None, seed=None, weight_dtype=None
 ) -> str:
     """``n`` generated tokens as text, after ``prime`` (shown first) or after a line break."""
     tokenizer = checkpoint.tokenizer
@@ -419,11 +428,10 @@ def add_sample_command(subparsers) -> None:
     s.add_argument("--num-samples", type=positive_int, default=1)
     s.add_argument("--seed", type=int)
     s.add_argument("--threads", type=positive_int)
-    s.add_argument(
-        "--weight-dtype",
-        choices=("float32", "bfloat16"),
-        default="float32",
-        help="bfloat16: weights rounded to bfloat16 while sampling, about twice as fast (float32 models)",
+    add_weight_dtype_option(
+        s,
+        ("float32", "bfloat16", "int8"),
+        "bfloat16: weights rounded to bfloat16 while sampling, about twice as fast (float32 models); ",
     )
 
 
@@ -435,6 +443,9 @@ def sample_command(args) -> int:
         raise ValueError(f"--top-p: got {args.top_p}, expected a number in (0, 1]")
     checkpoint = load(args.checkpoint)
     checkpoint.model.eval()
+    # Quantized once for every sample; bfloat16 rounding happens inside generate.
+    if args.weight_dtype != "bfloat16":
+        checkpoint = in_weight_dtype(checkpoint, args.weight_dtype)
     for k in range(args.num_samples):
         seed = None if args.seed is None else args.seed + k
         text = sample_text(
