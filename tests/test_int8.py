@@ -71,7 +71,9 @@ def int8_lstm_reference(x, q_ih, s_ih, q_hh, s_hh, b_ih, b_hh):
 
 
 # ----- the products -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("m,K,n", [(1, 1, 1), (1, 65, 7), (2, 31, 5), (3, 64, 4), (5, 200, 17), (7, 513, 9)])
+@pytest.mark.parametrize(
+    "m,K,n", [(1, 1, 1), (1, 65, 7), (2, 31, 5), (3, 64, 4), (5, 200, 17), (7, 513, 9), (300, 600, 70)]
+)
 def test_integer_products_equal_the_exact_reference(m, K, n):
     rng = np.random.default_rng(m * 1000 + K + n)
     q = rng.integers(-64, 64, (m, K), dtype=np.int8)

@@ -40,6 +40,7 @@ void test_optim();
 void test_crf();
 void test_dense();
 void test_parallel();
+void test_int8();
 }  // namespace rnnfast_test
 
 namespace {
@@ -80,6 +81,7 @@ const Section kSections[] = {
     {"crf", "CRF negative log-likelihood, gradients and Viterbi against enumeration", rnnfast_test::test_crf},
     {"dense", "linear layer and embedding gradient", rnnfast_test::test_dense},
     {"parallel", "the step barrier, spinning and sleeping; fewer threads under load", rnnfast_test::test_parallel},
+    {"int8", "int8 weight products of every unit against exact integers", rnnfast_test::test_int8},
     {"asan_canary", "a heap overflow, for checking a sanitizer build (only when named)", asan_canary, true},
     {"ubsan_canary", "a signed overflow, for checking a sanitizer build (only when named)", ubsan_canary, true},
 };

@@ -119,8 +119,18 @@ inline float quantize_row(const float* x, int64_t K, int64_t Kp, uint8_t* u) {
   return amax / static_cast<float>(kActivationMax);
 }
 
-// Weight rows packed for the kernels: rows padded to a multiple of kRowsPerTile (zero rows writing nowhere), k to
-// Kp with zeros, 64-byte aligned; per row the scale, where its product lands, and the zero point's share.
+// Weight rows per block: their bytes stay in L1/L2 while a block of activation rows passes over them.
+constexpr int64_t kRowBlock = 64;
+
+// A block of packed rows [begin, begin + rows) (rows a multiple of kRowsPerTile) of which the first `valid` are real
+// and land in columns [dest, dest + valid).
+struct RowBlock {
+  int64_t begin, rows, valid, dest;
+};
+
+// Weight rows packed for the kernels: each segment cut into blocks of at most kRowBlock rows, its last block padded
+// to a multiple of kRowsPerTile with zero rows, so that a block's products land in consecutive columns; k padded to
+// Kp with zeros; 64-byte aligned. Per row the scale and the zero point's share.
 class PackedRows {
  public:
   PackedRows() = default;
@@ -128,41 +138,44 @@ class PackedRows {
     if (K > kMaxDepth)
       throw std::invalid_argument("int8 weights: got " + std::to_string(K) + " inputs per row, at most " +
                                   std::to_string(kMaxDepth) + " fit an int32 sum");
-    int64_t n = 0;
-    for (const auto& s : segments) n += s.cols;
-    rows_ = (n + kRowsPerTile - 1) / kRowsPerTile * kRowsPerTile;
+    for (const auto& s : segments)
+      for (int64_t j = 0; j < s.cols; j += kRowBlock) {
+        const int64_t valid = std::min(kRowBlock, s.cols - j);
+        blocks_.push_back({rows_, (valid + kRowsPerTile - 1) / kRowsPerTile * kRowsPerTile, valid, s.dest + j});
+        rows_ += blocks_.back().rows;
+      }
     data_ = gemm::allocate<int8_t>(rows_ * Kp_);
     std::memset(data_.get(), 0, rows_ * Kp_);
     scale_.assign(rows_, 0.0f);
     zero_point_sum_.assign(rows_, 0);
-    dest_.assign(rows_, -1);
-    int64_t r = 0;
+    auto block = blocks_.begin();
     for (const auto& s : segments)
-      for (int64_t j = 0; j < s.cols; ++j, ++r) {
-        const int8_t* row = s.q + j * s.ld;
-        std::memcpy(data_.get() + r * Kp_, row, K);
-        int32_t sum = 0;
-        for (int64_t k = 0; k < K; ++k) sum += row[k];
-        zero_point_sum_[r] = kZeroPoint * sum;
-        scale_[r] = s.scale[j];
-        dest_[r] = s.dest + j;
-      }
+      for (int64_t j = 0; j < s.cols; j += kRowBlock, ++block)
+        for (int64_t t = 0; t < block->valid; ++t) {
+          const int8_t* row = s.q + (j + t) * s.ld;
+          const int64_t r = block->begin + t;
+          std::memcpy(data_.get() + r * Kp_, row, K);
+          int32_t sum = 0;
+          for (int64_t k = 0; k < K; ++k) sum += row[k];
+          zero_point_sum_[r] = kZeroPoint * sum;
+          scale_[r] = s.scale[j + t];
+        }
   }
 
   int64_t K() const { return K_; }
   int64_t Kp() const { return Kp_; }
   int64_t rows() const { return rows_; }
+  const std::vector<RowBlock>& blocks() const { return blocks_; }
   const int8_t* data() const { return data_.get(); }
-  float scale(int64_t r) const { return scale_[r]; }
-  int32_t zero_point_sum(int64_t r) const { return zero_point_sum_[r]; }
-  int64_t dest(int64_t r) const { return dest_[r]; }
+  const float* scale() const { return scale_.data(); }
+  const int32_t* zero_point_sum() const { return zero_point_sum_.data(); }
 
  private:
   int64_t K_ = 0, Kp_ = 0, rows_ = 0;
+  std::vector<RowBlock> blocks_;
   gemm::BufferOf<int8_t> data_;
   std::vector<float> scale_;
   std::vector<int32_t> zero_point_sum_;
-  std::vector<int64_t> dest_;
 };
 
 // The micro-kernel's arithmetic, per unit: acc (int32 lanes) += u * w summed over byte groups; sum4 reduces four
@@ -234,41 +247,44 @@ struct Avx512VnniDot : Avx512Dot {
 };
 #endif
 
-// out[i][r] = sum_k u[i][k] * w[r][k] for MR activation rows and kRowsPerTile weight rows.
+// out[i][col + r] = sum_k u[i][k] * w[r][k] for MR activation rows and kRowsPerTile weight rows.
 template <class D, int MR>
-inline void tile(const uint8_t* u, int64_t ldu, const int8_t* w, int64_t Kp, int32_t (*out)[kRowsPerTile]) {
+inline void tile(const uint8_t* u, int64_t ldu, const int8_t* w, int64_t Kp, int64_t col, int32_t (*out)[kRowBlock]) {
   typename D::V acc[MR][kRowsPerTile];
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < kRowsPerTile; ++r) acc[i][r] = D::zero();
   for (int64_t k = 0; k < Kp; k += D::kBytes)
     for (int i = 0; i < MR; ++i)
       for (int r = 0; r < kRowsPerTile; ++r) acc[i][r] = D::dot(acc[i][r], u + i * ldu + k, w + r * Kp + k);
-  for (int i = 0; i < MR; ++i) D::sum4(acc[i], out[i]);
+  for (int i = 0; i < MR; ++i) D::sum4(acc[i], out[i] + col);
 }
 
-// Weight rows per block: their bytes stay in L1/L2 while every activation row passes over them.
-constexpr int64_t kRowBlock = 64;
+// Activation bytes per block: they stay in L2 while a block of weight rows passes over them.
+constexpr int64_t kActivationBlockBytes = 128 * 1024;
 
-// For every activation row i (u biased, ldu >= Kp) and packed row r: visit(i, r, sum_k q_ik w_rk), exactly.
+// For every activation row i (u biased, ldu >= Kp) and block of packed rows: visit(i, block, sums) with
+// sums[t] = sum_k u_ik w_(block.begin+t)k for t < block.rows, exactly (the zero point's share still in).
 template <class D, class Visit>
 void products_with(int64_t m, const uint8_t* u, int64_t ldu, const PackedRows& w, Visit&& visit) {
   constexpr int MR = D::kActivationRows;
   const int64_t Kp = w.Kp();
-  int32_t sums[MR][kRowsPerTile];
-  for (int64_t r0 = 0; r0 < w.rows(); r0 += kRowBlock) {
-    const int64_t r1 = std::min(w.rows(), r0 + kRowBlock);
-    int64_t i = 0;
-    for (; i + MR <= m; i += MR)
-      for (int64_t r = r0; r < r1; r += kRowsPerTile) {
-        tile<D, MR>(u + i * ldu, ldu, w.data() + r * Kp, Kp, sums);
-        for (int a = 0; a < MR; ++a)
-          for (int t = 0; t < kRowsPerTile; ++t) visit(i + a, r + t, sums[a][t] - w.zero_point_sum(r + t));
+  const int64_t rows_per_block = std::max<int64_t>(MR, kActivationBlockBytes / Kp / MR * MR);
+  alignas(64) int32_t sums[MR][kRowBlock];
+  for (int64_t i0 = 0; i0 < m; i0 += rows_per_block) {
+    const int64_t i1 = std::min(m, i0 + rows_per_block);
+    for (const RowBlock& block : w.blocks()) {
+      const int8_t* rows = w.data() + block.begin * Kp;
+      int64_t i = i0;
+      for (; i + MR <= i1; i += MR) {
+        for (int64_t r = 0; r < block.rows; r += kRowsPerTile)
+          tile<D, MR>(u + i * ldu, ldu, rows + r * Kp, Kp, r, sums);
+        for (int a = 0; a < MR; ++a) visit(i + a, block, sums[a]);
       }
-    for (; i < m; ++i)
-      for (int64_t r = r0; r < r1; r += kRowsPerTile) {
-        tile<D, 1>(u + i * ldu, ldu, w.data() + r * Kp, Kp, sums);
-        for (int t = 0; t < kRowsPerTile; ++t) visit(i, r + t, sums[0][t] - w.zero_point_sum(r + t));
+      for (; i < i1; ++i) {
+        for (int64_t r = 0; r < block.rows; r += kRowsPerTile) tile<D, 1>(u + i * ldu, ldu, rows + r * Kp, Kp, r, sums);
+        visit(i, block, sums[0]);
       }
+    }
   }
 }
 
@@ -306,11 +322,16 @@ struct QuantizedRows {
   }
 };
 
-// c[i, dest(r)] = float(sum_k q_ik w_rk) * w_scale_r * a_scale_i: the products of quantized rows with packed rows.
+// c[i, column of row r] = float(sum_k q_ik w_rk) * w_scale_r * a_scale_i: the products of quantized rows with
+// packed rows, a block of consecutive columns at a time.
 inline void multiply(int64_t m, const QuantizedRows& a, const PackedRows& w, float* c, int64_t ldc) {
-  products(m, a.u.get(), a.Kp, w, [&](int64_t i, int64_t r, int32_t sum) {
-    const int64_t d = w.dest(r);
-    if (d >= 0) c[i * ldc + d] = static_cast<float>(sum) * w.scale(r) * a.scale[i];
+  products(m, a.u.get(), a.Kp, w, [&](int64_t i, const RowBlock& block, const int32_t* sums) {
+    const int32_t* __restrict zero_point_sum = w.zero_point_sum() + block.begin;
+    const float* __restrict w_scale = w.scale() + block.begin;
+    const float a_scale = a.scale[i];
+    float* __restrict out = c + i * ldc + block.dest;
+    for (int64_t t = 0; t < block.valid; ++t)
+      out[t] = static_cast<float>(sums[t] - zero_point_sum[t]) * w_scale[t] * a_scale;
   });
 }
 
@@ -345,8 +366,9 @@ inline void exact_products(const int8_t* q, int64_t m, int64_t K, const int8_t* 
   QuantizedRows a(m, K);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t k = 0; k < K; ++k) a.u[i * a.Kp + k] = static_cast<uint8_t>(q[i * K + k] + kZeroPoint);
-  products(m, a.u.get(), a.Kp, packed, [&](int64_t i, int64_t r, int32_t sum) {
-    if (r < n) out[i * n + r] = sum;
+  products(m, a.u.get(), a.Kp, packed, [&](int64_t i, const RowBlock& block, const int32_t* sums) {
+    for (int64_t t = 0; t < block.valid; ++t)
+      out[i * n + block.dest + t] = sums[t] - packed.zero_point_sum()[block.begin + t];
   });
 }
 
