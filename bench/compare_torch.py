@@ -10,11 +10,18 @@ a geometric mean per group; ``--json`` also writes every repetition.
     python bench/compare_torch.py --quick          # smoke run: small configs, 3 repetitions
     python bench/compare_torch.py --sections train,infer --config lstm,20,128,300,300,1   # your own shapes
     python bench/compare_torch.py --sections train,infer,lm --matmul-precision bfloat16  # mixed precision
+    python bench/compare_torch.py --sections int8      # int8 weights: rnnfast int8, rnnfast float32, torch int8
 
 With ``--matmul-precision bfloat16`` both sides multiply in bfloat16 with float32 sums: rnnfast under
 ``rf.set_matmul_precision("bfloat16")``, PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``. rnnfast
 is then checked against PyTorch in float32 within BF16_TOLERANCE; PyTorch's own bfloat16 results are timed as
 they are, and their distance from float32 is reported (``torch_bf16_rel_diff``).
+
+The int8 section times three sides in one interleaved loop: rnnfast with ``model.quantize("int8")``, the same
+rnnfast model in float32, and PyTorch's dynamic int8 quantization (``torch.ao.quantization.quantize_dynamic`` of
+the LSTM and the output layer) in the same step loop; its speedups are int8 against each of the other two. It
+also measures the machine's read bandwidth (a 2-thread ``torch.sum`` over 16 MiB and 256 MiB) to set the int8
+weight streams against.
 """
 
 from __future__ import annotations
@@ -69,7 +76,7 @@ class GenerationConfig:
     weight_dtype: str = "float32"
 
     def label(self) -> str:
-        weights = ", bfloat16" if self.weight_dtype == "bfloat16" else ""
+        weights = "" if self.weight_dtype == "float32" else f", {self.weight_dtype}"
         return (
             f"lstm {self.layers}x{self.hidden} embed={self.embed} vocab={self.vocab} "
             f"prompt={self.prompt} new={self.tokens}{weights}"
@@ -122,6 +129,12 @@ GENERATE = [
     GenerationConfig(vocab=10000, embed=512, hidden=512, layers=2, prompt=16, tokens=500, weight_dtype="bfloat16"),
 ]
 
+INT8_GENERATE = [
+    GenerationConfig(vocab=65, embed=128, hidden=512, layers=2, prompt=16, tokens=500, weight_dtype="int8"),
+    GenerationConfig(vocab=10000, embed=512, hidden=512, layers=2, prompt=16, tokens=500, weight_dtype="int8"),
+]
+INT8_INFER = [LayerConfig("lstm", 100, 64, 512, 512, 2)]
+
 LM = [
     LMConfig("Penn Treebank small", 10000, 200, 200, 2, 20, 20, "sgd", 20.0, 0.25),
     LMConfig("tinyshakespeare", 65, 64, 256, 2, 100, 64, "adam", 2e-3, 5.0),
@@ -139,26 +152,36 @@ QUICK_GENERATE = [
     GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20, g.weight_dtype) for g in GENERATE
 ]
 QUICK_LM = [LMConfig("small word model", 2000, 64, 64, 2, 20, 8, "sgd", 1.0, 0.25)]
+QUICK_INT8_GENERATE = [
+    GenerationConfig(g.vocab, g.embed, g.hidden, g.layers, g.prompt, 20, "int8") for g in INT8_GENERATE
+]
+QUICK_INT8_INFER = [LayerConfig("lstm", 20, 64, 256, 256, 2)]
 
-SECTIONS = ("train", "infer", "generate", "lm")
+SECTIONS = ("train", "infer", "generate", "lm", "int8")
 
 
 # ----- timing ---------------------------------------------------------------------------------------------------
 
 
+def interleaved_sides(sides: dict[str, Callable[[], object]], warmup: int, reps: int) -> dict[str, list[float]]:
+    """Milliseconds per repetition for each side, rotating which side goes first."""
+    for _ in range(warmup):
+        for fn in sides.values():
+            fn()
+    names = list(sides)
+    times = {name: [] for name in names}
+    for rep in range(reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            start = time.perf_counter()
+            sides[name]()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
 def interleaved(torch_fn: Callable[[], object], rf_fn: Callable[[], object], warmup: int, reps: int):
     """Milliseconds per repetition for each side, alternating which side goes first."""
-    for _ in range(warmup):
-        torch_fn()
-        rf_fn()
-    torch_ms, rf_ms = [], []
-    for rep in range(reps):
-        pair = [(torch_fn, torch_ms), (rf_fn, rf_ms)]
-        for fn, out in pair if rep % 2 == 0 else pair[::-1]:
-            start = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - start) * 1e3)
-    return torch_ms, rf_ms
+    times = interleaved_sides({"torch": torch_fn, "rnnfast": rf_fn}, warmup, reps)
+    return times["torch"], times["rnnfast"]
 
 
 def result(group: str, label: str, config, torch_ms, rf_ms, max_rel_diff, **extra) -> dict:
@@ -429,6 +452,139 @@ def bench_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict
     return row
 
 
+# ----- int8 weights ----------------------------------------------------------------------------------------------
+
+
+def torch_dynamic_int8(torch, **modules) -> dict:
+    """PyTorch's dynamic int8 quantization of the given LSTM and Linear modules (int8 weights, activations
+    quantized at run time), as deployments use it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantize_dynamic is deprecated in 2.13 but still the documented route
+        container = torch.ao.quantization.quantize_dynamic(
+            torch.nn.ModuleDict(modules), {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8
+        )
+    return dict(container.items())
+
+
+def int8_weight_bytes(model) -> int:
+    """Bytes a generated token reads: int8 weight matrices and their scales, float32 biases (not the embedding)."""
+    state = model.state_dict()
+    return sum(v.nbytes for k, v in state.items() if not k.startswith("embedding"))
+
+
+def read_bandwidth_gb_per_s(torch, mib: int, reps: int = 20) -> float:
+    """The machine's read rate: median of a torch.sum over a float32 buffer of `mib` MiB, threads as set."""
+    x = torch.ones(mib * 2**20 // 4)
+    x.sum()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        x.sum()
+        times.append(time.perf_counter() - start)
+    return x.numel() * 4 / statistics.median(times) / 1e9
+
+
+def three_way(group: str, label: str, cfg, times: dict, max_rel_diff: float, **extra) -> dict:
+    ms = {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "group": group,
+        "label": label,
+        "config": asdict(cfg),
+        **{f"{name}_ms": value for name, value in ms.items()},
+        "speedup_vs_float32": ms["rnnfast_float32"] / ms["rnnfast_int8"],
+        "speedup_vs_torch_int8": ms["torch_int8"] / ms["rnnfast_int8"],
+        "max_rel_diff": max_rel_diff,
+        **{f"{name}_ms_all": values for name, values in times.items()},
+        **extra,
+    }
+
+
+def bench_int8_generate(torch, cfg: GenerationConfig, warmup: int, reps: int) -> dict:
+    """Batch-1 generation: rnnfast int8, rnnfast float32 and PyTorch's dynamic int8 model in the same step loop."""
+    theirs = TorchGenerator(torch, cfg)
+    ours = theirs.rnnfast_copy().eval()
+    ours_int8 = ours.quantize("int8")
+    quantized = torch_dynamic_int8(torch, lstm=theirs.lstm, head=theirs.head)
+    theirs.lstm, theirs.head = quantized["lstm"], quantized["head"]
+    prompt = np.random.default_rng(0).integers(0, cfg.vocab, cfg.prompt)
+    # How far int8 moves the logits: the forward over a random sequence, relative to float32's.
+    ids = np.random.default_rng(1).integers(0, cfg.vocab, (64, 1))
+    diff = rel_diff(ours_int8.forward(ids)[0], ours.forward(ids)[0])
+    if not diff < 0.1:
+        sys.exit(f"MISMATCH in int8 generate {cfg.label()}: int8 logits differ from float32 by {diff:.3g}")
+    times = interleaved_sides(
+        {
+            "torch_int8": lambda: theirs.generate(prompt, cfg.tokens, 1.0, 0),
+            "rnnfast_float32": lambda: ours.generate(prompt, cfg.tokens, seed=0),
+            "rnnfast_int8": lambda: ours_int8.generate(prompt, cfg.tokens, seed=0),
+        },
+        warmup,
+        reps,
+    )
+    row = three_way("int8_generate", cfg.label(), cfg, times, diff)
+    for side in ("torch_int8", "rnnfast_float32", "rnnfast_int8"):
+        row[f"{side}_tokens_per_s"] = cfg.tokens / (row[f"{side}_ms"] * 1e-3)
+    row["int8_mb_per_token"] = int8_weight_bytes(ours_int8) / 1e6
+    row["int8_gb_per_s"] = row["int8_mb_per_token"] * row["rnnfast_int8_tokens_per_s"] / 1e3
+    return row
+
+
+def bench_int8_infer(torch, cfg: LayerConfig, warmup: int, reps: int) -> dict:
+    """A whole-sequence forward at batch B: rnnfast int8 and float32 LSTM, PyTorch's dynamic int8 LSTM."""
+    theirs, ours = layer_pair(torch, cfg)
+    ours.eval()
+    ours_int8 = ours.quantize("int8")
+    theirs_int8 = torch_dynamic_int8(torch, lstm=theirs)["lstm"]
+    x, _ = layer_data(cfg)
+    x_t = torch.from_numpy(x)
+    diff = rel_diff(ours_int8(x)[0], ours(x)[0])
+    if not diff < 0.1:
+        sys.exit(f"MISMATCH in int8 infer {cfg.label()}: int8 outputs differ from float32 by {diff:.3g}")
+
+    def torch_forward():
+        with torch.no_grad():
+            return theirs_int8(x_t)
+
+    times = interleaved_sides(
+        {"torch_int8": torch_forward, "rnnfast_float32": lambda: ours(x), "rnnfast_int8": lambda: ours_int8(x)},
+        warmup,
+        reps,
+    )
+    return three_way("int8_infer", cfg.label(), cfg, times, diff)
+
+
+def print_int8(generate_rows: list[dict], infer_rows: list[dict], bandwidth: dict) -> None:
+    print("\n### int8 weights: batch-1 generation (tokens/s)\n")
+    print(
+        "| config | torch int8 | rnnfast float32 | rnnfast int8 | int8 weight reads | int8 / float32 | "
+        "int8 / torch int8 |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for r in generate_rows:
+        print(
+            f"| {r['label']} | {r['torch_int8_tokens_per_s']:.0f} | {r['rnnfast_float32_tokens_per_s']:.0f} | "
+            f"{r['rnnfast_int8_tokens_per_s']:.0f} | {r['int8_mb_per_token']:.2f} MB/token = "
+            f"{r['int8_gb_per_s']:.1f} GB/s | {r['speedup_vs_float32']:.2f}x | {r['speedup_vs_torch_int8']:.2f}x |"
+        )
+    print("\n### int8 weights: inference forward (ms)\n")
+    print(
+        "| config | torch int8 | rnnfast float32 | rnnfast int8 | int8 / float32 | int8 / torch int8 |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
+    for r in infer_rows:
+        print(
+            f"| {r['label']} | {r['torch_int8_ms']:.1f} | {r['rnnfast_float32_ms']:.1f} | {r['rnnfast_int8_ms']:.1f} | "
+            f"{r['speedup_vs_float32']:.2f}x | {r['speedup_vs_torch_int8']:.2f}x |"
+        )
+    print(
+        "\nRead bandwidth (torch.sum, same threads): "
+        + ", ".join(f"{gb:.1f} GB/s over {mib} MiB" for mib, gb in bandwidth.items())
+        + f"; int8 unit {rf.build_info()['int8_unit']}"
+    )
+    sys.stdout.flush()
+
+
 # ----- language-model training step ----------------------------------------------------------------------------
 
 
@@ -559,7 +715,7 @@ def main(argv=None) -> int:
         "--sections",
         type=section_list,
         default=list(SECTIONS),
-        help="comma-separated subset of train,infer,generate,lm (default: all)",
+        help="comma-separated subset of train,infer,generate,lm,int8 (default: all)",
     )
     parser.add_argument(
         "--no-mkldnn",
@@ -622,6 +778,7 @@ def main(argv=None) -> int:
     train, infer, generate, lm = (
         (QUICK_TRAIN, QUICK_INFER, QUICK_GENERATE, QUICK_LM) if args.quick else (TRAIN, INFER, GENERATE, LM)
     )
+    int8_generate, int8_infer = (QUICK_INT8_GENERATE, QUICK_INT8_INFER) if args.quick else (INT8_GENERATE, INT8_INFER)
     if args.config:
         train = infer = args.config
     groups = {}
@@ -642,8 +799,15 @@ def main(argv=None) -> int:
     if "lm" in args.sections:
         run_group("Language-model training step (embedding, LSTM, head, loss, clipping, update)", bench_lm, lm)
 
+    if "int8" in args.sections:
+        generate_rows = [bench_int8_generate(torch, cfg, warmup, reps) for cfg in int8_generate]
+        infer_rows = [bench_int8_infer(torch, cfg, warmup, reps) for cfg in int8_infer]
+        meta["read_bandwidth_gb_per_s"] = {mib: read_bandwidth_gb_per_s(torch, mib) for mib in (16, 256)}
+        print_int8(generate_rows, infer_rows, meta["read_bandwidth_gb_per_s"])
+        groups["int8"] = generate_rows + infer_rows
+
     if args.json:
-        summary = {title: geomean([r["speedup"] for r in rows]) for title, rows in groups.items()}
+        summary = {title: geomean([r["speedup"] for r in rows]) for title, rows in groups.items() if title != "int8"}
         with open(args.json, "w") as f:
             json.dump(
                 {"meta": meta, "geomean_speedup": summary, "results": [r for rows in groups.values() for r in rows]},
