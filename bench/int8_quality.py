@@ -1,7 +1,7 @@
 """What int8 weights cost in quality: ``rnnfast eval`` of one checkpoint on one file with its float32 weights and
 with ``--weight-dtype int8`` (model.quantize("int8")), and the change of every metric.
 
-    python bench/int8_quality.py compare runs/ts/model.rnnfast --data ../shared/data/tinyshakespeare.txt
+    python bench/int8_quality.py compare runs/ts/model.rnnfast --data held_out.txt [rnnfast eval options]
     python bench/int8_quality.py segmentation-data ../shared/data/tinyshakespeare.txt runs/seg-data
 
 ``segmentation-data`` writes a chunking task built from real text, for a tagger's chunk F1 where no chunking
@@ -65,13 +65,12 @@ def main() -> None:
     c = sub.add_parser("compare", help="rnnfast eval in float32 and int8, and the change")
     c.add_argument("checkpoint")
     c.add_argument("--data", nargs="+", required=True)
-    c.add_argument("eval_args", nargs=argparse.REMAINDER, help="further rnnfast eval options, after --")
     s = sub.add_parser("segmentation-data", help="a word-segmentation chunking task from a text file")
     s.add_argument("text")
     s.add_argument("out")
-    args = parser.parse_args()
+    # Options compare does not know (--seq-len, --batch-size, ...) go to rnnfast eval as they are.
+    args, args.eval_args = parser.parse_known_args()
     if args.command == "compare":
-        args.eval_args = [a for a in args.eval_args if a != "--"]
         compare(args)
     else:
         segmentation_data(args)
