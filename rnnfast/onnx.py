@@ -573,6 +573,11 @@ def export(model, path, *, opset=None, dynamic_axes=True, metadata=None, externa
     The graph's inputs and outputs are described in its doc string; inputs with a default value (``lengths``,
     initial states) may be left out when running it.
     """
+    if getattr(model, "weight_dtype", "float32") != "float32":
+        raise ValueError(
+            f"model: its weights are {model.weight_dtype} (quantize), which ONNX export does not write; "
+            f"export the float32 model"
+        )
     onnx = _onnx()
     from .io import _check_path
 

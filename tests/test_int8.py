@@ -274,6 +274,12 @@ def test_bad_quantization_requests_name_the_argument():
         rf.LanguageModel(10, 4, 4).quantize("int8").generate([1], 3, weight_dtype="bfloat16")
 
 
+def test_onnx_export_refuses_a_quantized_model(tmp_path):
+    with pytest.raises(ValueError, match="model: its weights are int8"):
+        rf.onnx.export(rf.LSTM(3, 2).quantize("int8"), tmp_path / "q.onnx")
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_core_refuses_int8_training_and_mismatched_arrays():
     lstm = rf.LSTM(4, 3).quantize("int8")
     (q_ih, s_ih), (q_hh, s_hh) = lstm._int8["weight_ih_l0"], lstm._int8["weight_hh_l0"]
