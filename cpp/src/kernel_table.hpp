@@ -21,7 +21,7 @@
 #include "rnnfast/sequence.hpp"
 
 // Raised whenever the table's layout or a kernel's signature changes: a library from another build is refused.
-#define RNNFAST_KERNEL_ABI 2
+#define RNNFAST_KERNEL_ABI 3
 #define RNNFAST_KERNEL_ENTRY rnnfast_kernel_table
 
 namespace rnnfast {
