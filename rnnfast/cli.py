@@ -15,7 +15,7 @@ import sys
 import tempfile
 import warnings
 
-from . import set_matmul_precision, set_num_threads, tasks
+from . import distributed, set_matmul_precision, set_num_threads, tasks
 from .io import load
 from .onnx import add_export_command, export_command
 from .prepare import add_prepare_command, prepare_command
@@ -159,18 +159,22 @@ def _apply_task_defaults(args, module) -> None:
 
 
 def cmd_train(args) -> int:
+    lead = distributed.rank() == 0  # starts MPI under mpiexec; rank 0 alone speaks and writes
     module = tasks.resolve(args.task, args.format)
     _apply_task_defaults(args, module)
     if args.task != "lm" and not args.data:
         raise ValueError(f"--data: required for --task {args.task}")
     prepared = module.prepare(args)
     out = args.out or os.path.join("runs", prepared.name)
-    note(f"{prepared.summary}, {prepared.model.num_parameters():,} parameters -> {out}")
+    if lead:
+        note(f"{prepared.summary}, {prepared.model.num_parameters():,} parameters -> {out}")
     config = config_from_args(args, out, tasks.common.settings_to_dict(module.NAME, prepared.settings))
     try:
         records = train(prepared.model, prepared.task, config, prepared.tokenizer)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    if not lead:
+        return 0
     note(f"saved {out}/model.rnnfast (best validation) and {out}/last.rnnfast")
     if records and records[-1].get("final"):
         note("test: " + module.result_line({k[5:]: v for k, v in records[-1].items() if k.startswith("test_")}))
@@ -238,10 +242,10 @@ def main(argv=None) -> int:
                 f"rnnfast {args.command}: warning: {message}", file=sys.stderr
             )
             return COMMANDS[args.command](args)
-    except (*USER_ERRORS, TrainingError) as exc:
+    except (*USER_ERRORS, TrainingError, distributed.DistributedError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"rnnfast {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, USER_ERRORS) else 1
+        code = EXIT_USAGE if isinstance(exc, USER_ERRORS) else 1
+        return distributed.fail(f"rnnfast {args.command}: error: {message}", code)
 
 
 if __name__ == "__main__":

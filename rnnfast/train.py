@@ -1,6 +1,11 @@
 """The one training loop, for every task, for ``model.fit`` and for ``rnnfast train``: batches from a task
 (rnnfast.tasks.Task), optimizer and clipping, periodic evaluation, metrics.jsonl, best/last checkpoints, time
-limits, early stopping, callbacks, Ctrl-C/SIGTERM handling and exact resumption."""
+limits, early stopping, callbacks, Ctrl-C/SIGTERM handling and exact resumption.
+
+Under ``mpiexec -n N`` the loop is data-parallel (rnnfast.distributed): every rank trains on its share of each
+global batch (``Task.shard``), the gradients are summed across ranks before the one optimizer step that every
+rank takes, and every decision to stop (a signal, the time limit, a non-finite loss, a callback) is taken from
+values reduced across ranks, so all ranks stop after the same step. Rank 0 alone writes files and logs."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks, io
+from . import _checks, distributed, io
 from .optim import OPTIMIZERS, StepDecay, clip_grad_norm
 
 
@@ -133,9 +138,12 @@ class _StopRequest:
 
 
 class _Reporter:
-    def __init__(self, total_steps: int | None, enabled: bool | None):
+    def __init__(self, total_steps: int | None, enabled: bool | None, quiet: bool = False):
         use_bar = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
+        self.quiet = quiet
+        if quiet:
+            return
         if use_bar:
             try:
                 from tqdm import tqdm
@@ -150,6 +158,8 @@ class _Reporter:
             self.bar.update(1)
 
     def log(self, message: str) -> None:
+        if self.quiet:
+            return
         if self.bar is not None:
             self.bar.write(message, file=sys.stderr)
         else:
@@ -199,6 +209,20 @@ def _carry_arrays(checkpoint) -> dict:
     return {} if old is None else {name: np.asarray(part) for name, part in zip(("h", "c"), old)}
 
 
+def _own_carry(arrays: dict) -> dict:
+    """This rank's streams of a carried state saved whole (the batch is axis 1 of each array)."""
+    return {name: value[:, distributed.share(value.shape[1])] for name, value in arrays.items()}
+
+
+def _spread_rng(model) -> None:
+    """Give each rank its own dropout masks: rank r's random streams jump r times ahead of rank 0's, so a
+    checkpoint (rank 0's streams) resumes the same way on any number of ranks."""
+    if distributed.rank():
+        for module in model.modules():
+            if hasattr(module, "_rng"):
+                module._rng = np.random.Generator(module._rng.bit_generator.jumped(distributed.rank()))
+
+
 def _copy_weights(model) -> dict:
     return {name: value.copy() for name, value in model.state_dict().items()}
 
@@ -209,9 +233,12 @@ def train(model, task, config: TrainConfig, tokenizer=None):
     the task has no validation split), which ``out/model.rnnfast`` also holds."""
     if config.epochs is None and config.minutes is None:
         raise ValueError("epochs, minutes: got neither, expected a number of epochs or a time limit")
+    ranks = distributed.size()
+    lead = distributed.rank() == 0  # the rank that writes files and logs
     out = None if config.out is None else Path(config.out)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        if lead:
+            out.mkdir(parents=True, exist_ok=True)
         best_path, last_path, metrics_path = out / "model.rnnfast", out / "last.rnnfast", out / "metrics.jsonl"
     elif config.resume:
         raise ValueError("resume: needs an output directory (out) to resume from")
@@ -237,12 +264,19 @@ def train(model, task, config: TrainConfig, tokenizer=None):
         best_val = math.inf if ex.get("best_val") is None else ex["best_val"]
         stale = ex.get("stale", 0)
         elapsed_before = ex.get("elapsed_s", 0.0)
-        carry = task.carry_from_arrays(_carry_arrays(ckpt))
+        carry = task.carry_from_arrays(_own_carry(_carry_arrays(ckpt)))
         set_rng_states(model, ex["rng"])
-    elif out is not None and metrics_path.exists():
+    elif lead and out is not None and metrics_path.exists():
         metrics_path.unlink()
+    _spread_rng(model)
 
     def save(path, batch_index: int, elapsed: float) -> None:
+        """Every rank calls this: the carried state of all ranks' streams is gathered to rank 0, which writes
+        while the others wait, so that no rank moves on (or ends the job) before the file is complete."""
+        arrays = {name: distributed.gather_axis(value, 1) for name, value in task.carry_to_arrays(carry).items()}
+        if not lead:
+            distributed.barrier()
+            return
         extra = {
             "step": step,
             "epoch": epoch,
@@ -253,10 +287,11 @@ def train(model, task, config: TrainConfig, tokenizer=None):
             "rng": rng_states(model),
             "task": config.extra,
         }
-        io.save(path, model, tokenizer, optimizer, extra, arrays=task.carry_to_arrays(carry))
+        io.save(path, model, tokenizer, optimizer, extra, arrays=arrays)
+        distributed.barrier()
 
     total_steps = None if config.epochs is None else config.epochs * per_epoch
-    reporter = _Reporter(total_steps, config.progress)
+    reporter = _Reporter(total_steps, config.progress, quiet=not lead)
     if reporter.bar is not None:
         reporter.bar.update(step)
     records = []
@@ -267,6 +302,7 @@ def train(model, task, config: TrainConfig, tokenizer=None):
     def evaluate(batch_index: int) -> str | None:
         """Evaluate, record, save; the reason to stop (early stopping or a callback), if any."""
         nonlocal best_val, stale, best_weights, window_loss, window_items, window_start
+        distributed.check_same_weights(model, step)
         elapsed = time.perf_counter() - t0
         metrics = {}
         if has_val:
@@ -301,7 +337,8 @@ def train(model, task, config: TrainConfig, tokenizer=None):
             best_weights = _copy_weights(model)
         reporter.log(f"{line} ({tokens_per_s:,.0f} tok/s, {elapsed:.0f}s)")
         if out is not None:
-            _json_line(metrics_path, record)
+            if lead:
+                _json_line(metrics_path, record)
             if improved:
                 save(best_path, batch_index, elapsed)
             save(last_path, batch_index, elapsed)
@@ -309,7 +346,8 @@ def train(model, task, config: TrainConfig, tokenizer=None):
         if config.patience is not None and stale >= config.patience:
             reporter.log(f"no better validation {select_key} in {stale} evaluations: stopping early")
             return "patience"
-        if any(callback(dict(record)) is True for callback in config.callbacks):
+        # A callback that stops any rank stops them all.
+        if distributed.sum_values([any(callback(dict(record)) is True for callback in config.callbacks)])[0]:
             return "callback"
         return None
 
@@ -321,7 +359,17 @@ def train(model, task, config: TrainConfig, tokenizer=None):
                     schedule.step(epoch)
                 for batch_index, batch in enumerate(task.train_batches(epoch, start_batch), start=start_batch):
                     model.zero_grad()
-                    loss, items, new_carry = task.train_step(model, batch, carry)
+                    own = batch if ranks == 1 else task.shard(batch, distributed.rank(), ranks)
+                    loss, items, new_carry = (0.0, 0, carry) if own is None else task.train_step(model, own, carry)
+                    out_of_time = deadline is not None and time.perf_counter() - t0 >= deadline
+                    requested = stop.requested
+                    if ranks > 1:
+                        # One small reduction carries what every rank must agree on after this step.
+                        total, count, requests, late = distributed.sum_values(
+                            [loss * items if items else 0.0, items, requested, out_of_time]
+                        )
+                        distributed.allreduce_gradients(model, items / count)
+                        loss, items, requested, out_of_time = total / count, int(count), requests > 0, late > 0
                     if not math.isfinite(loss):
                         if not config.skip_nonfinite:
                             raise TrainingError(
@@ -344,9 +392,9 @@ def train(model, task, config: TrainConfig, tokenizer=None):
                     reporter.step(loss, window_items / max(time.perf_counter() - window_start, 1e-9))
                     if config.eval_every and step % config.eval_every == 0:
                         stopped_by = evaluate(batch_index + 1)
-                    if stop.requested:
+                    if requested:
                         stopped_by = "signal"
-                    elif deadline is not None and time.perf_counter() - t0 >= deadline:
+                    elif out_of_time:
                         stopped_by = stopped_by or "time"
                     if stopped_by:
                         start_batch = batch_index + 1
@@ -375,10 +423,10 @@ def train(model, task, config: TrainConfig, tokenizer=None):
         model.train()
         final = {"final": True, "step": step, **{f"test_{k}": v for k, v in test.items()}}
         records.append(final)
-        if out is not None:
+        if out is not None and lead:
             _json_line(metrics_path, final)
         reporter.log("test " + " ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float)))
-    if out is not None:
+    if out is not None and lead:
         _plot(metrics_path, out / "loss.png")
     return records
 

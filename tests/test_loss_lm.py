@@ -353,12 +353,12 @@ def test_task_batches_are_consecutive_chunks_with_shifted_targets():
     ids = np.arange(41) % 7
     task = LanguageModelTask(ids, ids, seq_len=3, batch_size=4)
     streams = batchify(ids, 4)
-    batches = list(task.train_batches(0, 0))
+    batches = list(task.train_batches(0, 0))  # n + 1 steps each: inputs are the first n, targets the last n
     assert len(batches) == task.num_train_batches() == 3  # 10 tokens per stream: inputs 0..8 in chunks of 3
-    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), streams[:-1])
-    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), streams[1:])
+    np.testing.assert_array_equal(np.concatenate([b[:-1] for b in batches]), streams[:-1])
+    np.testing.assert_array_equal(np.concatenate([b[1:] for b in batches]), streams[1:])
     resumed = list(task.train_batches(0, 2))
-    np.testing.assert_array_equal(resumed[0][0], batches[2][0])
+    np.testing.assert_array_equal(resumed[0], batches[2])
 
 
 def test_task_evaluation_carries_state_across_chunks():

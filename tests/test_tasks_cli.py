@@ -167,12 +167,12 @@ def test_training_batches_replay_exactly_when_resuming_mid_epoch():
     full = list(task.train_batches(2, 0))
     assert len(full) == task.num_train_batches()
     for a, b in zip(full[5:], task.train_batches(2, 5)):
-        np.testing.assert_array_equal(a[0], b[0])
-    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(full, task.train_batches(3, 0)))
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(full, task.train_batches(3, 0)))
     forecast = ForecastTask(np.arange(200.0), window=5, batch_size=8)
     again = list(forecast.train_batches(1, 2))
     for a, b in zip(list(forecast.train_batches(1, 0))[2:], again):
-        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a, b)
 
 
 # ----- command line: classify -------------------------------------------------------------------------------

@@ -47,6 +47,12 @@ class Task(Protocol):
         """The batches of ``epoch`` from batch ``start`` on; the same epoch always gives the same batches, so a
         resumed run continues exactly."""
 
+    def shard(self, batch, rank: int, size: int) -> Any:
+        """Data-parallel training (rnnfast.distributed): rank ``rank``'s part of a batch of
+        ``train_batches``, a contiguous part of its examples or streams, or None when it leaves this rank none.
+        ``train_step``'s loss averages over the part's items, which the loop weighs by their share of the
+        batch's. A carry (``carry_to_arrays``) holds one row per stream on axis 1."""
+
     def train_step(self, model, batch, carry) -> tuple[float, int, Any]:
         """Forward and backward of one batch (no update): (mean loss, items it averages over, new carry)."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _checks, data, metrics
+from .. import _checks, data, distributed, metrics
 from ..models import _softmax_cross_entropy
 from ..seqmodels import SequenceClassifier, evaluation_mode
 from .common import (
@@ -33,6 +33,7 @@ from .common import (
     in_order,
     no_options,
     sequences_of,
+    shard_of_indices,
     targets_of,
     unpack,
 )
@@ -109,14 +110,18 @@ def predict_labels(model, sequences, batch_size: int = 64) -> tuple[np.ndarray, 
     """(class ids (N,), logits (N, C)) of a SequenceClassifier for sequences of ids (T_i,) or features
     (T_i, input_size), in their order."""
     lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    logits = None
+    batches = in_order(lengths, batch_size)
+    scored = []
     with evaluation_mode(model):
-        for index in in_order(lengths, batch_size):
+        # Under MPI each rank scores its share of the batches, and every rank gets them all.
+        for index in batches[distributed.share(len(batches))]:
             padded, lens = data.pad_batch([sequences[i] for i in index])
-            out = model.forward(padded, lens)
-            if logits is None:
-                logits = np.empty((len(sequences), out.shape[1]), dtype=out.dtype)
-            logits[index] = out
+            scored.append((index, model.forward(padded, lens)))
+    logits = None
+    for index, out in (pair for part in distributed.allgather(scored) for pair in part):
+        if logits is None:
+            logits = np.empty((len(sequences), out.shape[1]), dtype=out.dtype)
+        logits[index] = out
     return logits.argmax(axis=1).astype(np.int64), logits
 
 
@@ -164,13 +169,14 @@ class ClassificationTask(NoCarry):
         return self._batches.count
 
     def train_batches(self, epoch: int, start: int):
-        sequences, labels = self.splits["train"]
-        for index in self._batches.epoch(epoch, start):
-            padded, lengths = data.pad_batch([sequences[i] for i in index])
-            yield padded, lengths, labels[index]
+        return self._batches.epoch(epoch, start)
+
+    shard = staticmethod(shard_of_indices)
 
     def train_step(self, model, batch, carry):
-        inputs, lengths, labels = batch
+        sequences, labels = self.splits["train"]
+        inputs, lengths = data.pad_batch([sequences[i] for i in batch])
+        labels = labels[batch]
         loss = model.loss(inputs, labels, lengths)
         model.backward()
         return loss, len(labels), None

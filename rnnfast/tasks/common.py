@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import _checks, data
+from .. import _checks, data, distributed
 
 
 # ----- command-line options ---------------------------------------------------------------------------------
@@ -252,6 +252,13 @@ class SequenceBatches:
 def in_order(lengths: np.ndarray, batch_size: int):
     """Evaluation batches: sorted by length, so little padding; callers put results back by index."""
     return data.bucket_batches(lengths, batch_size, shuffle=False)
+
+
+def shard_of_indices(batch: np.ndarray, rank: int, size: int) -> np.ndarray | None:
+    """``Task.shard`` of a task whose batches are indices of examples: a contiguous part of them (None when a
+    short batch leaves this rank nothing)."""
+    own = batch[distributed.share(len(batch), rank, size)]
+    return own if len(own) else None
 
 
 class NoCarry:

@@ -15,9 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _checks, data, metrics
+from .. import _checks, data, distributed, metrics
 from ..seqmodels import Forecaster, evaluation_mode
-from .common import NoCarry, Option, Prepared, encoding, no_options, one_file, option, positive_int
+from .common import (
+    NoCarry,
+    Option,
+    Prepared,
+    encoding,
+    no_options,
+    one_file,
+    option,
+    positive_int,
+    shard_of_indices,
+)
 
 NAME = "forecast"
 HELP = "forecast: the next values of a time series (CSV)"
@@ -171,19 +181,30 @@ class ForecastTask(NoCarry):
     def train_batches(self, epoch: int, start: int):
         order = np.random.default_rng(self._rng_seed + epoch).permutation(self.origins["train"])
         for i in range(start * self.batch_size, len(order), self.batch_size):
-            yield self.windows("train", order[i : i + self.batch_size])
+            yield order[i : i + self.batch_size]
+
+    shard = staticmethod(shard_of_indices)
 
     def train_step(self, model, batch, carry):
-        history, targets = batch
+        history, targets = self.windows("train", batch)
         loss = model.loss(history, targets)
         model.backward()
         return loss, targets.shape[1], None
 
     def evaluate(self, model, split: str) -> dict:
-        history, targets = self.windows(split)
-        with evaluation_mode(model):
-            loss = model.loss(history, targets)
-            predicted = model.forward(history)
+        """Under MPI each rank forecasts from its share of the origins; the forecasts are gathered."""
+        origins = self.origins[split]
+        own = origins[distributed.share(len(origins))]
+        loss, predicted = 0.0, []
+        if len(own):
+            history, own_targets = self.windows(split, own)
+            with evaluation_mode(model):
+                loss = model.loss(history, own_targets)
+                predicted = [model.forward(history)]
+        total, count = distributed.sum_values([loss * len(own), len(own)])
+        loss = float(total / count)
+        predicted = np.concatenate([p for part in distributed.allgather(predicted) for p in part], axis=1)
+        _, targets = self.windows(split)
         if self.values.ndim == 1:
             predicted = predicted[:, :, 0]
         naive, seasonal = baseline_forecasts(self.values, self.origins[split], self.horizon, self.season)

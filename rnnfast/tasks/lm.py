@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks, metrics
+from .. import _checks, distributed, metrics
 from ..models import LanguageModel, _softmax_cross_entropy
 from .common import (
     Option,
@@ -108,42 +108,61 @@ class LanguageModelTask:
     def num_train_batches(self) -> int:
         return math.ceil((len(self.train) - 1) / self.seq_len)
 
-    def _chunks(self, streams: np.ndarray, start: int = 0):
-        # Inputs and targets overlap in all but one step: one int64 copy of n + 1 steps serves both.
+    def _windows(self, streams: np.ndarray, start: int = 0):
+        """Views of n + 1 steps of every stream (uncopied, so a memory map is read only where a rank's own
+        streams lie)."""
         for i in range(start * self.seq_len, len(streams) - 1, self.seq_len):
-            n = min(self.seq_len, len(streams) - 1 - i)
-            steps = np.ascontiguousarray(streams[i : i + n + 1], dtype=np.int64)
-            yield steps[:n], steps[1:]
+            yield streams[i : i + min(self.seq_len, len(streams) - 1 - i) + 1]
+
+    @staticmethod
+    def _steps(window: np.ndarray):
+        # Inputs and targets overlap in all but one step: one int64 copy of n + 1 steps serves both.
+        steps = np.ascontiguousarray(window, dtype=np.int64)
+        return steps[:-1], steps[1:]
 
     def train_batches(self, epoch: int, start: int):
-        return self._chunks(self.train, start)
+        return self._windows(self.train, start)
+
+    def shard(self, batch, rank: int, size: int):
+        if batch.shape[1] < size:
+            raise ValueError(f"batch_size: got {batch.shape[1]} streams for {size} ranks, expected at least one each")
+        return batch[:, distributed.share(batch.shape[1], rank, size)]
 
     def train_step(self, model, batch, carry):
-        inputs, targets = batch
+        inputs, targets = self._steps(batch)
         loss, state = model.loss(inputs, targets, carry)
         model.backward()
         return loss, inputs.size, state
 
     def evaluate(self, model, split: str, with_f1: bool = False) -> dict:
+        """Under MPI each rank evaluates its share of the streams and the sums are reduced."""
         total, count, correct = 0.0, 0, 0
         y_true, y_pred = [], []
         state = None
-        for inputs, targets in self._chunks(self.splits[split]):
+        streams = self.splits[split]
+        streams = streams[:, distributed.share(streams.shape[1])]
+        for window in self._windows(streams) if streams.shape[1] else ():
+            inputs, targets = self._steps(window)
             logits, state = model.forward(inputs, state)
             loss, n, right = _softmax_cross_entropy(logits, targets)
             total, count, correct = total + loss * n, count + n, correct + right
             if with_f1:
                 y_true.append(targets.reshape(-1))
                 y_pred.append(logits.argmax(-1).reshape(-1))
-        loss = total / count
+        total, count, correct = distributed.sum_values([total, count, correct])
+        loss = float(total / count)
         out = {
             "loss": loss,
             "ppl": metrics.perplexity(loss),
             "bpc": metrics.bits_per_char(loss),
-            "accuracy": correct / count,
+            "accuracy": float(correct / count),
         }
         if with_f1:
-            _, _, out["macro_f1"] = metrics.precision_recall_f1(np.concatenate(y_true), np.concatenate(y_pred))
+            y_true, y_pred = (
+                np.concatenate(distributed.allgather(np.concatenate([*y, np.zeros(0, np.int64)])))
+                for y in (y_true, y_pred)
+            )
+            _, _, out["macro_f1"] = metrics.precision_recall_f1(y_true, y_pred)
             out["macro_f1"] = float(out["macro_f1"])
         return out
 

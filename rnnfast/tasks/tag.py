@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _checks, data, metrics
+from .. import _checks, data, distributed, metrics
 from ..seqmodels import SequenceTagger, evaluation_mode
 from .common import (
     BIDIRECTIONAL,
@@ -35,6 +35,7 @@ from .common import (
     one_file,
     option,
     sequences_of,
+    shard_of_indices,
     targets_of,
     unpack,
 )
@@ -242,11 +243,15 @@ def chunk_scheme(tag_names) -> str | None:
 def predict_tags(model, sentences: EncodedSentences, batch_size: int = 64) -> list[np.ndarray]:
     """The tag ids a SequenceTagger predicts for each sentence, in their order."""
     out: list[np.ndarray] = [None] * len(sentences)
-    for index in in_order(sentences.lengths(), batch_size):
+    batches = in_order(sentences.lengths(), batch_size)
+    predicted = []
+    # Under MPI each rank tags its share of the batches, and every rank gets them all.
+    for index in batches[distributed.share(len(batches))]:
         b = sentences.batch(index)
         tags = model.predict(b["inputs"], b["lengths"], b["features"], b["chars"])
-        for k, i in enumerate(index):
-            out[i] = tags[: b["lengths"][k], k]
+        predicted += [(i, tags[: b["lengths"][k], k]) for k, i in enumerate(index)]
+    for i, tags in (pair for part in distributed.allgather(predicted) for pair in part):
+        out[i] = tags
     return out
 
 
@@ -257,11 +262,13 @@ def scores(model, sentences: EncodedSentences, tag_names, batch_size: int) -> di
     with evaluation_mode(model):
         known = [i for i, t in enumerate(sentences.tags) if not (t == UNSEEN).any()]
         scored = sentences.subset(known) if len(known) < len(sentences) else sentences
-        for index in in_order(scored.lengths(), batch_size) if len(scored) else ():
+        batches = in_order(scored.lengths(), batch_size) if len(scored) else []
+        for index in batches[distributed.share(len(batches))]:
             b = scored.batch(index)
             n = int(b["lengths"].sum())
             total += model.loss(b["inputs"], b["tags"], b["lengths"], b["features"], b["chars"]) * n
             tokens += n
+    total, tokens = distributed.sum_values([total, tokens])
     predicted = predict_tags(model, sentences, batch_size)
     out = {
         "loss": total / tokens if tokens else float("nan"),
@@ -311,10 +318,12 @@ class TaggingTask(NoCarry):
         return self._batches.count
 
     def train_batches(self, epoch: int, start: int):
-        for index in self._batches.epoch(epoch, start):
-            yield self.splits["train"].batch(index)
+        return self._batches.epoch(epoch, start)
+
+    shard = staticmethod(shard_of_indices)
 
     def train_step(self, model, batch, carry):
+        batch = self.splits["train"].batch(batch)
         loss = model.loss(batch["inputs"], batch["tags"], batch["lengths"], batch["features"], batch["chars"])
         model.backward()
         return loss, int(batch["lengths"].sum()), None
