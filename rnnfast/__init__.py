@@ -27,6 +27,7 @@ from . import (  # noqa: E402
     _native,  # noqa: E402
     audio,
     data,
+    distributed,
     metrics,
     onnx,
     optim,
@@ -120,6 +121,7 @@ __all__ = [
     "build_info",
     "text",
     "data",
+    "distributed",
     "metrics",
     "audio",
     "onnx",

@@ -1,9 +1,11 @@
-"""Shared fixtures: optional PyTorch and the shared datasets, both of which CI requires explicitly, and a
+"""Shared fixtures: optional PyTorch, MPI and the shared datasets, which CI requires explicitly, and a
 single-thread setting for tiny models."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,22 @@ def shared_data() -> Path:
             pytest.fail(f"RNNFAST_REQUIRE_DATA=1 but {SHARED_DATA} does not exist")
         pytest.skip(f"shared datasets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mpiexec() -> str:
+    """The mpiexec of this Python's environment (pip's mpich) or of the system, with mpi4py importable; else a
+    skip, or a failure with RNNFAST_REQUIRE_MPI=1."""
+    found = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        found = None
+    if found is None:
+        if _required("RNNFAST_REQUIRE_MPI"):
+            pytest.fail('RNNFAST_REQUIRE_MPI=1 but mpi4py or mpiexec is missing (pip install "rnnfast[mpi]")')
+        pytest.skip("mpi4py or mpiexec is not installed")
+    return found
 
 
 @pytest.fixture

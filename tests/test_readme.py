@@ -4,7 +4,8 @@
   per block; tracebacks point at README.md's own lines).
 - Every command of the ```bash blocks is taken from the README text (continuation lines joined, comments
   dropped, ``&&`` chains split). Commands that set up an environment (venv, pip, pytest) are recognised by
-  ``NOT_RUN`` and not run, each with its reason; every other command must be an ``rnnfast`` command, and each
+  ``NOT_RUN`` and not run, each with its reason; every other command must be an ``rnnfast`` command (possibly
+  launched by ``mpiexec -n N``, which needs mpi4py and mpiexec like tests/test_distributed.py), and each
   block's commands run in order, in an empty working directory, with the README's flags followed by
   ``LIMITS`` (a time limit, a small model, one thread: argparse keeps the last value of a flag). Each data file
   a command reads is a small stand-in written under the same relative path (``DATA``: the first lines of the
@@ -50,6 +51,8 @@ NOT_RUN = [
     (("pytest",), "runs the test suite, this file included"),
     (("pip", "wheel"), "builds a wheel: tests/test_wheel.py builds, repairs and installs one the same way"),
     (("auditwheel", "repair"), "bundles the OpenMP runtime into that wheel: tests/test_wheel.py does it too"),
+    (("mpiexec", "-hosts"), "needs other machines; tests/test_distributed.py runs several ranks on this one"),
+    (("mpiexec", "-f"), "reads a hostfile of other machines; tests/test_distributed.py runs ranks on this one"),
 ]
 
 # Appended to the README's flags: argparse takes the last value, so these bound the time and size only.
@@ -97,12 +100,24 @@ class Command:
     block: Block
     line: int
     text: str  # the command as written, continuation lines joined, comment included
-    argv: list[str]
+    argv: list[str]  # without the launcher
     comment: str
+    launcher: list[str]  # "mpiexec -n N", or nothing
+
+    @property
+    def words(self) -> list[str]:
+        return [*self.launcher, *self.argv]
 
     @property
     def where(self) -> str:
-        return f"README.md:{self.line}: {' '.join(self.argv)}"
+        return f"README.md:{self.line}: {' '.join(self.words)}"
+
+
+def split_launcher(words: list[str]) -> tuple[list[str], list[str]]:
+    """(launcher, command) of ``mpiexec -n N command...``; ([], words) for anything else."""
+    if words[:2] == ["mpiexec", "-n"] and len(words) > 3:
+        return words[:3], words[3:]
+    return [], words
 
 
 def readme_blocks(text: str) -> list[Block]:
@@ -152,7 +167,8 @@ def block_commands(block: Block) -> list[Command]:
         for word in [*words, "&&"]:
             if word == "&&":
                 if part:
-                    out.append(Command(block, block.line + first, text, part, comment))
+                    launcher, argv = split_launcher(part)
+                    out.append(Command(block, block.line + first, text, argv, comment, launcher))
                 part = []
             else:
                 part.append(word)
@@ -163,7 +179,7 @@ def not_run_reason(command: Command) -> str | None:
     if command.block.skip:
         return command.block.skip
     for prefix, reason in NOT_RUN:
-        if tuple(command.argv[: len(prefix)]) == prefix:
+        if tuple(command.words[: len(prefix)]) == prefix:
             return reason
     return None
 
@@ -343,10 +359,11 @@ def rnnfast_executable() -> list[str]:
     return [script] if script else [sys.executable, "-m", "rnnfast"]
 
 
-def run(command: Command, cwd: Path, extra: list[str]) -> subprocess.CompletedProcess:
+def run(command: Command, cwd: Path, extra: list[str], mpiexec: str | None) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    launcher = [mpiexec, *command.launcher[1:]] if command.launcher else []
     return subprocess.run(
-        [*rnnfast_executable(), *command.argv[1:], *extra],
+        [*launcher, *rnnfast_executable(), *command.argv[1:], *extra],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -475,7 +492,7 @@ def test_every_bash_command_is_run_or_not_run_for_a_reason():
         for prefix, _ in NOT_RUN
         for b in BASH_BLOCKS
         for c in block_commands(b)
-        if tuple(c.argv[: len(prefix)]) == prefix
+        if tuple(c.words[: len(prefix)]) == prefix
     }
     assert used == {prefix for prefix, _ in NOT_RUN}, "NOT_RUN lists commands the README no longer has"
 
@@ -514,7 +531,8 @@ def test_bash_block(block, tmp_path, request):
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(contents, encoding="utf-8")
-        result = run(command, tmp_path, LIMITS[args.command])
+        mpiexec = request.getfixturevalue("mpiexec") if command.launcher else None
+        result = run(command, tmp_path, LIMITS[args.command], mpiexec)
         if bf16_refused(args):
             lines = result.stderr.strip().splitlines()
             assert result.returncode == 2 and len(lines) == 1 and "bfloat16" in lines[0], (command.where, result.stderr)
