@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import zlib
 
 import numpy as np
 
 # World size as launchers publish it: MPICH/Hydra and Intel MPI (PMI), Open MPI, MVAPICH.
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+ABORT_GRACE_S = 0.5
 
 
 class DistributedError(RuntimeError):
@@ -94,6 +98,8 @@ def barrier() -> None:
 def abort(reason: str, code: int = 1) -> None:
     """Print ``reason`` as one line naming this rank, then end every rank of the job with exit code ``code``."""
     print(f"rnnfast: rank {rank()} of {size()}: {reason}", file=sys.stderr, flush=True)
+    # The launcher stops forwarding output once it hears of the abort: give it time to pass the reason on.
+    time.sleep(ABORT_GRACE_S)
     _comm.Abort(code)
 
 
@@ -131,6 +137,14 @@ def allreduce_gradients(model, weight: float | None = None) -> None:
     from mpi4py import MPI
 
     comm.Allreduce(MPI.IN_PLACE, grad, op=MPI.SUM)
+
+
+def broadcast_parameters(model) -> None:
+    """Copy rank 0's parameters to every rank, so that training starts from the same weights even where each
+    process initialised its model with its own random seed."""
+    comm = _world()
+    if comm is not None:
+        comm.Bcast(model.parameters().data, root=0)
 
 
 def sum_values(values) -> np.ndarray:
@@ -172,4 +186,12 @@ def check_same_weights(model, step: int) -> None:
         )
 
 
-__all__ = ["is_initialized", "rank", "size", "barrier", "allreduce_gradients", "DistributedError"]
+__all__ = [
+    "is_initialized",
+    "rank",
+    "size",
+    "barrier",
+    "allreduce_gradients",
+    "broadcast_parameters",
+    "DistributedError",
+]

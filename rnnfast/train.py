@@ -268,6 +268,7 @@ def train(model, task, config: TrainConfig, tokenizer=None):
         set_rng_states(model, ex["rng"])
     elif lead and out is not None and metrics_path.exists():
         metrics_path.unlink()
+    distributed.broadcast_parameters(model)
     _spread_rng(model)
 
     def save(path, batch_index: int, elapsed: float) -> None:

@@ -120,7 +120,7 @@ def predict_labels(model, sequences, batch_size: int = 64) -> tuple[np.ndarray, 
     logits = None
     for index, out in (pair for part in distributed.allgather(scored) for pair in part):
         if logits is None:
-            logits = np.empty((len(sequences), out.shape[1]), dtype=out.dtype)
+            logits = np.empty((len(sequences), out.shape[1]), dtype=model.dtype)
         logits[index] = out
     return logits.argmax(axis=1).astype(np.int64), logits
 
