@@ -60,10 +60,44 @@ def small_validation(name: str, folder: Path) -> Path:
 
 
 # ----- one rank of a measured run (under mpiexec) ----------------------------------------------------------
-def worker(result_path: str, argv: list[str]) -> int:
+def overlap_head_allreduce(distributed) -> None:
+    """The experiment of layouts ending in "o": a language model's output layer (the last parameters of the
+    arena, and the first whose backward ends) starts its allreduce (Iallreduce) before the recurrent layers'
+    backward runs; the rest of the arena is allreduced after, then the output layer's is waited for."""
+    from mpi4py import MPI
+
+    from rnnfast.models import LanguageModel
+
+    comm, pending = MPI.COMM_WORLD, {}
+
+    def backward(self):
+        dlogits, self._dlogits = self._dlogits, None
+        dy = self.drop_out.backward(self.head.backward(dlogits))
+        arena = self.parameters()
+        head = arena.grad[arena.offsets[arena.names.index("head.weight")] :]
+        head *= head.dtype.type(1.0 / comm.Get_size())  # the benchmark's global batch splits evenly
+        pending["head"] = (len(arena.grad) - len(head), comm.Iallreduce(MPI.IN_PLACE, head, op=MPI.SUM))
+        dx, _ = self.rnn.backward(dy)
+        self.embedding.backward(self.drop_in.backward(dx))
+
+    def allreduce_gradients(model, weight=None):
+        start, request = pending.pop("head")
+        rest = model.parameters().grad[:start]
+        rest *= rest.dtype.type(weight)
+        comm.Allreduce(MPI.IN_PLACE, rest, op=MPI.SUM)
+        request.Wait()
+
+    LanguageModel.backward = backward
+    distributed.allreduce_gradients = allreduce_gradients
+
+
+def worker(result_path: str, argv: list[str], overlap: bool) -> int:
     import numpy as np
 
     from rnnfast import cli, distributed
+
+    if overlap and distributed.size() > 1:
+        overlap_head_allreduce(distributed)
 
     spent = {"allreduce_s": 0.0, "reduce_values_s": 0.0, "steps": 0, "grad_bytes": 0}
     allreduce, sum_values = distributed.allreduce_gradients, distributed.sum_values
@@ -101,22 +135,24 @@ def worker(result_path: str, argv: list[str]) -> int:
 
 
 # ----- the driver -------------------------------------------------------------------------------------------
-def run_rnnfast(name, ranks, threads, seconds, folder: Path, mpiexec) -> dict:
+def run_rnnfast(name, ranks, threads, overlap, seconds, folder: Path, mpiexec) -> dict:
     out, result = folder / "run", folder / "result.json"
     shutil.rmtree(out, ignore_errors=True)
     result.unlink(missing_ok=True)
     argv = [*rnnfast_args(name, folder / f"{name}.val.txt", seconds), "--threads", str(threads), "--out", str(out)]
     launcher = [mpiexec, "-n", str(ranks)] if ranks > 1 else []
-    command = [*launcher, sys.executable, str(Path(__file__)), "--worker", str(result), "--", *argv]
+    command = [*launcher, sys.executable, str(Path(__file__)), "--worker", str(result), *(["--overlap"] * overlap)]
+    command += ["--", *argv]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}\n{done.stderr[-3000:]}")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["tokens_per_s"] for r in records if not r.get("final")]
+    # Whole evaluation windows only: the stop at the time limit adds a record of a partial one.
+    rates = [r["tokens_per_s"] for r in records if not r.get("final") and r["step"] % MODELS[name]["window"] == 0]
     measured = json.loads(result.read_text())
     steps = max(measured["steps"], 1)
     return {
-        "tokens_per_s": statistics.median(rates[1:] or rates),
+        "tokens_per_s": statistics.median(rates[1:] or rates) if rates else None,  # None: not one whole window
         "windows": rates,
         "grad_bytes": measured["grad_bytes"],
         "allreduce_ms_per_step": 1e3 * measured["allreduce_s"] / steps,
@@ -150,10 +186,14 @@ def network_model(grad_bytes: int, step_s_one_rank: float) -> list[dict]:
 def main() -> int:
     if "--worker" in sys.argv:
         i = sys.argv.index("--worker")
-        return worker(sys.argv[i + 1], sys.argv[sys.argv.index("--") + 1 :])
+        return worker(sys.argv[i + 1], sys.argv[sys.argv.index("--") + 1 :], "--overlap" in sys.argv[: i + 3])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="tinyshakespeare,ptb-small")
-    p.add_argument("--layouts", default="1x1,2x1,1x2", help="ranks x threads per rank")
+    p.add_argument(
+        "--layouts",
+        default="1x1,2x1,1x2,2x1o",
+        help="ranks x threads per rank; a final o: the output layer's allreduce overlaps the recurrent backward",
+    )
     p.add_argument("--torch-ranks", default="1,2", help="PyTorch DDP processes (1 thread each); empty: none")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=40.0, help="training time of each run")
@@ -161,7 +201,7 @@ def main() -> int:
     args = p.parse_args()
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
     models = args.models.split(",")
-    layouts = [tuple(map(int, layout.split("x"))) for layout in args.layouts.split(",")]
+    layouts = [(*map(int, layout.rstrip("o").split("x")), layout.endswith("o")) for layout in args.layouts.split(",")]
     torch_ranks = [int(r) for r in args.torch_ranks.split(",") if r]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,17 +210,19 @@ def main() -> int:
             small_validation(name, folder)
         for round_index in range(args.rounds):
             for name in models:
-                for ranks, threads in layouts:
-                    measured = run_rnnfast(name, ranks, threads, args.seconds, folder, mpiexec)
-                    runs.append({"model": name, "library": "rnnfast", "ranks": ranks, "threads": threads, **measured})
+                for ranks, threads, overlap in layouts:
+                    measured = run_rnnfast(name, ranks, threads, overlap, args.seconds, folder, mpiexec)
+                    library = "rnnfast, overlapped" if overlap else "rnnfast"
+                    runs.append({"model": name, "library": library, "ranks": ranks, "threads": threads, **measured})
                     runs[-1].update(round=round_index, load=os.getloadavg()[0])
                     print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+                    Path(args.json).write_text(json.dumps(runs, indent=1))
                 for ranks in torch_ranks:
                     measured = run_torch(name, ranks, args.seconds)
                     runs.append({"model": name, "library": "torch DDP", "ranks": ranks, "threads": 1, **measured})
                     runs[-1].update(round=round_index, load=os.getloadavg()[0])
                     print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
-    Path(args.json).write_text(json.dumps(runs, indent=1))
+                    Path(args.json).write_text(json.dumps(runs, indent=1))
     print(table(runs, models))
     return 0
 
@@ -200,11 +242,11 @@ def table(runs: list[dict], models: list[str]) -> str:
         for library, ranks, threads in kinds:
             where = dict(model=name, library=library, ranks=ranks, threads=threads)
             rate = median("tokens_per_s", **where)
-            base = median("tokens_per_s", model=name, library=library, ranks=1, threads=1)
+            base = median("tokens_per_s", model=name, library=library.split(",")[0], ranks=1, threads=1)
             count = sum(1 for r in runs if all(r[k] == v for k, v in where.items()))
-            cells = [name, library, f"{ranks}x{threads}", f"{rate:,.0f}", str(count)]
-            cells.append(f"{rate / base:.2f}x" if base else "")
-            if library == "rnnfast" and ranks > 1:
+            cells = [name, library, f"{ranks}x{threads}", "-" if rate is None else f"{rate:,.0f}", str(count)]
+            cells.append(f"{rate / base:.2f}x" if rate and base else "")
+            if library.startswith("rnnfast") and ranks > 1:
                 size = median("grad_bytes", **where) + 32
                 cells += [f"{size / 1e6:.2f} MB", f"{median('allreduce_ms_per_step', **where):.2f}"]
                 cells += [f"{median('reduce_values_ms_per_step', **where):.2f}"]

@@ -282,6 +282,20 @@ def test_fit_starts_every_rank_from_rank_0s_weights(mpiexec, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_ranks_on_one_machine_share_its_cores(mpiexec, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    code = "import rnnfast as rf; print(rf.get_num_threads(), rf.build_info()['threads_reason'])"
+    result = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    from rnnfast._threads import default_threads
+
+    # What this machine gives each of 2 ranks (its cores, or its container's quota, halved).
+    expected = default_threads({"MPI_LOCALNRANKS": "2"})
+    assert result.stdout.splitlines() == [f"{expected[0]} {expected[1]}"] * 2
+
+
 def readme_loop() -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
