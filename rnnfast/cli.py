@@ -166,19 +166,16 @@ def cmd_train(args) -> int:
         raise ValueError(f"--data: required for --task {args.task}")
     prepared = module.prepare(args)
     out = args.out or os.path.join("runs", prepared.name)
-    if lead:
-        note(f"{prepared.summary}, {prepared.model.num_parameters():,} parameters -> {out}")
+    note(f"{prepared.summary}, {prepared.model.num_parameters():,} parameters -> {out}")
     config = config_from_args(args, out, tasks.common.settings_to_dict(module.NAME, prepared.settings))
     try:
         records = train(prepared.model, prepared.task, config, prepared.tokenizer)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    if not lead:
-        return 0
     note(f"saved {out}/model.rnnfast (best validation) and {out}/last.rnnfast")
     if records and records[-1].get("final"):
         note("test: " + module.result_line({k[5:]: v for k, v in records[-1].items() if k.startswith("test_")}))
-    if hasattr(module, "after_training"):
+    if hasattr(module, "after_training") and lead:
         module.after_training(args, _load(os.path.join(out, "model.rnnfast")))
     return 0
 

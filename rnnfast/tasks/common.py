@@ -130,7 +130,9 @@ def encoding(args, settings) -> str:
 
 
 def note(message: str) -> None:
-    print(f"rnnfast: {message}", file=sys.stderr)
+    """A line for the user on stderr; under MPI, rank 0's alone."""
+    if distributed.rank() == 0:
+        print(f"rnnfast: {message}", file=sys.stderr)
 
 
 # ----- settings ---------------------------------------------------------------------------------------------
