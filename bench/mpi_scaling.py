@@ -167,9 +167,10 @@ def run_torch(name, ranks, seconds) -> dict:
     command += ["--model", name, "--seconds", str(seconds)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600, env=env)
-    if done.returncode != 0:
+    # A process may abort in gloo's teardown after rank 0 has printed its result (seen once in 12 runs).
+    if not done.stdout.strip():
         raise RuntimeError(f"{' '.join(command)}\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "exit_code": done.returncode}
 
 
 def network_model(grad_bytes: int, step_s_one_rank: float) -> list[dict]:
