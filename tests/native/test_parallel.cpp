@@ -58,39 +58,41 @@ void contention_policy() {
     state.retry_interval_ns = c::kFirstRetryNs;
   };
   reset();
-  const int64_t t0 = 1'000'000'000'000;
-  c::record(2, 0.02, 0.01, t0);  // quiet: nothing changes
+  const int64_t t0 = 1'000'000'000'000, F = c::kFirstRetryNs;
+  c::record(2, 1.85, t0);  // quiet: nothing changes
   CHECK(c::usable_threads(2, t0) == 2, "quiet team of 2: got %d threads", c::usable_threads(2, t0));
-  // One of two threads waited for its core half the time: the team had one core's worth, so one thread until the
-  // retry a quarter of a second later.
-  c::record(2, 0.5, 0.5, t0);
-  CHECK(c::usable_threads(2, t0 + 1) == 1, "after a held team: got %d", c::usable_threads(2, t0 + 1));
-  CHECK(c::usable_threads(2, t0 + c::kFirstRetryNs) == 2, "the retry gets the whole team");
-  // A lone thread's calls say nothing about the other cores; a retry that is held back again waits twice as long.
-  c::record(1, 0.0, 0.0, t0 + 1000);
+  // Two threads got one core's worth: one thread until the retry a quarter of a second later.
+  c::record(2, 1.02, t0);
+  CHECK(c::usable_threads(2, t0 + 1) == 1, "after a short call: got %d", c::usable_threads(2, t0 + 1));
+  CHECK(c::limited_threads(2) == 1, "limited_threads ignores retries");
+  CHECK(c::usable_threads(2, t0 + F) == 2, "the retry gets the whole team");
+  // A lone thread's calls say nothing about the other cores; a retry that falls short again waits twice as long.
+  c::record(1, 1.0, t0 + 1000);
   CHECK(c::usable_threads(2, t0 + 2000) == 1, "a one-thread call lifted the limit");
-  const int64_t t1 = t0 + c::kFirstRetryNs;
-  c::record(2, 0.6, 0.6, t1);
-  CHECK(c::usable_threads(2, t1 + c::kFirstRetryNs) == 1, "the second retry came after the first interval");
-  CHECK(c::usable_threads(2, t1 + 2 * c::kFirstRetryNs) == 2, "no retry after twice the interval");
+  const int64_t t1 = t0 + F;
+  c::record(2, 0.95, t1);
+  CHECK(c::usable_threads(2, t1 + F) == 1, "the second retry came after the first interval");
+  CHECK(c::usable_threads(2, t1 + 2 * F) == 2, "no retry after twice the interval");
   // A borderline retry keeps the limit; a clean one lifts it and resets the interval.
-  const int64_t t2 = t1 + 2 * c::kFirstRetryNs;
-  c::record(2, 0.1, 0.1, t2);
+  const int64_t t2 = t1 + 2 * F;
+  c::record(2, 1.6, t2);
   CHECK(c::usable_threads(2, t2 + 1) == 1, "a borderline retry lifted the limit");
-  CHECK(c::usable_threads(2, t2 + 4 * c::kFirstRetryNs) == 2, "no retry after a borderline one");
-  c::record(2, 0.01, 0.01, t2 + 4 * c::kFirstRetryNs);
-  CHECK(c::usable_threads(2, t2 + 4 * c::kFirstRetryNs + 1) == 2, "a clean retry left the limit in place");
-  CHECK(state.retry_interval_ns == c::kFirstRetryNs, "the interval was not reset");
-  // Sixteen threads of which four shared their cores half the time had fourteen cores' worth; the limit never
-  // falls to zero and never keeps the whole team.
-  c::record(16, 2.0, 0.5, t0);
-  CHECK(c::usable_threads(16, t0 + 1) == 14, "16 threads, 2 cores' worth held: got %d", c::usable_threads(16, t0 + 1));
-  c::record(4, 3.9, 1.0, t0);
-  CHECK(c::usable_threads(4, t0 + 1) == 1, "all held: got %d", c::usable_threads(4, t0 + 1));
-  c::record(2, 0.16, 0.16, t0);
-  CHECK(c::usable_threads(2, t0 + 1) == 1, "just above the threshold: got %d", c::usable_threads(2, t0 + 1));
+  CHECK(c::usable_threads(2, t2 + 4 * F) == 2, "no retry after a borderline one");
+  c::record(2, 1.9, t2 + 4 * F);
+  CHECK(c::usable_threads(2, t2 + 4 * F + 1) == 2, "a clean retry left the limit in place");
+  CHECK(state.retry_interval_ns == F, "the interval was not reset");
+  // Sixteen threads that got twelve cores' worth run as twelve; the limit never falls below one thread.
+  c::record(16, 12.3, t0);
+  CHECK(c::usable_threads(16, t0 + 1) == 12, "16 threads, 12.3 cores' worth: got %d", c::usable_threads(16, t0 + 1));
+  reset();
+  c::record(4, 0.2, t0);
+  CHECK(c::usable_threads(4, t0 + 1) == 1, "almost no cores: got %d", c::usable_threads(4, t0 + 1));
   // The setting caps the limit: a user who asks for fewer threads gets them.
   CHECK(c::usable_threads(1, t0 + 1) == 1, "setting 1");
+  // The intervals stop doubling at the last one.
+  for (int k = 0; k < 12; ++k) c::record(4, 0.2, t0 + k);
+  CHECK(state.retry_interval_ns == c::kLastRetryNs, "interval %lld after many failed retries",
+        static_cast<long long>(state.retry_interval_ns.load()));
   reset();
 }
 

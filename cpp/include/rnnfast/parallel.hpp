@@ -94,18 +94,9 @@ class StepBarrier {
         pause();
       }
     } while (std::chrono::steady_clock::now() < spin_until);
-    const auto asleep = std::chrono::steady_clock::now();
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     while (generation_.load(std::memory_order_seq_cst) == generation) sleep_while(generation);
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
-    slept_ns() +=
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - asleep).count();
-  }
-
-  // Nanoseconds the calling thread has spent asleep in any StepBarrier: time it did not want a core (TeamMonitor).
-  static int64_t& slept_ns() {
-    thread_local int64_t ns = 0;
-    return ns;
   }
 
  private:
@@ -140,20 +131,24 @@ class StepBarrier {
 };
 
 // Cores taken by other processes. A team whose threads meet at every time step runs at the pace of its slowest
-// thread, and a thread that shares its core with another busy process runs half the time: measured on 2 cores
-// with one of them busy, a 2x256 LSTM training step took 690 ms with 2 threads and 563 ms with 1 (quiet: 376 ms
-// with 2). So the recurrent kernels watch how long their threads wait for a core, and while other processes hold
-// cores, every kernel runs with fewer threads; now and then one call tries the whole team again, and the limit
-// goes when that call finds the cores free. Results do not depend on the thread count, only speed does.
+// thread, and a thread that shares its core with another busy process runs half the time, while its partners
+// sleep at the barrier: measured on 2 cores with one of them busy, a 2x256 LSTM training step took 690 ms with
+// 2 threads and 563 ms with 1 (quiet: 376 ms with 2), 2x512 generation 91-115 ms with 2 and 61-64 ms with 1.
+// So the recurrent kernels measure the parallelism each call achieved (the CPU time of its threads over its
+// wall time: 1.8-2.0 for two threads on a quiet machine, 0.93-1.06 with one core busy), and while a call gets
+// clearly less than its team, every kernel runs with the cores it did get. Now and then one call tries the whole
+// team again, and the limit goes when that call gets nearly all of it. Results do not depend on the thread count,
+// only speed does.
 namespace contention {
 
 using Clock = std::chrono::steady_clock;
 constexpr int64_t kFirstRetryNs = 250'000'000;   // a quarter of a second, doubled while the load persists ...
 constexpr int64_t kLastRetryNs = 8'000'000'000;  // ... up to 8 seconds
-// A thread held back from its core this fraction of a call lowers the limit; a retry lifts it only if every thread
-// was held less than kClean (a margin, so that a borderline retry does not flip the team back and forth).
-constexpr double kHeldBack = 0.15;
-constexpr double kClean = 0.08;
+// A call whose parallelism falls short of its team by more than kShortfall lowers the limit; a retry lifts it only
+// if it falls short by less than kRetryShortfall (a margin, so that a borderline retry does not flip the team
+// back and forth).
+constexpr double kShortfall = 0.5;
+constexpr double kRetryShortfall = 0.35;
 
 inline int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
@@ -181,22 +176,20 @@ inline int usable_threads(int setting, int64_t now) {
   return now >= state().retry_at_ns.load(std::memory_order_relaxed) ? setting : limited_threads(setting);
 }
 
-// What one team's call showed: `held_sum` is the sum over its `team` threads of the fraction of the call each
-// spent runnable but without a core, `held_max` the largest of them. A clean call by a team larger than the limit
-// (a retry) lifts it; a call within the limit says nothing about the cores beyond it.
-inline void record(int team, double held_sum, double held_max, int64_t now) {
+// What one call of a `team`-thread kernel achieved: `parallelism` = its threads' CPU time / its wall time. A call
+// by a team larger than the limit is a retry.
+inline void record(int team, double parallelism, int64_t now) {
   State& s = state();
   if (team <= 1) return;
   const int limit = s.limit.load(std::memory_order_relaxed);
   const bool retry = limit != 0 && team > limit;
-  if (retry && held_max < kClean) {
+  if (retry && parallelism >= team - kRetryShortfall) {
     s.limit.store(0, std::memory_order_relaxed);
     s.retry_interval_ns.store(kFirstRetryNs, std::memory_order_relaxed);
-  } else if (retry || held_max > kHeldBack) {
+  } else if (retry || parallelism < team - kShortfall) {
     const int64_t interval =
         retry ? std::min(kLastRetryNs, 2 * s.retry_interval_ns.load(std::memory_order_relaxed)) : kFirstRetryNs;
-    const int cores = std::clamp(static_cast<int>(team - held_sum), 1, team - 1);  // the cores the team really had
-    s.limit.store(held_max > kHeldBack ? cores : limit, std::memory_order_relaxed);
+    s.limit.store(std::clamp(static_cast<int>(std::lround(parallelism)), 1, team - 1), std::memory_order_relaxed);
     s.retry_interval_ns.store(interval, std::memory_order_relaxed);
     s.retry_at_ns.store(now + interval, std::memory_order_relaxed);
   }
@@ -214,44 +207,41 @@ inline int64_t thread_cpu_ns() {
 
 inline int usable_threads() { return contention::usable_threads(max_threads(), contention::now_ns()); }
 
-// Measures, for one parallel region, how long its threads were runnable but without a core: a thread's time in the
-// region, less its CPU time, less its sleep in StepBarrier. Each thread holds a Member for the region; the calling
-// thread calls finish() after it.
+// Measures the parallelism of one parallel region: each thread holds a Member for the region, which adds the
+// thread's CPU time and wall time; the calling thread calls finish() after the region.
 class TeamMonitor {
  public:
   class Member {
    public:
     explicit Member(TeamMonitor& monitor)
-        : monitor_(monitor),
-          wall0_(contention::now_ns()),
-          cpu0_(contention::thread_cpu_ns()),
-          slept0_(StepBarrier::slept_ns()) {}
+        : monitor_(monitor), wall0_(contention::now_ns()), cpu0_(contention::thread_cpu_ns()) {}
     ~Member() {
       const int64_t wall = contention::now_ns() - wall0_, cpu = contention::thread_cpu_ns() - cpu0_;
-      const int64_t slept = StepBarrier::slept_ns() - slept0_;
-      if (cpu0_ < 0 || wall < kMinWallNs) return;
-      const double held = std::max(0.0, static_cast<double>(wall - cpu - slept) / static_cast<double>(wall));
+      if (cpu0_ < 0) return;
       std::lock_guard<std::mutex> lock(monitor_.mutex_);
       ++monitor_.members_;
-      monitor_.held_sum_ += held;
-      monitor_.held_max_ = std::max(monitor_.held_max_, held);
+      monitor_.cpu_ns_ += cpu;
+      monitor_.wall_ns_ = std::max(monitor_.wall_ns_, wall);
     }
     Member(const Member&) = delete;
     Member& operator=(const Member&) = delete;
 
    private:
     TeamMonitor& monitor_;
-    const int64_t wall0_, cpu0_, slept0_;
+    const int64_t wall0_, cpu0_;
   };
 
-  void finish() const { contention::record(members_, held_sum_, held_max_, contention::now_ns()); }
+  void finish() const {
+    if (wall_ns_ >= kMinWallNs)
+      contention::record(members_, static_cast<double>(cpu_ns_) / static_cast<double>(wall_ns_), contention::now_ns());
+  }
 
  private:
-  // Shorter regions say little: a single preemption is a large fraction of them.
+  // Shorter regions say little: a single preemption or page fault is a large fraction of them.
   static constexpr int64_t kMinWallNs = 2'000'000;
   std::mutex mutex_;
   int members_ = 0;
-  double held_sum_ = 0.0, held_max_ = 0.0;
+  int64_t cpu_ns_ = 0, wall_ns_ = 0;
 };
 
 // Contiguous unit ranges, multiples of 16 so each thread's slice starts on a full vector of floats.
