@@ -10,6 +10,7 @@
 #include <ctime>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -231,14 +232,18 @@ class TeamMonitor {
     const int64_t wall0_, cpu0_;
   };
 
+  // A monitor that does not judge measures and leaves the limit alone (float64 kernels, see threads_for_step).
+  explicit TeamMonitor(bool judges) : judges_(judges) {}
+
   void finish() const {
-    if (wall_ns_ >= kMinWallNs)
+    if (judges_ && wall_ns_ >= kMinWallNs)
       contention::record(members_, static_cast<double>(cpu_ns_) / static_cast<double>(wall_ns_), contention::now_ns());
   }
 
  private:
   // Shorter regions say little: a single preemption or page fault is a large fraction of them.
   static constexpr int64_t kMinWallNs = 2'000'000;
+  const bool judges_;
   std::mutex mutex_;
   int members_ = 0;
   int64_t cpu_ns_ = 0, wall_ns_ = 0;
@@ -264,12 +269,16 @@ inline int threads_for_elements(int64_t n) {
 }
 
 // A thread must own enough work per step to pay for one barrier (about a microsecond).
-inline int threads_for_step(int64_t batch, int64_t gate_units, int64_t depth, int64_t units) {
+// float64 kernels (gradient checks and references, not speed) keep the set count under load: their products are
+// not thread-count invariant, and a check comparing two calls must not see the count change between them.
+template <class S>
+int threads_for_step(int64_t batch, int64_t gate_units, int64_t depth, int64_t units) {
   const int64_t flops_per_step = 2 * batch * gate_units * depth;
   const int64_t min_flops_per_thread = 1 << 17;
   int64_t by_work = std::max<int64_t>(1, flops_per_step / min_flops_per_thread);
   int64_t by_units = std::max<int64_t>(1, (units + 15) / 16);
-  return static_cast<int>(std::min<int64_t>({by_work, by_units, static_cast<int64_t>(usable_threads())}));
+  const int threads = std::is_same_v<S, double> ? max_threads() : usable_threads();
+  return static_cast<int>(std::min<int64_t>({by_work, by_units, static_cast<int64_t>(threads)}));
 }
 
 }  // namespace rnnfast

@@ -205,9 +205,9 @@ void generate(const LanguageModelWeights<S>& w, const int64_t* prompt, int64_t P
   std::vector<double> probs;
   const int64_t total_steps = P - 1 + steps;
 
-  const int nthreads = threads_for_step(1, GH, H + E, H);
+  const int nthreads = threads_for_step<S>(1, GH, H + E, H);
   StepBarrier step_barrier;
-  TeamMonitor monitor;
+  TeamMonitor monitor(!std::is_same_v<S, double>);
 #pragma omp parallel num_threads(nthreads)
   {
     TeamMonitor::Member member(monitor);

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "rnnfast/cells.hpp"
@@ -120,9 +121,9 @@ void sequence_forward(const LayerParams<S>& p, const SeqShape& s,
   if (lstm) std::copy(c0, c0 + B * H, c_buf.begin());
   WorkspaceView<S> ws(cell, workspace, T, B, H);
 
-  const int nthreads = threads_for_step(B, GH, H + I / 4, H);
+  const int nthreads = threads_for_step<S>(B, GH, H + I / 4, H);
   StepBarrier step_barrier;
-  TeamMonitor monitor;
+  TeamMonitor monitor(!std::is_same_v<S, double>);
 #pragma omp parallel num_threads(nthreads)
   {
     TeamMonitor::Member member(monitor);
@@ -237,9 +238,9 @@ void sequence_backward(const LayerParams<S>& p, const SeqShape& s,
   if (dhT) std::copy(dhT, dhT + B * H, dh_carry.begin());
   if (lstm && dcT) std::copy(dcT, dcT + B * H, dc_carry.begin());
 
-  const int nthreads = threads_for_step(B, GH, H, H);
+  const int nthreads = threads_for_step<S>(B, GH, H, H);
   StepBarrier step_barrier;
-  TeamMonitor monitor;
+  TeamMonitor monitor(!std::is_same_v<S, double>);
 #pragma omp parallel num_threads(nthreads)
   {
     TeamMonitor::Member member(monitor);
