@@ -21,7 +21,7 @@ import pytest
 
 import rnnfast as rf
 from rnnfast import _native
-from rnnfast.quantize import quantize_rows
+from rnnfast.quantize import WEIGHT_MAX, quantize_rows
 
 core = _native.core
 UNITS = {"baseline": {"scalar"}, "avx2": {"avx2", "avx_vnni"}, "avx512": {"avx512bw", "avx512_vnni"}}
@@ -71,25 +71,30 @@ def int8_lstm_reference(x, q_ih, s_ih, q_hh, s_hh, b_ih, b_hh):
 
 
 # ----- the products -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("weight_max", [WEIGHT_MAX, 128], ids=["narrow weights", "any int8 weights"])
 @pytest.mark.parametrize(
     "m,K,n", [(1, 1, 1), (1, 65, 7), (2, 31, 5), (3, 64, 4), (5, 200, 17), (7, 513, 9), (300, 600, 70)]
 )
-def test_integer_products_equal_the_exact_reference(m, K, n):
+def test_integer_products_equal_the_exact_reference(m, K, n, weight_max):
+    """Weights within +-WEIGHT_MAX (what quantize gives) take the kernel that adds two steps in int16; any other
+    int8 weights (models saved before) the step-by-step one."""
     rng = np.random.default_rng(m * 1000 + K + n)
     q = rng.integers(-64, 64, (m, K), dtype=np.int8)
-    w = rng.integers(-128, 128, (n, K), dtype=np.int8)
+    w = rng.integers(-weight_max, weight_max + (weight_max < 128), (n, K), dtype=np.int8)
     expected = q.astype(np.int64) @ w.astype(np.int64).T
     np.testing.assert_array_equal(core.int8_exact_products(q=q, w=w), expected)
 
 
-def test_integer_products_do_not_saturate_at_the_extremes():
-    """Largest activations against the largest weights of either sign: every byte pair sums to +-32512, where
-    8-bit activations (255 * 127 * 2) would saturate int16."""
+@pytest.mark.parametrize("w_value", [127, -128, WEIGHT_MAX, -WEIGHT_MAX, WEIGHT_MAX + 1, -WEIGHT_MAX - 1])
+@pytest.mark.parametrize("q_value", [63, -64])
+def test_integer_products_do_not_saturate_at_the_extremes(q_value, w_value):
+    """Largest activations against the largest weights of either sign. A byte pair sums to +-32512 at |w| = 128,
+    where 8-bit activations (255 * 127 * 2) would saturate int16; four products sum to 32512 at |w| = 64, the
+    most the two-step kernel takes: at |w| = 65 they would reach 33020, so such weights must not use it."""
     K = 1024
-    for q_value, w_value in [(63, 127), (63, -128), (-64, 127), (-64, -128)]:
-        q = np.full((3, K), q_value, np.int8)
-        w = np.full((5, K), w_value, np.int8)
-        np.testing.assert_array_equal(core.int8_exact_products(q=q, w=w), np.full((3, 5), q_value * w_value * K))
+    q = np.full((3, K), q_value, np.int8)
+    w = np.full((5, K), w_value, np.int8)
+    np.testing.assert_array_equal(core.int8_exact_products(q=q, w=w), np.full((3, 5), q_value * w_value * K))
 
 
 def test_activation_quantization_equals_the_numpy_reference():
@@ -116,7 +121,7 @@ def test_weight_quantization_is_symmetric_per_row():
     q, scale = quantize_rows(W)
     assert q.dtype == np.int8 and scale.dtype == np.float32
     assert scale[0] == 0 and not q[0].any()
-    np.testing.assert_array_equal(np.abs(q[1:]).max(axis=1), 127)
+    np.testing.assert_array_equal(np.abs(q[1:]).max(axis=1), WEIGHT_MAX)
     # Each weight is within half a step of its row's scale.
     assert (np.abs(q * scale[:, None] - W) <= scale[:, None] * 0.5 * (1 + 1e-5)).all()
 

@@ -52,13 +52,21 @@ void check_unit(const char* name) {
   for (const auto& [m, K, n] : std::vector<std::array<int64_t, 3>>{
            {1, 1, 1}, {1, 65, 7}, {2, 31, 5}, {3, 64, 4}, {5, 200, 17}, {7, 513, 9}, {6, 1024, 70}, {300, 513, 130}}) {
     Scope shape(format("m=%d K=%d n=%d", int(m), int(K), int(n)));
-    std::uniform_int_distribution<int> activation(-kZeroPoint, kZeroPoint - 1), weight(-128, 127);
+    // Narrow weights take the kernel that adds two steps in int16, any others the step-by-step one.
+    for (const int weight_max : {int(rnnfast::int8::kNarrowWeightMax), 128}) {
+      std::uniform_int_distribution<int> activation(-kZeroPoint, kZeroPoint - 1),
+          weight(-weight_max, std::min(weight_max, 127));
+      std::vector<int8_t> q(m * K), w(n * K);
+      for (auto& v : q) v = int8_t(activation(rng));
+      for (auto& v : w) v = int8_t(weight(rng));
+      const auto want = reference(q, w, m, n, K);
+      CHECK_IDENTICAL(format("random, |w| <= %d", weight_max).c_str(), unit_products<D>(q, w, m, n, K).data(),
+                      want.data(), want.size());
+    }
     std::vector<int8_t> q(m * K), w(n * K);
-    for (auto& v : q) v = int8_t(activation(rng));
-    for (auto& v : w) v = int8_t(weight(rng));
-    const auto want = reference(q, w, m, n, K);
-    CHECK_IDENTICAL("random", unit_products<D>(q, w, m, n, K).data(), want.data(), want.size());
-    for (const auto& [qv, wv] : std::vector<std::pair<int, int>>{{63, 127}, {63, -128}, {-64, -128}}) {
+    // At |w| = 64 four products reach 32512; at 65, 33020 would wrap in int16 if that kernel took them.
+    for (const auto& [qv, wv] : std::vector<std::pair<int, int>>{
+             {63, 127}, {63, -128}, {-64, -128}, {63, 64}, {-64, -64}, {63, 65}, {-64, -65}}) {
       std::fill(q.begin(), q.end(), int8_t(qv));
       std::fill(w.begin(), w.end(), int8_t(wv));
       const auto extreme = reference(q, w, m, n, K);

@@ -1,6 +1,7 @@
 // Products with int8 weights for inference (model.quantize("int8"), generate(weight_dtype="int8")).
 //
-// Weights: int8, one float32 scale per output row (symmetric), quantized once in Python (rnnfast/quantize.py).
+// Weights: int8, one float32 scale per output row (symmetric), quantized once in Python (rnnfast/quantize.py) to
+// q = rint(w * 64 / max|w|) in [-64, 64].
 // Activations: quantized per row at run time, symmetric with 7 bits, q = rint(x * 63 / max|x|) in [-63, 63], and
 // stored biased as u = q + 64 in [1, 127]. A product row is then sum_k u_k w_k - 64 * sum_k w_k = sum_k q_k w_k,
 // exact in int32, rescaled to float32 as float(sum) * w_scale * x_scale.
@@ -10,6 +11,12 @@
 // never saturate and every unit computes the same integers (the same reason PyTorch's fbgemm backend quantizes
 // activations with reduce_range on x86). VNNI's VPDPBUSD would allow 8 bits, but one scheme everywhere means a
 // model's outputs do not depend on the CPU that runs it.
+//
+// Why weights in [-64, 64]: then two VPMADDUBSW results (four products) add to at most 4 * 127 * 64 = 32512 in
+// int16, so the AVX2 and AVX512-BW units widen to int32 (VPMADDWD) once per two steps of k instead of every step:
+// three multiplies per 64 products instead of four, the count of fbgemm's saturating kernel, still exact (the
+// 7-bit weights oneDNN asks for on CPUs without VNNI, for the same reason). Weights outside that range (int8
+// models saved before they were quantized so) take the step-by-step kernel, which any int8 weight fits.
 //
 // Units, chosen at run time within the loaded instruction-set library: AVX512-VNNI (VPDPBUSD on 512 bits) or
 // AVX512-BW (VPMADDUBSW + VPMADDWD) in the AVX-512 library, AVX-VNNI (VEX VPDPBUSD) or AVX2 in the AVX2 library,
@@ -38,10 +45,11 @@
 
 namespace rnnfast::int8 {
 
-constexpr int kActivationMax = 63;  // |q| of an activation
-constexpr int kZeroPoint = 64;      // u = q + kZeroPoint
-constexpr int64_t kAlign = 64;      // k is padded to a multiple of this (one 512-bit vector of bytes)
-constexpr int kRowsPerTile = 4;     // weight rows per micro-kernel call
+constexpr int kActivationMax = 63;    // |q| of an activation
+constexpr int kZeroPoint = 64;        // u = q + kZeroPoint
+constexpr int64_t kAlign = 64;        // k is padded to a multiple of this (one 512-bit vector of bytes)
+constexpr int kRowsPerTile = 4;       // weight rows per micro-kernel call
+constexpr int kNarrowWeightMax = 64;  // |w| of weights whose four products with u fit int16
 // The most k an int32 sum of u * w can hold: K * 127 * 128 < 2**31.
 constexpr int64_t kMaxDepth = (int64_t(1) << 31) / (127 * 128) - 1;
 
@@ -156,7 +164,10 @@ class PackedRows {
           const int64_t r = block->begin + t;
           std::memcpy(data_.get() + r * Kp_, row, K);
           int32_t sum = 0;
-          for (int64_t k = 0; k < K; ++k) sum += row[k];
+          for (int64_t k = 0; k < K; ++k) {
+            sum += row[k];
+            narrow_ = narrow_ && std::abs(int(row[k])) <= kNarrowWeightMax;
+          }
           zero_point_sum_[r] = kZeroPoint * sum;
           scale_[r] = s.scale[j + t];
         }
@@ -169,9 +180,12 @@ class PackedRows {
   const int8_t* data() const { return data_.get(); }
   const float* scale() const { return scale_.data(); }
   const int32_t* zero_point_sum() const { return zero_point_sum_.data(); }
+  // Every weight within [-kNarrowWeightMax, kNarrowWeightMax]: two steps of k may add in int16.
+  bool narrow() const { return narrow_; }
 
  private:
   int64_t K_ = 0, Kp_ = 0, rows_ = 0;
+  bool narrow_ = true;
   std::vector<RowBlock> blocks_;
   gemm::BufferOf<int8_t> data_;
   std::vector<float> scale_;
@@ -179,11 +193,13 @@ class PackedRows {
 };
 
 // The micro-kernel's arithmetic, per unit: acc (int32 lanes) += u * w summed over byte groups; sum4 reduces four
-// accumulators to their four totals.
+// accumulators to their four totals. Units whose products pass through int16 (kTwoSteps) also have dot2, the
+// same over 2 * kBytes bytes with one widening, exact for narrow weights.
 struct ScalarDot {
   using V = int32_t;
   static constexpr int kBytes = 64;
   static constexpr int kActivationRows = 2;
+  static constexpr bool kTwoSteps = false;
   static V zero() { return 0; }
   static V dot(V acc, const uint8_t* u, const int8_t* w) {
     for (int b = 0; b < kBytes; ++b) acc += static_cast<int32_t>(u[b]) * static_cast<int32_t>(w[b]);
@@ -197,11 +213,18 @@ struct Avx2Dot {
   using V = __m256i;
   static constexpr int kBytes = 32;
   static constexpr int kActivationRows = 2;
+  static constexpr bool kTwoSteps = true;
   static V zero() { return _mm256_setzero_si256(); }
+  static V pairs(const uint8_t* u, const int8_t* w) {
+    return _mm256_maddubs_epi16(_mm256_load_si256(reinterpret_cast<const V*>(u)),
+                                _mm256_load_si256(reinterpret_cast<const V*>(w)));
+  }
   static V dot(V acc, const uint8_t* u, const int8_t* w) {
-    const V pairs = _mm256_maddubs_epi16(_mm256_load_si256(reinterpret_cast<const V*>(u)),
-                                         _mm256_load_si256(reinterpret_cast<const V*>(w)));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs(u, w), _mm256_set1_epi16(1)));
+  }
+  static V dot2(V acc, const uint8_t* u, const int8_t* w) {
+    const V quads = _mm256_add_epi16(pairs(u, w), pairs(u + kBytes, w + kBytes));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(quads, _mm256_set1_epi16(1)));
   }
   static void sum4(const V* acc, int32_t* out) {
     const V s = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
@@ -211,6 +234,7 @@ struct Avx2Dot {
 };
 
 struct AvxVnniDot : Avx2Dot {
+  static constexpr bool kTwoSteps = false;
   static V dot(V acc, const uint8_t* u, const int8_t* w) {
     const V uv = _mm256_load_si256(reinterpret_cast<const V*>(u));
     const V wv = _mm256_load_si256(reinterpret_cast<const V*>(w));
@@ -225,10 +249,17 @@ struct Avx512Dot {
   using V = __m512i;
   static constexpr int kBytes = 64;
   static constexpr int kActivationRows = 4;
+  static constexpr bool kTwoSteps = true;
   static V zero() { return _mm512_setzero_si512(); }
+  static V pairs(const uint8_t* u, const int8_t* w) {
+    return _mm512_maddubs_epi16(_mm512_load_si512(u), _mm512_load_si512(w));
+  }
   static V dot(V acc, const uint8_t* u, const int8_t* w) {
-    const V pairs = _mm512_maddubs_epi16(_mm512_load_si512(u), _mm512_load_si512(w));
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs(u, w), _mm512_set1_epi16(1)));
+  }
+  static V dot2(V acc, const uint8_t* u, const int8_t* w) {
+    const V quads = _mm512_add_epi16(pairs(u, w), pairs(u + kBytes, w + kBytes));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(quads, _mm512_set1_epi16(1)));
   }
   static void sum4(const V* acc, int32_t* out) {
     __m256i half[4];
@@ -239,6 +270,7 @@ struct Avx512Dot {
 };
 
 struct Avx512VnniDot : Avx512Dot {
+  static constexpr bool kTwoSteps = false;
   static V dot(V acc, const uint8_t* u, const int8_t* w) {
     const V uv = _mm512_load_si512(u), wv = _mm512_load_si512(w);
     asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(uv), "v"(wv));
@@ -247,13 +279,19 @@ struct Avx512VnniDot : Avx512Dot {
 };
 #endif
 
-// out[i][col + r] = sum_k u[i][k] * w[r][k] for MR activation rows and kRowsPerTile weight rows.
-template <class D, int MR>
+// out[i][col + r] = sum_k u[i][k] * w[r][k] for MR activation rows and kRowsPerTile weight rows; with kTwoSteps
+// (narrow weights only) k advances two vectors at a time while two remain.
+template <class D, int MR, bool kTwoSteps>
 inline void tile(const uint8_t* u, int64_t ldu, const int8_t* w, int64_t Kp, int64_t col, int32_t (*out)[kRowBlock]) {
   typename D::V acc[MR][kRowsPerTile];
   for (int i = 0; i < MR; ++i)
     for (int r = 0; r < kRowsPerTile; ++r) acc[i][r] = D::zero();
-  for (int64_t k = 0; k < Kp; k += D::kBytes)
+  int64_t k = 0;
+  if constexpr (kTwoSteps)
+    for (; k + 2 * D::kBytes <= Kp; k += 2 * D::kBytes)
+      for (int i = 0; i < MR; ++i)
+        for (int r = 0; r < kRowsPerTile; ++r) acc[i][r] = D::dot2(acc[i][r], u + i * ldu + k, w + r * Kp + k);
+  for (; k < Kp; k += D::kBytes)
     for (int i = 0; i < MR; ++i)
       for (int r = 0; r < kRowsPerTile; ++r) acc[i][r] = D::dot(acc[i][r], u + i * ldu + k, w + r * Kp + k);
   for (int i = 0; i < MR; ++i) D::sum4(acc[i], out[i] + col);
@@ -264,8 +302,8 @@ constexpr int64_t kActivationBlockBytes = 128 * 1024;
 
 // For every activation row i (u biased, ldu >= Kp) and block of packed rows: visit(i, block, sums) with
 // sums[t] = sum_k u_ik w_(block.begin+t)k for t < block.rows, exactly (the zero point's share still in).
-template <class D, class Visit>
-void products_with(int64_t m, const uint8_t* u, int64_t ldu, const PackedRows& w, Visit&& visit) {
+template <class D, bool kTwoSteps, class Visit>
+void products_in_steps(int64_t m, const uint8_t* u, int64_t ldu, const PackedRows& w, Visit&& visit) {
   constexpr int MR = D::kActivationRows;
   const int64_t Kp = w.Kp();
   const int64_t rows_per_block = std::max<int64_t>(MR, kActivationBlockBytes / Kp / MR * MR);
@@ -277,15 +315,23 @@ void products_with(int64_t m, const uint8_t* u, int64_t ldu, const PackedRows& w
       int64_t i = i0;
       for (; i + MR <= i1; i += MR) {
         for (int64_t r = 0; r < block.rows; r += kRowsPerTile)
-          tile<D, MR>(u + i * ldu, ldu, rows + r * Kp, Kp, r, sums);
+          tile<D, MR, kTwoSteps>(u + i * ldu, ldu, rows + r * Kp, Kp, r, sums);
         for (int a = 0; a < MR; ++a) visit(i + a, block, sums[a]);
       }
       for (; i < i1; ++i) {
-        for (int64_t r = 0; r < block.rows; r += kRowsPerTile) tile<D, 1>(u + i * ldu, ldu, rows + r * Kp, Kp, r, sums);
+        for (int64_t r = 0; r < block.rows; r += kRowsPerTile)
+          tile<D, 1, kTwoSteps>(u + i * ldu, ldu, rows + r * Kp, Kp, r, sums);
         visit(i, block, sums[0]);
       }
     }
   }
+}
+
+template <class D, class Visit>
+void products_with(int64_t m, const uint8_t* u, int64_t ldu, const PackedRows& w, Visit&& visit) {
+  if constexpr (D::kTwoSteps)
+    if (w.narrow()) return products_in_steps<D, true>(m, u, ldu, w, visit);
+  products_in_steps<D, false>(m, u, ldu, w, visit);
 }
 
 // The same with the unit of this CPU.
