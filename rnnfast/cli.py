@@ -200,7 +200,9 @@ def cmd_eval(args) -> int:
     checkpoint, module, settings = _checkpoint_task(args.checkpoint, args.weight_dtype)
     if args.seq_len is not None and module.NAME != "lm":
         raise ValueError(f"--seq-len: only for language models, got a {module.NAME} checkpoint")
-    print(json.dumps(module.evaluate_files(checkpoint, settings, args)))
+    result = module.evaluate_files(checkpoint, settings, args)  # under mpiexec: split among the ranks, reduced
+    if distributed.rank() == 0:
+        print(json.dumps(result))
     return 0
 
 
@@ -209,6 +211,8 @@ def cmd_predict(args) -> int:
     if args.steps is not None and module.NAME != "forecast":
         raise ValueError(f"--steps: only for forecast checkpoints, got a {module.NAME} checkpoint")
     write = module.predict_files(checkpoint, settings, args)
+    if distributed.rank() != 0:  # under mpiexec every rank holds every prediction; one writes them
+        return 0
     if args.out:
         write(args.out)
         return 0

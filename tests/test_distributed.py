@@ -201,6 +201,39 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
+def test_eval_sample_and_predict_under_mpiexec_answer_once_what_one_process_answers(mpiexec, text_dir):
+    """Rank 0 alone prints: one JSON line (evaluation split among the ranks, then reduced), the samples in order
+    (shared among the ranks, sample k seeded with seed + k) and the predictions."""
+    rng = np.random.default_rng(3)
+    words = "good bad film plot fine dull great poor".split()
+    lines = [f"{'pos' if i % 2 else 'neg'}\t{' '.join(rng.choice(words, 5))}" for i in range(40)]
+    (text_dir / "labels.tsv").write_text("\n".join(lines) + "\n")
+    for args in (
+        [*TRAIN, "--epochs", "1", "--out", "lm"],
+        ["train", "--task", "classify", "--data", "labels.tsv", "--epochs", "1", "--hidden", "8", "--embed", "4"]
+        + ["--no-progress", "--threads", "1", "--out", "classify"],
+    ):
+        trained = launch(mpiexec, 1, [*RNNFAST, *args], text_dir)
+        assert trained.returncode == 0, trained.stderr[-3000:]
+    commands = {
+        "eval": ["eval", "lm/model.rnnfast", "--data", "text.txt", "--threads", "1"],
+        "sample": ["sample", "lm/model.rnnfast", "-n", "40", "--num-samples", "3", "--seed", "4", "--threads", "1"],
+        "predict": ["predict", "classify/model.rnnfast", "--data", "labels.tsv", "--threads", "1"],
+    }
+    for name, args in commands.items():
+        one, two = (launch(mpiexec, ranks, [*RNNFAST, *args], text_dir) for ranks in (1, 2))
+        assert one.returncode == two.returncode == 0, (name, two.stderr[-3000:])
+        if name == "eval":
+            assert len(two.stdout.splitlines()) == 1
+            got, want = json.loads(two.stdout), json.loads(one.stdout)
+            assert got.keys() == want.keys()
+            assert got["loss"] == pytest.approx(want["loss"], rel=1e-6)
+            assert got["accuracy"] == want["accuracy"]
+        else:
+            assert two.stdout == one.stdout, name
+    assert one.stdout.count("\n") == len(lines) and set(one.stdout.split()) == {"pos", "neg"}
+
+
 def test_a_checkpoint_of_2_ranks_resumes_on_1_and_3(mpiexec, text_dir):
     """Stopped mid-epoch on 2 ranks (the carried state of every stream saved), then finished on 1 and on 3
     ranks: both end where an uninterrupted single process ends, at the same step with the same learning rate."""

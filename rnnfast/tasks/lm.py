@@ -465,11 +465,24 @@ def sample_command(args) -> int:
     # Quantized once for every sample; bfloat16 rounding happens inside generate.
     if args.weight_dtype != "bfloat16":
         checkpoint = in_weight_dtype(checkpoint, args.weight_dtype)
-    for k in range(args.num_samples):
-        seed = None if args.seed is None else args.seed + k
-        text = sample_text(
-            checkpoint, args.prime, args.n, args.temperature, args.top_k, args.top_p, seed, args.weight_dtype
+    # Under mpiexec the ranks share the samples (sample k still uses seed + k) and rank 0 prints them in order.
+    texts = [
+        sample_text(
+            checkpoint,
+            args.prime,
+            args.n,
+            args.temperature,
+            args.top_k,
+            args.top_p,
+            None if args.seed is None else args.seed + k,
+            args.weight_dtype,
         )
+        for k in range(args.num_samples)[distributed.share(args.num_samples)]
+    ]
+    texts = [text for part in distributed.allgather(texts) for text in part]
+    if distributed.rank() != 0:
+        return 0
+    for k, text in enumerate(texts):
         if args.num_samples > 1:
             print(f"----- sample {k + 1} -----")
         print(text)
