@@ -172,6 +172,7 @@ def sgd_step(
     dampening: float,
     nesterov: bool,
     first_step: bool,
+    grad_scale: float = 1.0,  # multiplies each gradient as it is read (the gradients are left as they are)
 ) -> None: ...
 def adam_step(
     params: FloatArray,  # (n,), updated
@@ -185,6 +186,7 @@ def adam_step(
     weight_decay: float,
     decoupled: bool,  # AdamW
     step: int,  # from 1
+    grad_scale: float = 1.0,  # multiplies each gradient as it is read (the gradients are left as they are)
 ) -> None: ...
 def sum_of_squares(x: FloatArray) -> float:
     """sum(x**2) over all elements, in a fixed order."""

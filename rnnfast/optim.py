@@ -42,10 +42,22 @@ class Optimizer:
     def zero_grad(self) -> None:
         self.params.grad.fill(0)
 
-    def _check_finite_grad(self) -> None:
-        total = core.sum_of_squares(x=self.params.grad)
-        if not math.isfinite(total):
+    def step(self, grad_scale: float = 1.0, grad_norm: float | None = None) -> None:
+        """One update from the gradients in the arena, refused (FloatingPointError, nothing changed) when they hold
+        NaN or Inf. ``grad_scale`` multiplies every gradient as the update reads it and leaves the gradients as
+        they are: ``step(clip_factor(norm, max_norm))`` updates as ``clip_grad_norm(model, max_norm)`` then
+        ``step()`` do, bit for bit, with one pass fewer over the gradients. ``grad_norm``, their L2 norm when the
+        caller has it (``grad_norm(model)``), spares the pass that checks them when it is finite."""
+        grad_scale = _checks.real(grad_scale, "grad_scale", 0.0)
+        if grad_norm is None or not math.isfinite(grad_norm):
+            grad_norm = math.sqrt(core.sum_of_squares(x=self.params.grad))
+        if not math.isfinite(grad_norm):
             raise FloatingPointError("step: gradients contain NaN or Inf; the update was not applied")
+        self.step_count += 1
+        self._update(grad_scale)
+
+    def _update(self, grad_scale: float) -> None:
+        raise NotImplementedError
 
     def state_dict(self) -> dict:
         return {
@@ -167,9 +179,7 @@ class SGD(Optimizer):
     def _buffers(self) -> dict:
         return {"momentum_buffer": self.momentum_buffer} if self.momentum_buffer is not None else {}
 
-    def step(self) -> None:
-        self._check_finite_grad()
-        self.step_count += 1
+    def _update(self, grad_scale: float) -> None:
         core.sgd_step(
             params=self.params.data,
             grads=self.params.grad,
@@ -180,6 +190,7 @@ class SGD(Optimizer):
             dampening=self.dampening,
             nesterov=self.nesterov,
             first_step=self.step_count == 1,
+            grad_scale=grad_scale,
         )
 
 
@@ -214,9 +225,7 @@ class Adam(Optimizer):
     def _buffers(self) -> dict:
         return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 
-    def step(self) -> None:
-        self._check_finite_grad()
-        self.step_count += 1
+    def _update(self, grad_scale: float) -> None:
         core.adam_step(
             params=self.params.data,
             grads=self.params.grad,
@@ -229,6 +238,7 @@ class Adam(Optimizer):
             weight_decay=self.weight_decay,
             decoupled=self._decoupled,
             step=self.step_count,
+            grad_scale=grad_scale,
         )
 
 
@@ -320,14 +330,23 @@ class ReduceOnPlateau(_Schedule):
 
 
 # ----- clipping ----------------------------------------------------------------------------------------------
+def grad_norm(model) -> float:
+    """The global L2 norm of all gradients (NaN or Inf when one of them is)."""
+    return math.sqrt(core.sum_of_squares(x=_arena(model).grad))
+
+
+def clip_factor(norm: float, max_norm: float) -> float:
+    """What clip_grad_norm multiplies gradients of global norm ``norm`` by: at most 1."""
+    return min(1.0, max_norm / (norm + 1e-6))  # PyTorch's epsilon, so both clip identically
+
+
 def clip_grad_norm(model, max_norm) -> float:
     """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm before."""
     max_norm = _checks.real(max_norm, "max_norm", 0.0, low_open=True)
-    grad = _arena(model).grad
-    total = math.sqrt(core.sum_of_squares(x=grad))
-    coef = max_norm / (total + 1e-6)  # PyTorch's epsilon, so both clip identically
-    if coef < 1.0:
-        core.scale_in_place(x=grad, factor=coef)
+    total = grad_norm(model)
+    factor = clip_factor(total, max_norm)
+    if factor < 1.0:
+        core.scale_in_place(x=_arena(model).grad, factor=factor)
     return total
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _checks, distributed, io
-from .optim import OPTIMIZERS, StepDecay, clip_grad_norm
+from .optim import OPTIMIZERS, StepDecay, clip_factor, grad_norm
 
 
 class TrainingError(RuntimeError):
@@ -380,12 +380,12 @@ def train(model, task, config: TrainConfig, tokenizer=None):
                             )
                         reporter.log(f"step {step + 1}: non-finite loss, update skipped")
                     else:
-                        norm = clip_grad_norm(model, config.clip) if config.clip else None
-                        if norm is not None and not math.isfinite(norm):
-                            if not config.skip_nonfinite:
-                                raise TrainingError(f"non-finite gradient norm at step {step + 1} (epoch {epoch})")
-                        else:
-                            optimizer.step()
+                        # One pass over the gradients for the norm; clipping happens inside the update.
+                        norm = grad_norm(model)
+                        if math.isfinite(norm):
+                            optimizer.step(clip_factor(norm, config.clip) if config.clip else 1.0, grad_norm=norm)
+                        elif not config.skip_nonfinite:
+                            raise TrainingError(f"non-finite gradient norm at step {step + 1} (epoch {epoch})")
                         window_loss += loss * items
                         window_items += items
                     carry = new_carry

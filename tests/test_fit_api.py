@@ -452,3 +452,39 @@ def test_the_repository_root_imports_the_installed_build():
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).exists()
+
+
+# ----- non-finite gradients in the loop ----------------------------------------------------------------------
+def poison_third_backward(monkeypatch):
+    """LanguageModel.backward leaves a NaN gradient on its third call; the loss stays finite."""
+    real_backward, calls = rf.LanguageModel.backward, []
+
+    def backward(self):
+        real_backward(self)
+        calls.append(1)
+        if len(calls) == 3:
+            self.parameters().grad[0] = np.nan
+
+    monkeypatch.setattr(rf.LanguageModel, "backward", backward)
+
+
+@pytest.mark.parametrize("clip", [None, 5.0])
+def test_a_non_finite_gradient_stops_fit_before_its_update(monkeypatch, clip):
+    from rnnfast.train import TrainingError
+
+    poison_third_backward(monkeypatch)
+    model = rf.LanguageModel(5, 4, 4, seed=0)
+    with pytest.raises(TrainingError, match="non-finite gradient norm at step 3"):
+        model.fit(np.arange(400) % 5, epochs=1, batch_size=4, seq_len=5, clip=clip, progress=False)
+    assert np.isfinite(model.parameters().data).all()
+
+
+def test_skip_nonfinite_skips_the_update_of_a_non_finite_gradient(monkeypatch, tmp_path):
+    from rnnfast.cli import main
+
+    poison_third_backward(monkeypatch)
+    (tmp_path / "text.txt").write_text("abcde fgh ij\n" * 60)
+    args = ["train", "--data", str(tmp_path / "text.txt"), "--embed", "4", "--hidden", "4", "--seq-len", "5"]
+    args += ["--batch-size", "4", "--epochs", "1", "--eval-every", "5", "--no-progress", "--out", str(tmp_path / "r")]
+    assert main([*args, "--skip-nonfinite"]) == 0
+    assert np.isfinite(rf.load(tmp_path / "r" / "last.rnnfast").model.parameters().data).all()

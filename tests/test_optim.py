@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import rnnfast as rf
-from rnnfast.optim import SGD, Adam, AdamW, Cosine, ReduceOnPlateau, StepDecay
+from rnnfast.optim import SGD, Adam, AdamW, Cosine, ReduceOnPlateau, StepDecay, clip_factor, grad_norm
 
 P0 = [1.0, -2.0, 0.5]
 G1 = [0.5, -1.0, 2.0]
@@ -293,6 +293,42 @@ def test_non_finite_gradient_is_refused_and_leaves_everything_untouched(cls):
     after_state = optimizer.state_dict()
     for key, value in before_state.items():
         np.testing.assert_array_equal(after_state[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("cls, kwargs", OPTIMIZER_CASES, ids=lambda v: getattr(v, "__name__", None))
+def test_clipping_inside_the_update_equals_clipping_the_gradients_first(cls, kwargs):
+    """step(clip_factor(norm, max_norm)) against clip_grad_norm then step(), bit for bit, on float32 steps where
+    the factor clips (norms 4-40 against 3) and where it does not (max_norm 1e9)."""
+    rng = np.random.default_rng(5)
+    scales = np.geomspace(0.2, 2, 8, dtype=np.float32)[:, None]
+    grads = rng.standard_normal((8, 20 * 14 + 14)).astype(np.float32) * scales
+    for max_norm in (3.0, 1e9):
+        first, fused = (rf.Linear(20, 14, seed=2) for _ in range(2))
+        clipped_first, clipped_inside = cls(first, **kwargs), cls(fused, **kwargs)
+        for g in grads:
+            first.parameters().grad[...] = g
+            fused.parameters().grad[...] = g
+            rf.clip_grad_norm(first, max_norm)
+            clipped_first.step()
+            norm = grad_norm(fused)
+            clipped_inside.step(clip_factor(norm, max_norm), grad_norm=norm)
+            np.testing.assert_array_equal(fused.parameters().grad, g)  # the gradients stay as they were
+            np.testing.assert_array_equal(fused.parameters().data, first.parameters().data)
+        for key, value in clipped_first.state_dict().items():
+            np.testing.assert_array_equal(clipped_inside.state_dict()[key], value, err_msg=key)
+
+
+def test_a_finite_grad_norm_stands_for_the_check_and_a_non_finite_one_is_checked():
+    params = flat_params(P0)
+    optimizer = SGD(params, lr=0.1)
+    params.grad[...] = G1
+    optimizer.step(grad_norm=1.0)  # the caller's norm, not recomputed
+    np.testing.assert_allclose(params.data, np.array(P0) - 0.1 * np.array(G1))
+    params.grad[...] = [0.1, np.inf, 0.2]
+    with pytest.raises(FloatingPointError, match="NaN or Inf"):
+        optimizer.step(grad_norm=float("nan"))
+    with pytest.raises(ValueError, match="grad_scale"):
+        optimizer.step(grad_scale=-1.0)
 
 
 # ----- schedules -------------------------------------------------------------------------------------------

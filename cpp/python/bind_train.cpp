@@ -69,19 +69,21 @@ py::tuple cross_entropy_impl(const TypedKernels<S>& k, const py::array& logits, 
 
 template <class S>
 void sgd_impl(const TypedKernels<S>& k, py::array& p, const py::array& g, const py::object& buf, double lr,
-              double momentum, double weight_decay, double dampening, bool nesterov, bool first_step) {
+              double momentum, double weight_decay, double dampening, bool nesterov, bool first_step,
+              double grad_scale) {
   const int64_t n = p.size();
   S* pp = out_ptr<S>(p, "params", {n});
   const S* gp = in_ptr<S>(g, "grads", {n});
   S* bp = optional_out_ptr<S>(buf, "momentum_buffer", {n});
   if (momentum != 0 && !bp) throw std::invalid_argument("momentum_buffer: required when momentum != 0");
   py::gil_scoped_release release;
-  k.sgd_step(pp, gp, bp, n, lr, momentum, weight_decay, dampening, nesterov, first_step);
+  k.sgd_step(pp, gp, bp, n, lr, momentum, weight_decay, dampening, nesterov, first_step, grad_scale);
 }
 
 template <class S>
 void adam_impl(const TypedKernels<S>& k, py::array& p, const py::array& g, py::array& m, py::array& v, double lr,
-               double beta1, double beta2, double eps, double weight_decay, bool decoupled, int64_t step) {
+               double beta1, double beta2, double eps, double weight_decay, bool decoupled, int64_t step,
+               double grad_scale) {
   const int64_t n = p.size();
   S* pp = out_ptr<S>(p, "params", {n});
   const S* gp = in_ptr<S>(g, "grads", {n});
@@ -89,7 +91,7 @@ void adam_impl(const TypedKernels<S>& k, py::array& p, const py::array& g, py::a
   S* vp = out_ptr<S>(v, "exp_avg_sq", {n});
   if (step < 1) throw std::invalid_argument("step: got " + std::to_string(step) + ", expected >= 1");
   py::gil_scoped_release release;
-  k.adam_step(pp, gp, mp, vp, n, lr, beta1, beta2, eps, weight_decay, decoupled, step);
+  k.adam_step(pp, gp, mp, vp, n, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale);
 }
 
 template <class S>
@@ -148,19 +150,21 @@ const Register train_bindings([](py::module_& m) {
   m.def(
       "sgd_step",
       [](py::array p, const py::array& g, const py::object& buf, double lr, double momentum, double weight_decay,
-         double dampening, bool nesterov, bool first_step) {
-        RNNFAST_CALL(p, sgd_impl, p, g, buf, lr, momentum, weight_decay, dampening, nesterov, first_step);
+         double dampening, bool nesterov, bool first_step, double grad_scale) {
+        RNNFAST_CALL(p, sgd_impl, p, g, buf, lr, momentum, weight_decay, dampening, nesterov, first_step, grad_scale);
       },
       py::arg("params"), py::arg("grads"), py::arg("momentum_buffer"), py::arg("lr"), py::arg("momentum"),
-      py::arg("weight_decay"), py::arg("dampening"), py::arg("nesterov"), py::arg("first_step"));
+      py::arg("weight_decay"), py::arg("dampening"), py::arg("nesterov"), py::arg("first_step"),
+      py::arg("grad_scale") = 1.0);
   m.def(
       "adam_step",
       [](py::array p, const py::array& g, py::array m_, py::array v, double lr, double beta1, double beta2, double eps,
-         double weight_decay, bool decoupled, int64_t step) {
-        RNNFAST_CALL(p, adam_impl, p, g, m_, v, lr, beta1, beta2, eps, weight_decay, decoupled, step);
+         double weight_decay, bool decoupled, int64_t step, double grad_scale) {
+        RNNFAST_CALL(p, adam_impl, p, g, m_, v, lr, beta1, beta2, eps, weight_decay, decoupled, step, grad_scale);
       },
       py::arg("params"), py::arg("grads"), py::arg("exp_avg"), py::arg("exp_avg_sq"), py::arg("lr"), py::arg("beta1"),
-      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"), py::arg("step"));
+      py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"), py::arg("step"),
+      py::arg("grad_scale") = 1.0);
   m.def("sum_of_squares", [](const py::array& x) { return RNNFAST_CALL(x, sum_of_squares_impl, x); }, py::arg("x"));
   m.def(
       "scale_in_place", [](py::array x, double f) { RNNFAST_CALL(x, scale_impl, x, f); }, py::arg("x"),

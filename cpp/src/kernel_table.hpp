@@ -21,7 +21,7 @@
 #include "rnnfast/sequence.hpp"
 
 // Raised whenever the table's layout or a kernel's signature changes: a library from another build is refused.
-#define RNNFAST_KERNEL_ABI 3
+#define RNNFAST_KERNEL_ABI 4
 #define RNNFAST_KERNEL_ENTRY rnnfast_kernel_table
 
 namespace rnnfast {
@@ -45,9 +45,9 @@ struct TypedKernels {
                                       int64_t ignore_index, S* dlogits, double grad_scale);
   // optim.hpp
   void (*sgd_step)(S* p, const S* g, S* momentum_buf, int64_t n, double lr, double momentum, double weight_decay,
-                   double dampening, bool nesterov, bool first_step);
+                   double dampening, bool nesterov, bool first_step, double grad_scale);
   void (*adam_step)(S* p, const S* g, S* m, S* v, int64_t n, double lr, double beta1, double beta2, double eps,
-                    double weight_decay, bool decoupled, int64_t step);
+                    double weight_decay, bool decoupled, int64_t step, double grad_scale);
   double (*sum_of_squares)(const S* x, int64_t n);
   void (*scale_in_place)(S* x, int64_t n, S factor);
   void (*clamp_in_place)(S* x, int64_t n, S limit);

@@ -156,6 +156,11 @@ void adam_reference(Vec& p, const Vec& g, Vec& m, Vec& v, const AdamOptions& o, 
   }
 }
 
+Vec scaled(Vec x, double factor) {
+  for (double& v : x) v *= factor;
+  return x;
+}
+
 template <class S>
 void optimizer_cases(int64_t n) {
   std::mt19937 rng(900 + n);
@@ -169,9 +174,10 @@ void optimizer_cases(int64_t n) {
     Vec pr = to_double(p), bufr(n, 0.0);
     for (int step = 0; step < steps; ++step) {
       const std::vector<S> g = uniform<S>(rng, n, 1.0);
+      const double grad_scale = 1.0 / (1 << step);  // 1 on the first step, then clipping's factor
       rnnfast::sgd_step<S>(p.data(), g.data(), o.momentum != 0.0 ? buf.data() : nullptr, n, o.lr, o.momentum,
-                           o.weight_decay, o.dampening, o.nesterov, step == 0);
-      sgd_reference(pr, to_double(g), bufr, o, step == 0);
+                           o.weight_decay, o.dampening, o.nesterov, step == 0, grad_scale);
+      sgd_reference(pr, scaled(to_double(g), grad_scale), bufr, o, step == 0);
     }
     CHECK_CLOSE("parameters", p.data(), pr, tolerance<S>());
     if (o.momentum != 0.0) CHECK_CLOSE("momentum buffer", buf.data(), bufr, tolerance<S>());
@@ -186,9 +192,10 @@ void optimizer_cases(int64_t n) {
     Vec pr = to_double(p), mr(n, 0.0), vr(n, 0.0);
     for (int step = 1; step <= steps; ++step) {
       const std::vector<S> g = uniform<S>(rng, n, 1.0);
+      const double grad_scale = 1.0 / step;
       rnnfast::adam_step<S>(p.data(), g.data(), m.data(), v.data(), n, o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
-                            o.decoupled, step);
-      adam_reference(pr, to_double(g), mr, vr, o, step);
+                            o.decoupled, step, grad_scale);
+      adam_reference(pr, scaled(to_double(g), grad_scale), mr, vr, o, step);
     }
     CHECK_CLOSE("parameters", p.data(), pr, tolerance<S>());
     CHECK_CLOSE("first moment", m.data(), mr, tolerance<S>());
