@@ -14,9 +14,9 @@
 //
 // Why weights in [-64, 64]: then two VPMADDUBSW results (four products) add to at most 4 * 127 * 64 = 32512 in
 // int16, so the AVX2 and AVX512-BW units widen to int32 (VPMADDWD) once per two steps of k instead of every step:
-// three multiplies per 64 products instead of four, the count of fbgemm's saturating kernel, still exact (the
-// 7-bit weights oneDNN asks for on CPUs without VNNI, for the same reason). Weights outside that range (int8
-// models saved before they were quantized so) take the step-by-step kernel, which any int8 weight fits.
+// three multiplies per 64 products instead of four, the count of fbgemm's saturating kernel, and still exact.
+// Weights outside that range (int8 models saved before they were quantized so) take the step-by-step kernel, which
+// any int8 weight fits.
 //
 // Units, chosen at run time within the loaded instruction-set library: AVX512-VNNI (VPDPBUSD on 512 bits) or
 // AVX512-BW (VPMADDUBSW + VPMADDWD) in the AVX-512 library, AVX-VNNI (VEX VPDPBUSD) or AVX2 in the AVX2 library,
