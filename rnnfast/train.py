@@ -303,6 +303,7 @@ def train(model, task, config: TrainConfig, tokenizer=None):
     def evaluate(batch_index: int) -> str | None:
         """Evaluate, record, save; the reason to stop (early stopping or a callback), if any."""
         nonlocal best_val, stale, best_weights, window_loss, window_items, window_start
+        tokens_per_s = window_items / max(time.perf_counter() - window_start, 1e-9)  # training alone
         distributed.check_same_weights(model, step)
         elapsed = time.perf_counter() - t0
         metrics = {}
@@ -310,7 +311,6 @@ def train(model, task, config: TrainConfig, tokenizer=None):
             model.eval()
             metrics = task.evaluate(model, "val")
             model.train()
-        tokens_per_s = window_items / max(time.perf_counter() - window_start, 1e-9)
         record = {
             "step": step,
             "epoch": epoch,

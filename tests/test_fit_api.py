@@ -488,3 +488,27 @@ def test_skip_nonfinite_skips_the_update_of_a_non_finite_gradient(monkeypatch, t
     args += ["--batch-size", "4", "--epochs", "1", "--eval-every", "5", "--no-progress", "--out", str(tmp_path / "r")]
     assert main([*args, "--skip-nonfinite"]) == 0
     assert np.isfinite(rf.load(tmp_path / "r" / "last.rnnfast").model.parameters().data).all()
+
+
+def test_tokens_per_second_count_training_time_alone(monkeypatch):
+    """Each window's tokens_per_s divides its training tokens by the time its training steps took: a validation
+    that takes 1000 s (on a clock the test moves) must not enter it."""
+    import time
+
+    from rnnfast.tasks.lm import LanguageModelTask
+
+    real_clock, offset = time.perf_counter, [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + offset[0])
+    real_evaluate = LanguageModelTask.evaluate
+
+    def slow_evaluate(self, *args, **kwargs):
+        offset[0] += 1000.0
+        return real_evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(LanguageModelTask, "evaluate", slow_evaluate)
+    ids = np.arange(600) % 5
+    model = rf.LanguageModel(5, 4, 4, seed=0)
+    records = model.fit(ids, validation_data=ids[:100], epochs=2, batch_size=4, seq_len=5, progress=False)
+    assert offset[0] >= 2000  # validation ran, once per epoch at least
+    tokens_per_window = [r["tokens_per_s"] for r in records]
+    assert min(tokens_per_window) > 4 * 5 / 10.0  # a window holds steps of 20 tokens; 1000 s would give < 1
